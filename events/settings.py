@@ -1,0 +1,67 @@
+"""How to reach the Kafka cluster: one typed object, read from SHOAL_KAFKA_* variables."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka.helpers import create_ssl_context
+
+
+@dataclass(frozen=True)
+class BusSettings:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    namespace: str = "shoal"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    replication_factor: int = 1
+    """Replicas of each topic Shoal creates: 1 on the local broker, 3 on a production cluster."""
+    connect_timeout_s: float = 60.0
+    """How long start-up and publishing keep retrying while the broker is unreachable."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> BusSettings:
+        def opt(name: str) -> str | None:
+            return environ.get(name) or None
+
+        return cls(
+            bootstrap_servers=environ.get("SHOAL_KAFKA_BOOTSTRAP", cls.bootstrap_servers),
+            namespace=environ.get("SHOAL_KAFKA_NAMESPACE", cls.namespace),
+            security_protocol=environ.get("SHOAL_KAFKA_SECURITY_PROTOCOL", cls.security_protocol),
+            sasl_mechanism=opt("SHOAL_KAFKA_SASL_MECHANISM"),
+            sasl_username=opt("SHOAL_KAFKA_SASL_USERNAME"),
+            sasl_password=opt("SHOAL_KAFKA_SASL_PASSWORD"),
+            ssl_cafile=opt("SHOAL_KAFKA_SSL_CAFILE"),
+            ssl_certfile=opt("SHOAL_KAFKA_SSL_CERTFILE"),
+            ssl_keyfile=opt("SHOAL_KAFKA_SSL_KEYFILE"),
+            replication_factor=int(
+                environ.get("SHOAL_KAFKA_REPLICATION_FACTOR", cls.replication_factor)
+            ),
+            connect_timeout_s=float(
+                environ.get("SHOAL_KAFKA_CONNECT_TIMEOUT_S", cls.connect_timeout_s)
+            ),
+        )
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Connection options shared by aiokafka producers, consumers and admin clients."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            context: ssl.SSLContext = create_ssl_context(
+                cafile=self.ssl_cafile, certfile=self.ssl_certfile, keyfile=self.ssl_keyfile
+            )
+            kwargs["ssl_context"] = context
+        if self.sasl_mechanism:
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password
+        return kwargs

@@ -1,0 +1,1 @@
+"""Shoal's five services, what they share (common) and the local platform (local, cli)."""

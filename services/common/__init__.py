@@ -1,0 +1,1 @@
+"""What every Shoal service shares: settings, structured logs, the process runtime."""

@@ -1,0 +1,91 @@
+"""The process shell every service runs in: HTTP /metrics, /healthz and /readyz, Kafka
+topics and producer ready before the service body starts, and a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from events.bus import EventProducer, ensure_topics
+from services.common.logs import StructLog, configure_logging
+from services.common.settings import CommonSettings
+
+
+@dataclass
+class ServiceContext:
+    """What a service body gets: its settings, a started producer, and the stop signal."""
+
+    settings: CommonSettings
+    producer: EventProducer
+    log: StructLog
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    ready: bool = False
+    extra_routes: list[web.RouteDef] = field(default_factory=list)
+
+
+ServiceBody = Callable[[ServiceContext], Awaitable[None]]
+
+
+def _http_app(ctx: ServiceContext) -> web.Application:
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(REGISTRY), headers={
+            "Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "service": ctx.settings.service})
+
+    async def readyz(_: web.Request) -> web.Response:
+        status = 200 if ctx.ready else 503
+        return web.json_response({"ready": ctx.ready}, status=status)
+
+    app = web.Application()
+    app.add_routes([web.get("/metrics", metrics), web.get("/healthz", healthz),
+                    web.get("/readyz", readyz), *ctx.extra_routes])
+    return app
+
+
+async def serve(settings: CommonSettings, body: ServiceBody) -> None:
+    """Run one service until SIGTERM/SIGINT or until its body returns."""
+    log = StructLog(f"shoal.{settings.service}")
+    producer = EventProducer(settings.bus, source=settings.source)
+    ctx = ServiceContext(settings=settings, producer=producer, log=log)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, ctx.stop.set)
+    log.info("waiting for kafka", bootstrap=settings.bus.bootstrap_servers)
+    await ensure_topics(settings.bus)
+    await producer.start()
+    runner: web.AppRunner | None = None
+    try:
+        body_task = asyncio.create_task(body(ctx), name=f"{settings.service}-body")
+        runner = web.AppRunner(_http_app(ctx), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+        log.info("started", instance=settings.instance, http_port=settings.http_port)
+        stop_task = asyncio.create_task(ctx.stop.wait())
+        done, _ = await asyncio.wait({body_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        ctx.stop.set()
+        if body_task in done:
+            body_task.result()
+        else:
+            try:
+                await asyncio.wait_for(body_task, timeout=30)
+            except TimeoutError:
+                log.warning("body did not stop within 30 s; cancelled")
+        stop_task.cancel()
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await producer.stop()
+        log.info("stopped", instance=settings.instance)
+
+
+def run(settings: CommonSettings, body: ServiceBody) -> None:
+    """Entry point of a service process."""
+    configure_logging(settings.log_level, service=settings.service)
+    asyncio.run(serve(settings, body))

@@ -1,0 +1,65 @@
+"""Settings every service has; each service's own Settings holds one of these."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from events.settings import BusSettings
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value that cannot be used; the message names it."""
+
+
+def env_float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+
+
+def env_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+
+
+@dataclass(frozen=True)
+class CommonSettings:
+    service: str
+    instance: str
+    bus: BusSettings
+    http_host: str
+    http_port: int
+    log_level: str
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str], *, service: str, default_port: int
+    ) -> CommonSettings:
+        prefix = f"SHOAL_{service.upper().replace('-', '_')}_"
+        return cls(
+            service=service,
+            instance=environ.get(
+                f"{prefix}INSTANCE", f"{service}-{socket.gethostname()}-{os.getpid()}"
+            ),
+            bus=BusSettings.from_env(environ),
+            http_host=environ.get(f"{prefix}HTTP_HOST", "127.0.0.1"),
+            http_port=env_int(environ, f"{prefix}HTTP_PORT", default_port),
+            log_level=environ.get("SHOAL_LOG_LEVEL", "INFO").upper(),
+        )
+
+    @property
+    def source(self) -> str:
+        """The CloudEvents source of everything this instance publishes."""
+        return f"/shoal/{self.service}/{self.instance}"

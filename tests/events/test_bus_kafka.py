@@ -1,0 +1,228 @@
+"""The bus against the real Kafka broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from cloudevents.core.bindings.kafka import KafkaMessage, from_kafka_event
+
+from events.bus import EventConsumer, EventProducer
+from events.envelope import Envelope, encode, new_envelope
+from events.idempotency import once_per_id
+from events.settings import BusSettings
+from events.topics import ALL_TOPICS, DEAD_LETTER, REPLICAS, TOPIC_OF_PAYLOAD
+from events.types import ReplicaReady
+from services.local.kafka_broker import LocalKafkaBroker
+from tests.events.samples import sample_payloads
+from tests.support.kafka_io import collect, raw_records
+
+pytestmark = pytest.mark.kafka
+
+
+def ready(n: int, function: str = "hello") -> ReplicaReady:
+    return ReplicaReady(function=function, revision=1, replica_id=f"{function}-r{n}", node="n1",
+                        endpoint=f"http://127.0.0.1:{20000 + n}")
+
+
+@pytest.fixture
+async def producer(bus: BusSettings) -> EventProducer:
+    producer = EventProducer(bus, source="/shoal/test/producer")
+    await producer.start()
+    yield producer  # type: ignore[misc]
+    await producer.stop()
+
+
+async def test_every_event_type_round_trips_through_kafka(
+    bus: BusSettings, producer: EventProducer
+) -> None:
+    sent = [await producer.publish(p, causation_id="c-1") for p in sample_payloads()]
+    topics = sorted({TOPIC_OF_PAYLOAD[type(p)] for p in sample_payloads()}, key=lambda t: t.suffix)
+    received = await collect(bus, topics, len(sent))
+    assert {e.id: e for e in received} == {e.id: e for e in sent}
+
+
+async def test_a_stock_cloudevents_parser_reads_what_we_write_to_kafka(
+    bus: BusSettings, producer: EventProducer
+) -> None:
+    sent = await producer.publish(ready(1), causation_id="c-9")
+    (record,) = await raw_records(bus, REPLICAS, 1)
+    assert record.key is not None and record.value is not None
+    event = from_kafka_event(
+        KafkaMessage(headers=dict(record.headers), key=record.key, value=record.value)
+    )
+    assert event.get_id() == sent.id
+    assert event.get_type() == "dev.shoal.replica.ready"
+    assert event.get_subject() == "hello"
+    assert event.get_extension("causationid") == "c-9"
+    data = event.get_data()
+    assert (json.loads(data) if isinstance(data, bytes | str) else data)["endpoint"] == \
+        "http://127.0.0.1:20001"
+
+
+async def test_events_of_one_key_arrive_in_the_order_they_were_published(
+    bus: BusSettings, producer: EventProducer
+) -> None:
+    functions = ["a", "b", "c", "d", "e"]
+    futures = [await producer.send(producer.envelope(ready(n, functions[n % 5])))
+               for n in range(300)]
+    await asyncio.gather(*futures)
+    received = await collect(bus, [REPLICAS], 300)
+    by_key: dict[str, list[int]] = defaultdict(list)
+    for envelope in received:
+        assert isinstance(envelope.data, ReplicaReady)
+        by_key[envelope.subject].append(int(envelope.data.replica_id.rsplit("-r", 1)[1]))
+    assert set(by_key) == set(functions)
+    for key, numbers in by_key.items():
+        assert numbers == sorted(numbers), f"key {key} out of order"
+        assert len(numbers) == 60
+
+
+async def test_topics_are_created_with_their_partitions_and_retention(
+    kafka_broker: LocalKafkaBroker, bus: BusSettings
+) -> None:
+    listing = subprocess.run(["kcat", "-b", kafka_broker.layout.bootstrap, "-L"],
+                             capture_output=True, text=True, check=True).stdout
+    for topic in ALL_TOPICS:
+        assert f'topic "{topic.name(bus.namespace)}" with {topic.partitions} partitions' in listing
+
+
+async def test_bad_messages_go_to_the_dead_letter_topic_and_the_next_good_one_is_handled(
+    bus: BusSettings, producer: EventProducer
+) -> None:
+    topic = REPLICAS.name(bus.namespace)
+    good = new_envelope(ready(1), source="/t")
+    key, value, headers = encode(good)
+    newer_major = [(n, b"2.0" if n == "ce_schemaversion" else v) for n, v in headers]
+    raw = AIOKafkaProducer(bootstrap_servers=bus.bootstrap_servers)
+    await raw.start()
+    try:
+        await raw.send_and_wait(topic, key=b"hello", value=b"\x00\x01 not an event", headers=[])
+        await raw.send_and_wait(topic, key=key, value=value, headers=newer_major)
+        await raw.send_and_wait(topic, key=key, value=b'{"function":"hello"}', headers=headers)
+        await raw.send_and_wait(topic, key=key, value=value, headers=headers)
+    finally:
+        await raw.stop()
+
+    handled = await collect(bus, [REPLICAS], 1)
+    assert [e.id for e in handled] == [good.id]
+    dead = await raw_records(bus, DEAD_LETTER, 3)
+    reasons = [dict(r.headers)["shoal_dlq_reason"].decode() for r in dead]
+    assert "missing headers" in reasons[0]
+    assert "major versions differ" in reasons[1]
+    assert "missing required field" in reasons[2]
+    assert dead[0].value == b"\x00\x01 not an event"
+    assert dict(dead[1].headers)["shoal_dlq_origin"].decode() == f"{topic}/0/1" or \
+        dict(dead[1].headers)["shoal_dlq_origin"].decode().startswith(f"{topic}/")
+
+
+async def test_a_handler_that_keeps_failing_dead_letters_its_event_and_the_consumer_goes_on(
+    bus: BusSettings, producer: EventProducer
+) -> None:
+    poison, fine = await producer.publish(ready(1)), await producer.publish(ready(2))
+    handled: list[str] = []
+    stop = asyncio.Event()
+
+    async def handler(envelope: Envelope) -> None:
+        if envelope.id == poison.id:
+            raise RuntimeError("cannot apply")
+        handled.append(envelope.id)
+        stop.set()
+
+    consumer = EventConsumer(bus, name="t", topics=[REPLICAS], handler=handler,
+                             dead_letters=producer)
+    await asyncio.wait_for(consumer.run(stop), 30)
+    assert handled == [fine.id]
+    (dead,) = await raw_records(bus, DEAD_LETTER, 1)
+    assert "handler failed 3 times" in dict(dead.headers)["shoal_dlq_reason"].decode()
+
+
+async def test_a_redelivered_event_is_applied_once(
+    bus: BusSettings, producer: EventProducer
+) -> None:
+    envelope = producer.envelope(ready(1))
+    await (await producer.send(envelope))
+    await (await producer.send(envelope))
+    marker = await producer.publish(ready(2))
+    applied: list[str] = []
+    stop = asyncio.Event()
+
+    async def apply(e: Envelope) -> None:
+        applied.append(e.id)
+        if e.id == marker.id:
+            stop.set()
+
+    consumer = EventConsumer(bus, name="t", topics=[REPLICAS], handler=once_per_id(apply),
+                             dead_letters=producer)
+    await asyncio.wait_for(consumer.run(stop), 30)
+    assert applied == [envelope.id, marker.id]
+
+
+def run_consumer_process(bus: BusSettings, out: Path, **flags: int) -> subprocess.CompletedProcess[str]:
+    args = [sys.executable, "-m", "tests.support.consumer_process", "--bootstrap",
+            bus.bootstrap_servers, "--namespace", bus.namespace, "--group", "g1", "--out", str(out)]
+    for name, value in flags.items():
+        args += [f"--{name.replace('_', '-')}", str(value)]
+    return subprocess.run(args, capture_output=True, text=True, timeout=90)
+
+
+async def test_a_consumer_killed_mid_batch_loses_nothing_when_its_successor_resumes(
+    bus: BusSettings, producer: EventProducer, tmp_path: Path
+) -> None:
+    futures = [await producer.send(producer.envelope(ready(n, f"f{n % 7}"))) for n in range(400)]
+    await asyncio.gather(*futures)
+    published = {e.id for e in await collect(bus, [REPLICAS], 400)}
+    out = tmp_path / "delivered.txt"
+
+    killed = await asyncio.to_thread(run_consumer_process, bus, out, kill_after=150)
+    assert killed.returncode == -9, killed.stderr
+    first_run = out.read_text().split()
+    assert len(first_run) == 150
+
+    resumed = await asyncio.to_thread(run_consumer_process, bus, out, expect=400 - 0)
+    delivered = out.read_text().split()
+    assert resumed.returncode == 0 or set(delivered) == published, resumed.stderr
+    assert set(delivered) == published
+    assert len(delivered) > len(published), "the uncommitted part of the batch is redelivered"
+
+
+async def test_producer_and_consumer_ride_out_a_broker_restart(
+    kafka_broker: LocalKafkaBroker, bus: BusSettings, producer: EventProducer
+) -> None:
+    acknowledged: set[str] = set()
+    received: set[str] = set()
+    stop = asyncio.Event()
+
+    async def keep(envelope: Envelope) -> None:
+        received.add(envelope.id)
+
+    consumer = EventConsumer(bus, name="restart", topics=[REPLICAS], handler=keep,
+                             dead_letters=producer, group_id="restart")
+    consumer_task = asyncio.create_task(consumer.run(stop))
+
+    async def publish_steadily() -> None:
+        for n in range(250):
+            acknowledged.add((await producer.publish(ready(n, f"f{n % 3}"))).id)
+            await asyncio.sleep(0.01)
+
+    publisher = asyncio.create_task(publish_steadily())
+    while len(acknowledged) < 60:
+        await asyncio.sleep(0.05)
+    await asyncio.to_thread(kafka_broker.stop)
+    await asyncio.sleep(3)
+    await asyncio.to_thread(kafka_broker.start)
+    await asyncio.wait_for(publisher, 90)
+    for _ in range(600):
+        if received >= acknowledged or consumer_task.done():
+            break
+        await asyncio.sleep(0.1)
+    stop.set()
+    await asyncio.wait_for(consumer_task, 30)
+    assert len(acknowledged) == 250
+    assert acknowledged - received == set()
