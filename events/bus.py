@@ -83,9 +83,7 @@ async def _check_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> None:
     """Raise TopicNotReady until every partition of the named topics has a leader."""
     for topic in await admin.describe_topics(names):
         partitions = topic["partitions"]
-        if topic["error_code"] != 0 or not partitions or any(
-            p["leader"] < 0 for p in partitions
-        ):
+        if topic["error_code"] != 0 or not partitions or any(p["leader"] < 0 for p in partitions):
             raise TopicNotReady(f"topic {topic['topic']} has no leader yet")
 
 
@@ -112,12 +110,8 @@ class EventProducer:
     def __init__(self, settings: BusSettings, *, source: str) -> None:
         self.settings = settings
         self.source = source
-        self._producer = AIOKafkaProducer(
-            **settings.client_kwargs(),
-            enable_idempotence=True,
-            acks="all",
-            request_timeout_ms=int(settings.connect_timeout_s * 1000),
-        )
+        self._producer = AIOKafkaProducer(**settings.producer_kwargs())
+        self._sent: dict[str, Callable[[], None]] = {}
 
     async def start(self) -> None:
         try:
@@ -150,12 +144,20 @@ class EventProducer:
     async def send_raw(
         self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers
     ) -> asyncio.Future[Any]:
-        async for attempt in _until_reachable(self.settings):
-            with attempt:
-                future: asyncio.Future[Any] = await self._producer.send(
-                    topic, key=key, value=value, headers=headers
-                )
-        future.add_done_callback(lambda _: metrics.EVENTS_PUBLISHED.labels(topic).inc())
+        try:
+            future: asyncio.Future[Any] = await self._producer.send(
+                topic, key=key, value=value, headers=headers
+            )
+        except Exception as exc:
+            if not is_retriable(exc):
+                raise
+            async for attempt in _until_reachable(self.settings):
+                with attempt:
+                    future = await self._producer.send(topic, key=key, value=value, headers=headers)
+        count = self._sent.get(topic)
+        if count is None:
+            count = self._sent[topic] = metrics.EVENTS_SENT.labels(topic).inc
+        count()
         return future
 
 
@@ -254,9 +256,19 @@ class EventConsumer:
                 handled += 1
             metrics.EVENTS_CONSUMED.labels(self.name, tp.topic).inc(len(records))
         if handled and self.group_id is not None:
-            await self._consumer.commit()
+            await self._commit()
         await self._observe_progress()
         return handled
+
+    async def _commit(self) -> None:
+        """Commit what was handled; on failure the next commit covers it (or Kafka redelivers)."""
+        try:
+            await self._consumer.commit()
+        except KafkaError as exc:
+            log.warning(
+                "commit failed; will redeliver or commit later",
+                extra={"fields": {"consumer": self.name, "error": repr(exc)}},
+            )
 
     async def _deliver(self, record: ConsumerRecord[bytes, bytes]) -> None:
         headers: Headers = list(record.headers or ())
@@ -266,8 +278,19 @@ class EventConsumer:
             await self._dead_letter(record, headers, f"undecodable: {exc}")
             return
         try:
+            await self.handler(envelope)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            await self._retry_handler(record, headers, envelope)
+
+    async def _retry_handler(
+        self, record: ConsumerRecord[bytes, bytes], headers: Headers, envelope: Envelope
+    ) -> None:
+        """The handler raised once: retry with back-off, then dead-letter the event."""
+        try:
             async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(HANDLER_ATTEMPTS),
+                stop=stop_after_attempt(HANDLER_ATTEMPTS - 1),
                 wait=wait_exponential(multiplier=0.05, max=0.5),
                 reraise=True,
             ):
@@ -278,9 +301,15 @@ class EventConsumer:
         except Exception as exc:
             metrics.HANDLER_ERRORS.labels(self.name).inc()
             log.exception(
-                "handler failed", extra={"fields": {"consumer": self.name, "event_id": envelope.id,
-                                                    "type": envelope.type,
-                                                    "subject": envelope.subject}}
+                "handler failed",
+                extra={
+                    "fields": {
+                        "consumer": self.name,
+                        "event_id": envelope.id,
+                        "type": envelope.type,
+                        "subject": envelope.subject,
+                    }
+                },
             )
             await self._dead_letter(
                 record, headers, f"handler failed {HANDLER_ATTEMPTS} times: {exc!r}"
@@ -292,9 +321,15 @@ class EventConsumer:
         metrics.DEAD_LETTERS.labels(self.name, record.topic).inc()
         log.warning(
             "dead-lettered a message",
-            extra={"fields": {"consumer": self.name, "topic": record.topic,
-                              "partition": record.partition, "offset": record.offset,
-                              "reason": reason}},
+            extra={
+                "fields": {
+                    "consumer": self.name,
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "reason": reason,
+                }
+            },
         )
         origin = f"{record.topic}/{record.partition}/{record.offset}"
         future = await self.dead_letters.send_raw(

@@ -2,8 +2,8 @@
 
 from prometheus_client import Counter, Gauge
 
-EVENTS_PUBLISHED = Counter(
-    "shoal_bus_events_published_total", "Events acknowledged by Kafka", ["topic"]
+EVENTS_SENT = Counter(
+    "shoal_bus_events_sent_total", "Events handed to the Kafka producer", ["topic"]
 )
 EVENTS_CONSUMED = Counter(
     "shoal_bus_events_consumed_total", "Events handled", ["consumer", "topic"]

@@ -92,4 +92,4 @@ def partition_for(key: str, partitions: int) -> int:
 
     A node-agent reads only its own node's partition of the command topic with this.
     """
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions

@@ -19,7 +19,21 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
 ScalingMetric = Literal["concurrency", "rps", "cpu"]
 
 # Upper bounds (ms) of the latency buckets in RequestStats; the last bucket is +Inf.
-LATENCY_BOUNDS_MS: tuple[float, ...] = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+LATENCY_BOUNDS_MS: tuple[float, ...] = (
+    1,
+    2.5,
+    5,
+    10,
+    25,
+    50,
+    100,
+    250,
+    500,
+    1000,
+    2500,
+    5000,
+    10000,
+)
 
 
 class Payload(msgspec.Struct, frozen=True, kw_only=True):

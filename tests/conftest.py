@@ -29,8 +29,10 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafk
     try:
         broker.start()
     except (BrokerError, OSError) as exc:
-        pytest.fail(f"a real Kafka broker is required and could not start: {exc}; "
-                    f"{HOW_TO_PROVISION}", pytrace=False)
+        pytest.fail(
+            f"a real Kafka broker is required and could not start: {exc}; {HOW_TO_PROVISION}",
+            pytrace=False,
+        )
     yield broker
     broker.stop()
 
@@ -44,7 +46,8 @@ def namespace() -> str:
 @pytest.fixture
 async def bus(kafka_broker: LocalKafkaBroker, namespace: str) -> AsyncIterator[BusSettings]:
     settings = BusSettings(
-        bootstrap_servers=kafka_broker.layout.bootstrap, namespace=namespace,
+        bootstrap_servers=kafka_broker.layout.bootstrap,
+        namespace=namespace,
         connect_timeout_s=45.0,
     )
     await ensure_topics(settings)
@@ -59,8 +62,10 @@ def docker_client() -> Iterator[object]:
         client = docker.from_env(timeout=30)
         client.ping()
     except Exception as exc:
-        pytest.fail(f"the real Docker Engine is required and is not reachable: {exc}; "
-                    f"{HOW_TO_PROVISION}", pytrace=False)
+        pytest.fail(
+            f"the real Docker Engine is required and is not reachable: {exc}; {HOW_TO_PROVISION}",
+            pytrace=False,
+        )
     yield client
     client.close()
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -28,13 +29,14 @@ class ServiceContext:
     extra_routes: list[web.RouteDef] = field(default_factory=list)
 
 
-ServiceBody = Callable[[ServiceContext], Awaitable[None]]
+ServiceBody = Callable[[ServiceContext], Coroutine[Any, Any, None]]
 
 
 def _http_app(ctx: ServiceContext) -> web.Application:
     async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(REGISTRY), headers={
-            "Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(
+            body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "service": ctx.settings.service})
@@ -44,8 +46,14 @@ def _http_app(ctx: ServiceContext) -> web.Application:
         return web.json_response({"ready": ctx.ready}, status=status)
 
     app = web.Application()
-    app.add_routes([web.get("/metrics", metrics), web.get("/healthz", healthz),
-                    web.get("/readyz", readyz), *ctx.extra_routes])
+    app.add_routes(
+        [
+            web.get("/metrics", metrics),
+            web.get("/healthz", healthz),
+            web.get("/readyz", readyz),
+            *ctx.extra_routes,
+        ]
+    )
     return app
 
 

@@ -105,9 +105,17 @@ class LocalKafkaBroker:
             self._java(STORAGE_TOOL, "random-uuid"), check=True, capture_output=True, text=True
         ).stdout.strip()
         result = subprocess.run(
-            self._java(STORAGE_TOOL, "format", "-t", cluster_id, "-c",
-                       str(layout.properties_file), "--standalone"),
-            capture_output=True, text=True,
+            self._java(
+                STORAGE_TOOL,
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(layout.properties_file),
+                "--standalone",
+            ),
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             raise BrokerError(f"formatting Kafka storage failed: {result.stderr.strip()[-500:]}")
@@ -140,7 +148,9 @@ class LocalKafkaBroker:
         with self.layout.log_file.open("ab") as log:
             process = subprocess.Popen(
                 self._java("kafka.Kafka", str(self.layout.properties_file)),
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         self._process = process

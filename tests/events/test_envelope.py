@@ -6,7 +6,9 @@ import json
 
 import msgspec
 import pytest
-from cloudevents.core.bindings.kafka import KafkaMessage, from_kafka_event
+from cloudevents.core.bindings.kafka import KafkaMessage, from_kafka_event, to_binary, to_structured
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
 
 from events.envelope import decode, encode, new_envelope
 from events.errors import DecodeError, SchemaVersionMismatch, UnknownEventType
@@ -45,17 +47,19 @@ def test_a_stock_cloudevents_reader_understands_every_event(payload: object) -> 
     assert as_dict == msgspec.to_builtins(payload)
 
 
-def _ready_message(data: dict[str, object], **header_overrides: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+def _ready_message(
+    data: dict[str, object], **attribute_overrides: str
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """A structured-mode ReplicaReady message whose data and attributes a test can spoil."""
     envelope = new_envelope(ReplicaReady(**REPLICA, endpoint="http://127.0.0.1:1"), source=SOURCE)
-    key, _, headers = encode(envelope)
-    patched = [(name, header_overrides[name].encode()) if name in header_overrides else (name, raw)
-               for name, raw in headers]
-    return key, json.dumps(data).encode(), patched
+    key, value, headers = encode(envelope)
+    event = {**json.loads(value), **attribute_overrides, "data": data}
+    return key, json.dumps(event).encode(), headers
 
 
 def test_unknown_fields_from_a_newer_minor_version_are_tolerated() -> None:
     data = {**REPLICA, "endpoint": "http://127.0.0.1:1", "zone": "eu-1"}
-    decoded = decode(*_ready_message(data, ce_schemaversion="1.7"))
+    decoded = decode(*_ready_message(data, schemaversion="1.7"))
     assert isinstance(decoded.data, ReplicaReady)
     assert decoded.data.endpoint == "http://127.0.0.1:1"
     assert decoded.schemaversion == "1.7"
@@ -64,7 +68,7 @@ def test_unknown_fields_from_a_newer_minor_version_are_tolerated() -> None:
 def test_a_different_major_schema_version_is_refused() -> None:
     data = {**REPLICA, "endpoint": "http://127.0.0.1:1"}
     with pytest.raises(SchemaVersionMismatch, match="major versions differ"):
-        decode(*_ready_message(data, ce_schemaversion="2.0"))
+        decode(*_ready_message(data, schemaversion="2.0"))
 
 
 def test_a_missing_field_is_refused_with_its_name() -> None:
@@ -85,28 +89,60 @@ def test_a_value_out_of_range_is_refused() -> None:
 
 
 def test_an_unknown_type_is_refused() -> None:
-    with pytest.raises(UnknownEventType, match="dev.shoal.nope"):
-        decode(*_ready_message({}, ce_type="dev.shoal.nope"))
+    with pytest.raises(UnknownEventType, match=r"dev\.shoal\.nope"):
+        decode(*_ready_message({}, type="dev.shoal.nope"))
 
 
 def test_bytes_without_cloudevents_headers_are_refused() -> None:
-    with pytest.raises(DecodeError, match="missing headers"):
+    with pytest.raises(DecodeError, match="not a CloudEvent"):
         decode(b"k", b"\x00\xff garbage", [])
 
 
 def test_malformed_json_is_refused() -> None:
     key, _, headers = _ready_message({})
-    with pytest.raises(DecodeError, match="invalid"):
+    with pytest.raises(DecodeError, match="not a valid structured CloudEvent"):
         decode(key, b"{not json", headers)
 
 
 def test_a_subject_that_disagrees_with_the_payload_key_is_refused() -> None:
     data = {**REPLICA, "endpoint": "http://x"}
     with pytest.raises(DecodeError, match="does not match"):
-        decode(*_ready_message(data, ce_subject="other"))
+        decode(*_ready_message(data, subject="other"))
 
 
 def test_the_partition_key_is_the_function_or_the_node() -> None:
     ready = ReplicaReady(**REPLICA, endpoint="http://x")
     assert encode(new_envelope(ready, source=SOURCE))[0] == b"hello"
     assert encode(new_envelope(NodeDrained(node="n7"), source=SOURCE))[0] == b"n7"
+
+
+def _stock_event(payload: ReplicaReady) -> CloudEvent:
+    return CloudEvent(
+        attributes={
+            "id": "stock-1",
+            "source": "/other-tool",
+            "type": payload.TYPE,
+            "specversion": "1.0",
+            "subject": payload.key,
+            "datacontenttype": "application/json",
+            "schemaversion": "1.0",
+        },
+        data=msgspec.to_builtins(payload),
+    )
+
+
+@pytest.mark.parametrize("mode", ["binary", "structured"])
+def test_events_written_by_a_stock_cloudevents_writer_are_read_in_either_mode(mode: str) -> None:
+    payload = ReplicaReady(**REPLICA, endpoint="http://127.0.0.1:2")
+    writer = to_binary if mode == "binary" else to_structured
+    message = writer(_stock_event(payload), JSONFormat(), key_mapper=lambda e: e.get_subject())
+    key = message.key if isinstance(message.key, bytes) else str(message.key).encode()
+    decoded = decode(key, message.value, list(message.headers.items()))
+    assert decoded.id == "stock-1"
+    assert decoded.source == "/other-tool"
+    assert decoded.data == payload
+
+
+def test_a_binary_mode_event_missing_required_headers_is_refused() -> None:
+    with pytest.raises(DecodeError, match="missing headers ce_id, ce_source, ce_type"):
+        decode(b"k", b"{}", [("ce_specversion", b"1.0")])

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import os
 import signal
+from typing import TextIO
 
 from events.bus import EventConsumer, EventProducer
 from events.envelope import Envelope
@@ -14,14 +15,13 @@ from events.settings import BusSettings
 from events.topics import REPLICAS
 
 
-async def consume(args: argparse.Namespace) -> None:
+async def consume(args: argparse.Namespace, out: TextIO) -> None:
     settings = BusSettings(bootstrap_servers=args.bootstrap, namespace=args.namespace)
     producer = EventProducer(settings, source="/shoal/test/consumer-process")
     await producer.start()
     stop = asyncio.Event()
     handled = 0
     distinct: set[str] = set()
-    out = open(args.out, "a", buffering=1)  # noqa: SIM115 - line-buffered log of deliveries
 
     async def record(envelope: Envelope) -> None:
         nonlocal handled
@@ -33,8 +33,14 @@ async def consume(args: argparse.Namespace) -> None:
         if args.expect and len(distinct) >= args.expect:
             stop.set()
 
-    consumer = EventConsumer(settings, name="proc", topics=[REPLICAS], handler=record,
-                             dead_letters=producer, group_id=args.group)
+    consumer = EventConsumer(
+        settings,
+        name="proc",
+        topics=[REPLICAS],
+        handler=record,
+        dead_letters=producer,
+        group_id=args.group,
+    )
     await consumer.run(stop)
     await producer.stop()
 
@@ -47,7 +53,9 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--kill-after", type=int, default=0)
     parser.add_argument("--expect", type=int, default=0)
-    asyncio.run(consume(parser.parse_args()))
+    args = parser.parse_args()
+    with open(args.out, "a", buffering=1) as out:
+        asyncio.run(consume(args, out))
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ from events.settings import BusSettings
 from events.topics import Topic
 
 
-async def collect(settings: BusSettings, topics: list[Topic], count: int,
-                  timeout_s: float = 30.0) -> list[Envelope]:
+async def collect(
+    settings: BusSettings, topics: list[Topic], count: int, timeout_s: float = 30.0
+) -> list[Envelope]:
     """The first `count` events of some topics, read from the beginning, in delivery order."""
     seen: list[Envelope] = []
     done = asyncio.Event()
@@ -26,13 +27,16 @@ async def collect(settings: BusSettings, topics: list[Topic], count: int,
 
     producer = EventProducer(settings, source="/shoal/test/collector")
     await producer.start()
-    consumer = EventConsumer(settings, name="collector", topics=topics, handler=keep,
-                             dead_letters=producer)
+    consumer = EventConsumer(
+        settings, name="collector", topics=topics, handler=keep, dead_letters=producer
+    )
     task = asyncio.create_task(consumer.run(done))
     try:
         await asyncio.wait_for(done.wait(), timeout_s)
     except TimeoutError:
-        raise AssertionError(f"only {len(seen)} of {count} events arrived in {timeout_s} s") from None
+        raise AssertionError(
+            f"only {len(seen)} of {count} events arrived in {timeout_s} s"
+        ) from None
     finally:
         done.set()
         await task
@@ -40,12 +44,16 @@ async def collect(settings: BusSettings, topics: list[Topic], count: int,
     return seen
 
 
-async def raw_records(settings: BusSettings, topic: Topic, count: int,
-                      timeout_s: float = 30.0) -> list[ConsumerRecord[bytes, bytes]]:
+async def raw_records(
+    settings: BusSettings, topic: Topic, count: int, timeout_s: float = 30.0
+) -> list[ConsumerRecord[bytes, bytes]]:
     """The first `count` raw Kafka records of a topic."""
-    consumer = AIOKafkaConsumer(topic.name(settings.namespace),
-                                bootstrap_servers=settings.bootstrap_servers,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic.name(settings.namespace),
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
     deadline = time.monotonic() + timeout_s
