@@ -203,7 +203,6 @@ class EventConsumer:
             client_id=f"shoal-{name}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            isolation_level="read_committed",
         )
 
     async def start(self) -> None:

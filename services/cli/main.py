@@ -2,12 +2,85 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+from pathlib import Path
+
 import click
+
+from events.bus import ensure_topics
+from events.errors import BusUnavailable
+from events.settings import BusSettings
+from services.common.settings import env_int
+from services.local.kafka_broker import BrokerError, BrokerLayout, LocalKafkaBroker
+from services.local.paths import state_dir
+from services.local.processes import built_services
+
+
+def local_broker() -> LocalKafkaBroker:
+    port = env_int(os.environ, "SHOAL_KAFKA_PORT", 9092)
+    return LocalKafkaBroker(
+        BrokerLayout(
+            data_dir=Path(state_dir()) / "kafka" / "data",
+            port=port,
+            controller_port=env_int(os.environ, "SHOAL_KAFKA_CONTROLLER_PORT", port + 1),
+        )
+    )
+
+
+def fail(message: str) -> None:
+    click.echo(f"shoal: {message}", err=True)
+    sys.exit(1)
 
 
 @click.group()
 def cli() -> None:
     """Shoal: serverless-style containers on plain Docker hosts."""
+
+
+@cli.command()
+def up() -> None:
+    """Start Kafka and every Shoal service on this machine (idempotent)."""
+    broker = local_broker()
+    try:
+        broker.start()
+    except BrokerError as exc:
+        fail(str(exc))
+    bus = BusSettings.from_env({**os.environ, "SHOAL_KAFKA_BOOTSTRAP": broker.layout.bootstrap})
+    try:
+        asyncio.run(ensure_topics(bus))
+    except BusUnavailable as exc:
+        fail(f"Kafka started but topics could not be created: {exc}")
+    click.echo(f"kafka      running  {broker.layout.bootstrap} (data {broker.layout.data_dir})")
+    env = {**os.environ, "SHOAL_KAFKA_BOOTSTRAP": broker.layout.bootstrap}
+    for service in built_services():
+        pid = service.start(env)
+        click.echo(f"{service.name:<10} running  pid {pid} (log {service.log_file})")
+
+
+@cli.command()
+def down() -> None:
+    """Stop every Shoal service and Kafka (the data stays for the next `shoal up`)."""
+    for service in reversed(built_services()):
+        service.stop()
+        click.echo(f"{service.name:<10} stopped")
+    local_broker().stop()
+    click.echo("kafka      stopped")
+
+
+@cli.command()
+def status() -> None:
+    """Show which parts of the local platform run; exit 1 when one does not."""
+    broker = local_broker()
+    healthy = broker.pid() is not None and broker.is_listening()
+    click.echo(f"kafka      {'running' if healthy else 'stopped'}  {broker.layout.bootstrap}")
+    for service in built_services():
+        pid = service.pid()
+        healthy = healthy and pid is not None
+        click.echo(f"{service.name:<10} {'running  pid ' + str(pid) if pid else 'stopped'}")
+    if not healthy:
+        sys.exit(1)
 
 
 def main() -> None:

@@ -1,0 +1,82 @@
+"""The local platform's service processes: started detached, tracked by pid files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.local.paths import REPO_ROOT, state_dir
+
+SERVICE_ORDER = ("node_agent", "scheduler", "autoscaler", "healer", "api")
+
+
+@dataclass(frozen=True)
+class ServiceProcess:
+    name: str
+
+    @property
+    def pid_file(self) -> Path:
+        return state_dir() / "run" / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return state_dir() / "logs" / f"{self.name}.log"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text())
+            os.kill(pid, 0)
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+        return pid
+
+    def start(self, env: dict[str, str]) -> int:
+        """Start the service unless it runs; returns its pid."""
+        running = self.pid()
+        if running is not None:
+            return running
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", f"services.{self.name}"],
+                env=env,
+                cwd=REPO_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(str(process.pid))
+        return process.pid
+
+    def stop(self, wait_s: float = 30.0) -> None:
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+
+
+def built_services() -> list[ServiceProcess]:
+    """The services that exist in this tree (each has a __main__), in start order."""
+    return [
+        ServiceProcess(name)
+        for name in SERVICE_ORDER
+        if (REPO_ROOT / "services" / name / "__main__.py").exists()
+    ]

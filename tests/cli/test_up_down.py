@@ -1,0 +1,58 @@
+"""`shoal up`, `status` and `down` as a user runs them, on a state folder of the test's own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from events.topics import ALL_TOPICS
+from services.local.paths import kafka_jars_dir
+from tests.support.ports import free_port
+
+SHOAL = str(Path(sys.executable).parent / "shoal")
+
+
+def shoal(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SHOAL, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.kafka
+def test_up_starts_a_broker_with_every_topic_and_down_stops_it(tmp_path: Path) -> None:
+    (tmp_path / "kafka").mkdir()
+    (tmp_path / "kafka" / "jars").symlink_to(kafka_jars_dir())
+    port = free_port()
+    env = {
+        **os.environ,
+        "SHOAL_STATE": str(tmp_path),
+        "SHOAL_KAFKA_PORT": str(port),
+        "SHOAL_KAFKA_CONTROLLER_PORT": str(free_port()),
+    }
+    try:
+        up = shoal("up", env=env)
+        assert up.returncode == 0, up.stderr
+        again = shoal("up", env=env)
+        assert again.returncode == 0, again.stderr
+        assert shoal("status", env=env).returncode == 0
+        listing = subprocess.run(
+            ["kcat", "-b", f"127.0.0.1:{port}", "-L"], capture_output=True, text=True, check=True
+        ).stdout
+        for topic in ALL_TOPICS:
+            assert f'topic "shoal.{topic.suffix}" with {topic.partitions} partitions' in listing
+    finally:
+        down = shoal("down", env=env)
+    assert down.returncode == 0, down.stderr
+    status = shoal("status", env=env)
+    assert status.returncode == 1
+    assert "kafka      stopped" in status.stdout
+
+
+def test_up_says_what_to_do_when_the_kafka_jars_are_missing(tmp_path: Path) -> None:
+    env = {**os.environ, "SHOAL_STATE": str(tmp_path), "SHOAL_KAFKA_PORT": str(free_port())}
+    result = shoal("up", env=env)
+    assert result.returncode == 1
+    assert "Kafka jars are missing" in result.stderr
+    assert "./scripts/start.sh" in result.stderr
