@@ -170,6 +170,9 @@ class EventConsumer:
       service rebuilds its in-memory state from history and then follows the live tail.
     - `partitions`: exactly these partitions (a node-agent reads only its node's partition),
       with committed offsets when a `group_id` is given.
+    With a `history_handler`, what was in the partitions when the consumer started goes to
+    it (a service folds its state from history) and only what arrives later goes to
+    `handler` (the service acts on it); `caught_up` is set at the boundary.
     A message that does not decode goes to the dead-letter topic with the reason; a handler
     that keeps raising sends its message there too; the consumer carries on either way.
     """
@@ -184,12 +187,16 @@ class EventConsumer:
         dead_letters: EventProducer,
         group_id: str | None = None,
         partitions: Mapping[Topic, Sequence[int]] | None = None,
+        history_handler: Handler | None = None,
         max_batch: int = 500,
     ) -> None:
+        if history_handler is not None and group_id is not None and partitions is None:
+            raise ValueError("a history handler needs assigned partitions, not a group")
         self.settings = settings
         self.name = name
         self.topics = [topic.name(settings.namespace) for topic in topics]
         self.handler = handler
+        self.history_handler = history_handler
         self.dead_letters = dead_letters
         self.group_id = group_id
         self._partitions = partitions
@@ -224,6 +231,9 @@ class EventConsumer:
                         await self._assign_all_from_beginning()
             else:
                 self._consumer.subscribe(self.topics)
+            if self.history_handler is not None:
+                assignment = list(self._consumer.assignment())
+                self._catch_up_targets = await self._consumer.end_offsets(assignment)
         except KafkaError as exc:
             raise BusUnavailable(f"consumer {self.name}: Kafka unreachable: {exc!r}") from exc
 
@@ -276,15 +286,24 @@ class EventConsumer:
         except DecodeError as exc:
             await self._dead_letter(record, headers, f"undecodable: {exc}")
             return
+        handler = self.handler
+        if self.history_handler is not None and not self.caught_up.is_set():
+            targets = self._catch_up_targets or {}
+            if record.offset < targets.get(TopicPartition(record.topic, record.partition), 0):
+                handler = self.history_handler
         try:
-            await self.handler(envelope)
+            await handler(envelope)
         except asyncio.CancelledError:
             raise
         except Exception:
-            await self._retry_handler(record, headers, envelope)
+            await self._retry_handler(record, headers, envelope, handler)
 
     async def _retry_handler(
-        self, record: ConsumerRecord[bytes, bytes], headers: Headers, envelope: Envelope
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        headers: Headers,
+        envelope: Envelope,
+        handler: Handler,
     ) -> None:
         """The handler raised once: retry with back-off, then dead-letter the event."""
         try:
@@ -294,7 +313,7 @@ class EventConsumer:
                 reraise=True,
             ):
                 with attempt:
-                    await self.handler(envelope)
+                    await handler(envelope)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -1,0 +1,3 @@
+from services.node_agent.service import main
+
+main()

@@ -1,0 +1,369 @@
+"""One node's agent: carries out its commands on a runtime and publishes what happens."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import aiohttp
+
+from events.bus import EventProducer
+from events.envelope import Envelope
+from events.idempotency import SeenIds
+from events.types import (
+    ContainerStats,
+    DrainReplica,
+    NodeCapacity,
+    NodeHeartbeat,
+    NodeJoined,
+    Payload,
+    ReplicaDraining,
+    ReplicaEvent,
+    ReplicaFailed,
+    ReplicaReady,
+    ReplicaStarting,
+    ReplicaStopped,
+    StartReplica,
+    StopReplica,
+)
+from services.common.logs import StructLog
+from services.node_agent.lifecycle import LIVE, ReplicaState, transition
+from services.node_agent.ports import PortAllocator, PortsExhausted
+from services.node_agent.probe import wait_until_ready
+from services.node_agent.runtime import Exit, ReplicaRuntime, Running
+from services.node_agent.settings import Settings
+from services.node_agent.wanted import fold_commands
+
+STATS_CONCURRENCY = 16
+E = TypeVar("E", bound=ReplicaEvent)
+
+
+@dataclass
+class Replica:
+    command: StartReplica
+    port: int
+    state: ReplicaState = ReplicaState.STARTING
+    endpoint: str = ""
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def replica_id(self) -> str:
+        return self.command.replica_id
+
+
+def exit_reason(exit_: Exit) -> str:
+    if exit_.removed:
+        return "container removed behind the agent's back"
+    if exit_.oom_killed:
+        return "OOM-killed: the container exceeded its memory limit"
+    return f"container exited with code {exit_.exit_code}"
+
+
+class NodeAgent:
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        settings: Settings,
+        runtime: ReplicaRuntime,
+        producer: EventProducer,
+        http: aiohttp.ClientSession,
+        log: StructLog,
+    ) -> None:
+        self.node_id = node_id
+        self.settings = settings
+        self.runtime = runtime
+        self.producer = producer
+        self.http = http
+        self.log = log
+        self.replicas: dict[str, Replica] = {}
+        self.done = SeenIds(50_000)
+        self.wanted: dict[str, StartReplica] = {}
+        self.ports = PortAllocator(settings.port_first, settings.port_last)
+        self.heartbeats = 0
+
+    @property
+    def capacity(self) -> NodeCapacity:
+        return NodeCapacity(
+            cpus=self.settings.cpus,
+            memory_mb=self.settings.memory_mb,
+            max_replicas=self.settings.max_replicas,
+        )
+
+    async def _publish(self, payload: Payload, cause: str | None) -> None:
+        await self.producer.publish(payload, causation_id=cause)
+
+    def _event(self, kind: type[E], command: StartReplica | Running, **extra: Any) -> E:
+        """A replica event of this node about the replica a command or container names."""
+        return kind(
+            function=command.function,
+            revision=command.revision,
+            replica_id=command.replica_id,
+            node=self.node_id,
+            **extra,
+        )
+
+    async def join(self) -> None:
+        await self._publish(
+            NodeJoined(
+                node=self.node_id,
+                address=self.settings.address,
+                runtime=self.settings.runtime,
+                capacity=self.capacity,
+            ),
+            None,
+        )
+
+    async def remember(self, envelope: Envelope) -> None:
+        """A command from before this agent started: it only says what should run here."""
+        fold_commands(self.wanted, envelope.data)
+
+    async def carry_out(self, envelope: Envelope) -> None:
+        """A live command for this node."""
+        command = envelope.data
+        fold_commands(self.wanted, command)
+        if isinstance(command, StartReplica):
+            self._start(command, envelope.id)
+        elif isinstance(command, DrainReplica):
+            replica = self.replicas.get(command.replica_id)
+            if replica is not None and replica.state in (ReplicaState.STARTING, ReplicaState.READY):
+                self._spawn(
+                    replica, self._drain(replica, command.drain_s, command.reason, envelope.id)
+                )
+        elif isinstance(command, StopReplica):
+            replica = self.replicas.get(command.replica_id)
+            if replica is not None and replica.state in LIVE:
+                self._spawn(replica, self._stop(replica, command.reason or "stopped", envelope.id))
+
+    def _spawn(self, replica: Replica, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        replica.tasks.add(task)
+        task.add_done_callback(replica.tasks.discard)
+
+    def _start(self, command: StartReplica, cause: str) -> None:
+        if command.replica_id in self.replicas or command.replica_id in self.done:
+            self.log.info(
+                "duplicate start ignored",
+                replica=command.replica_id,
+                function=command.function,
+                event_id=cause,
+            )
+            return
+        try:
+            port = self.ports.allocate()
+        except PortsExhausted as exc:
+            replica = Replica(command=command, port=0)
+            self.replicas[command.replica_id] = replica
+            self._spawn(replica, self._fail(replica, str(exc), cause))
+            return
+        replica = Replica(command=command, port=port)
+        self.replicas[command.replica_id] = replica
+        self._spawn(replica, self._bring_up(replica, cause))
+
+    async def _bring_up(self, replica: Replica, cause: str) -> None:
+        await self._publish(self._event(ReplicaStarting, replica.command), cause)
+        try:
+            replica.endpoint = await self.runtime.start(replica.command, port=replica.port)
+        except Exception as exc:
+            if replica.state is ReplicaState.STARTING:
+                await self._fail(replica, f"could not start: {exc}", cause)
+            return
+        await self._await_ready(replica, cause)
+
+    async def _await_ready(self, replica: Replica, cause: str | None) -> None:
+        spec = replica.command.spec
+        ready = await wait_until_ready(
+            self.http,
+            replica.endpoint,
+            spec.readiness_path,
+            timeout_s=replica.command.ready_timeout_s,
+            interval_s=self.settings.probe_interval_s,
+            still_wanted=lambda: replica.state is ReplicaState.STARTING,
+        )
+        if replica.state is not ReplicaState.STARTING:
+            return
+        if not ready:
+            await self._fail(
+                replica,
+                f"not ready within {replica.command.ready_timeout_s:g} s "
+                f"(probe {spec.readiness_path or 'tcp'} on {replica.endpoint})",
+                cause,
+            )
+            return
+        replica.state = transition(replica.state, ReplicaState.READY)
+        await self._publish(
+            self._event(
+                ReplicaReady,
+                replica.command,
+                endpoint=replica.endpoint,
+                concurrency_limit=spec.concurrency_limit,
+            ),
+            cause,
+        )
+        self.log.info(
+            "replica ready",
+            replica=replica.replica_id,
+            function=replica.command.function,
+            endpoint=replica.endpoint,
+            event_id=cause,
+        )
+
+    async def _drain(self, replica: Replica, drain_s: float, reason: str, cause: str) -> None:
+        replica.state = transition(replica.state, ReplicaState.DRAINING)
+        await self._publish(self._event(ReplicaDraining, replica.command), cause)
+        await asyncio.sleep(drain_s)
+        if replica.state is ReplicaState.DRAINING:
+            await self._stop(replica, reason or "drained", cause)
+
+    async def _stop(self, replica: Replica, reason: str, cause: str | None) -> None:
+        replica.state = transition(replica.state, ReplicaState.STOPPED)
+        await self.runtime.stop(replica.replica_id, timeout_s=self.settings.stop_timeout_s)
+        self._forget(replica)
+        await self._publish(
+            self._event(ReplicaStopped, replica.command, reason=reason),
+            cause,
+        )
+
+    async def _fail(
+        self, replica: Replica, reason: str, cause: str | None, exit_: Exit | None = None
+    ) -> None:
+        replica.state = transition(replica.state, ReplicaState.FAILED)
+        self.log.warning(
+            "replica failed",
+            replica=replica.replica_id,
+            function=replica.command.function,
+            reason=reason,
+            event_id=cause,
+        )
+        await self._publish(
+            self._event(
+                ReplicaFailed,
+                replica.command,
+                reason=reason,
+                exit_code=exit_.exit_code if exit_ else None,
+                oom_killed=exit_.oom_killed if exit_ else False,
+                last_logs=exit_.last_logs if exit_ else [],
+            ),
+            cause,
+        )
+        if replica.port:
+            with contextlib.suppress(Exception):
+                await self.runtime.stop(replica.replica_id, timeout_s=0)
+        self._forget(replica)
+
+    def _forget(self, replica: Replica) -> None:
+        self.replicas.pop(replica.replica_id, None)
+        self.done.add(replica.replica_id)
+        if replica.port:
+            self.ports.release(replica.port)
+
+    async def on_exit(self, exit_: Exit) -> None:
+        replica = self.replicas.get(exit_.replica_id)
+        if replica is None or replica.state not in (ReplicaState.STARTING, ReplicaState.READY):
+            return
+        await self._fail(replica, exit_reason(exit_), None, exit_)
+
+    async def reconcile(self) -> None:
+        """Adopt wanted containers, remove unwanted ones, report the wanted that are gone."""
+        owned = {running.replica_id: running for running in await self.runtime.owned()}
+        for replica_id, running in owned.items():
+            if replica_id in self.replicas:
+                continue
+            command = self.wanted.get(replica_id)
+            if command is not None and running.running:
+                replica = Replica(
+                    command=command,
+                    port=running.port,
+                    endpoint=self.runtime.endpoint_for(running.port),
+                )
+                self.ports.reserve(running.port)
+                self.replicas[replica_id] = replica
+                self.log.info("adopting replica", replica=replica_id, function=command.function)
+                self._spawn(replica, self._await_ready(replica, None))
+                continue
+            await self.runtime.stop(replica_id, timeout_s=self.settings.stop_timeout_s)
+            self.done.add(replica_id)
+            if command is None:
+                reason = "orphan removed: no command wants it"
+                await self._publish(self._event(ReplicaStopped, running, reason=reason), None)
+            else:
+                reason = "container stopped while the agent was away"
+                await self._publish(self._event(ReplicaFailed, running, reason=reason), None)
+        for replica_id, command in self.wanted.items():
+            if (
+                replica_id not in owned
+                and replica_id not in self.replicas
+                and replica_id not in self.done
+            ):
+                self.done.add(replica_id)
+                await self._publish(
+                    self._event(
+                        ReplicaFailed,
+                        command,
+                        reason="container gone while the agent was away",
+                    ),
+                    None,
+                )
+
+    async def after_runtime_restart(self) -> None:
+        """The runtime reconnected (e.g. dockerd restarted): fail what no longer runs."""
+        running = {r.replica_id for r in await self.runtime.owned() if r.running}
+        for replica in list(self.replicas.values()):
+            if replica.replica_id not in running and replica.state in (
+                ReplicaState.STARTING,
+                ReplicaState.READY,
+            ):
+                await self._fail(
+                    replica, "container lost while the container engine restarted", None
+                )
+
+    def heartbeat(self) -> NodeHeartbeat:
+        live = [r for r in self.replicas.values() if r.state in LIVE]
+        self.heartbeats += 1
+        return NodeHeartbeat(
+            node=self.node_id,
+            seq=self.heartbeats,
+            capacity=self.capacity,
+            used_cpus=sum(r.command.spec.cpu for r in live),
+            used_memory_mb=sum(r.command.spec.memory_mb for r in live),
+            replicas=len(live),
+        )
+
+    async def report_usage(self) -> None:
+        """Publish CPU and memory of every ready replica."""
+        limit = asyncio.Semaphore(STATS_CONCURRENCY)
+
+        async def one(replica: Replica) -> None:
+            async with limit:
+                usage = await self.runtime.usage(
+                    replica.replica_id, cpu_limit=replica.command.spec.cpu
+                )
+            if usage is None or replica.state is not ReplicaState.READY:
+                return
+            await self.producer.send(
+                self.producer.envelope(
+                    ContainerStats(
+                        function=replica.command.function,
+                        revision=replica.command.revision,
+                        replica_id=replica.replica_id,
+                        node=self.node_id,
+                        cpu_fraction=usage.cpu_fraction_of_limit,
+                        cpu_cores_used=usage.cpu_cores,
+                        memory_bytes=usage.memory_bytes,
+                        memory_limit_bytes=usage.memory_limit_bytes,
+                    )
+                )
+            )
+
+        ready = [r for r in self.replicas.values() if r.state is ReplicaState.READY]
+        await asyncio.gather(*(one(r) for r in ready), return_exceptions=True)
+
+    async def close(self) -> None:
+        tasks = [t for r in self.replicas.values() for t in r.tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.runtime.close()

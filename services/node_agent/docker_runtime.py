@@ -1,0 +1,248 @@
+"""Replicas as real containers of the local Docker Engine (the docker SDK, in threads)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+
+from events.types import StartReplica
+from services.node_agent.runtime import (
+    LABEL_FUNCTION,
+    LABEL_NODE,
+    LABEL_PORT,
+    LABEL_REPLICA,
+    LABEL_REVISION,
+    Exit,
+    Resync,
+    Running,
+)
+from services.node_agent.usage import CpuSample, Usage, cpu_sample, memory_used, usage_between
+
+log = logging.getLogger("shoal.node.docker")
+T = TypeVar("T")
+LOG_LINES = 20
+
+
+class RuntimeStartError(RuntimeError):
+    """The container could not be created or started; the message says why."""
+
+
+def container_name(replica_id: str) -> str:
+    return f"shoal-{replica_id}"
+
+
+class DockerRuntime:
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        address: str,
+        network: str,
+        call_timeout_s: float = 60.0,
+    ) -> None:
+        self.node_id = node_id
+        self.address = address
+        self.network = network
+        self.call_timeout_s = call_timeout_s
+        self._client = docker.from_env(timeout=int(call_timeout_s))
+        self._cpu: dict[str, CpuSample] = {}
+        self._closed = threading.Event()
+        self._stream: Any = None
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A blocking SDK call, off the event loop, with a timeout."""
+        return await asyncio.wait_for(
+            asyncio.to_thread(fn, *args, **kwargs), timeout=self.call_timeout_s
+        )
+
+    async def start(self, command: StartReplica, *, port: int) -> str:
+        spec = command.spec
+        container_port = port if self.network == "host" else spec.port
+        options: dict[str, Any] = {
+            "image": spec.image,
+            "name": container_name(command.replica_id),
+            "detach": True,
+            "labels": {
+                LABEL_FUNCTION: command.function,
+                LABEL_REVISION: str(command.revision),
+                LABEL_REPLICA: command.replica_id,
+                LABEL_NODE: self.node_id,
+                LABEL_PORT: str(port),
+            },
+            "environment": {
+                **spec.env,
+                "PORT": str(container_port),
+                "HOST": "127.0.0.1" if self.network == "host" else "0.0.0.0",
+            },
+            "nano_cpus": int(spec.cpu * 1e9),
+            "mem_limit": f"{spec.memory_mb}m",
+            "memswap_limit": f"{spec.memory_mb}m",
+            "restart_policy": {"Name": "no"},
+            "entrypoint": spec.command or None,
+            "command": spec.args or None,
+        }
+        if self.network == "host":
+            options["network_mode"] = "host"
+        else:
+            options["ports"] = {f"{spec.port}/tcp": ("127.0.0.1", port)}
+        try:
+            await self._call(self._client.containers.run, **options)
+        except ImageNotFound as exc:
+            raise RuntimeStartError(
+                f"image {spec.image} is not on node {self.node_id} (there is no registry: "
+                "build or load it on the node first)"
+            ) from exc
+        except APIError as exc:
+            if exc.status_code != 409:
+                raise RuntimeStartError(f"docker refused to start it: {exc.explanation}") from exc
+        return self.endpoint_for(port)
+
+    def endpoint_for(self, port: int) -> str:
+        return f"http://{self.address}:{port}"
+
+    async def stop(self, replica_id: str, *, timeout_s: float) -> None:
+        self._cpu.pop(replica_id, None)
+        name = container_name(replica_id)
+        try:
+            container = await self._call(self._client.containers.get, name)
+            await asyncio.wait_for(
+                asyncio.to_thread(container.stop, timeout=int(timeout_s)),
+                timeout=timeout_s + self.call_timeout_s,
+            )
+            await self._call(container.remove, force=True)
+        except NotFound:
+            pass
+        except APIError as exc:
+            if exc.status_code not in (404, 409):
+                raise
+
+    async def owned(self) -> list[Running]:
+        containers = await self._call(
+            self._client.containers.list,
+            all=True,
+            filters={"label": f"{LABEL_NODE}={self.node_id}"},
+        )
+        owned = []
+        for container in containers:
+            labels = container.labels
+            try:
+                owned.append(
+                    Running(
+                        replica_id=labels[LABEL_REPLICA],
+                        function=labels[LABEL_FUNCTION],
+                        revision=int(labels[LABEL_REVISION]),
+                        port=int(labels[LABEL_PORT]),
+                        running=container.status == "running",
+                    )
+                )
+            except (KeyError, ValueError):
+                log.warning(
+                    "container with partial shoal labels",
+                    extra={"fields": {"container": container.name}},
+                )
+        return owned
+
+    async def exits(self) -> AsyncIterator[Exit | Resync]:
+        """Container deaths from the Docker events stream; reconnects with back-off."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue()
+        first = True
+        while not self._closed.is_set():
+            if not first:
+                yield Resync()
+            first = False
+            reader = threading.Thread(
+                target=self._read_events, args=(loop, queue), name="docker-events", daemon=True
+            )
+            reader.start()
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    break
+                exit_ = await self._exit_of(item)
+                if exit_ is not None:
+                    yield exit_
+            if self._closed.is_set():
+                return
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(DockerException),
+                wait=wait_exponential(multiplier=0.2, max=5),
+            ):
+                with attempt:
+                    await self._call(self._client.ping)
+
+    def _read_events(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        queue: asyncio.Queue[dict[str, Any] | BaseException],
+    ) -> None:
+        try:
+            self._stream = self._client.events(
+                decode=True,
+                filters={
+                    "type": "container",
+                    "label": f"{LABEL_NODE}={self.node_id}",
+                    "event": ["die", "destroy"],
+                },
+            )
+            for event in self._stream:
+                loop.call_soon_threadsafe(queue.put_nowait, event)
+            loop.call_soon_threadsafe(queue.put_nowait, ConnectionError("events stream ended"))
+        except Exception as exc:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+
+    async def _exit_of(self, event: dict[str, Any]) -> Exit | None:
+        attributes = event.get("Actor", {}).get("Attributes", {})
+        replica_id = attributes.get(LABEL_REPLICA)
+        if replica_id is None:
+            return None
+        if event.get("Action") == "destroy":
+            return Exit(
+                replica_id=replica_id, exit_code=None, oom_killed=False, last_logs=[], removed=True
+            )
+        exit_code = int(attributes["exitCode"]) if "exitCode" in attributes else None
+        oom_killed, lines = False, []
+        with contextlib.suppress(DockerException, TimeoutError):
+            container = await self._call(self._client.containers.get, container_name(replica_id))
+            oom_killed = bool(container.attrs["State"].get("OOMKilled"))
+            raw = await self._call(container.logs, tail=LOG_LINES)
+            lines = raw.decode(errors="replace").splitlines()[-LOG_LINES:]
+        return Exit(
+            replica_id=replica_id,
+            exit_code=exit_code,
+            oom_killed=oom_killed,
+            last_logs=lines,
+            removed=False,
+        )
+
+    async def usage(self, replica_id: str, *, cpu_limit: float) -> Usage | None:
+        try:
+            stats = await self._call(
+                self._client.api.stats, container_name(replica_id), stream=False, one_shot=True
+            )
+        except (NotFound, APIError):
+            return None
+        sample = cpu_sample(stats)
+        if sample is None:
+            return None
+        before = self._cpu.get(replica_id)
+        self._cpu[replica_id] = sample
+        if before is None:
+            return None
+        return usage_between(before, sample, cpu_limit=cpu_limit, memory=memory_used(stats))
+
+    async def close(self) -> None:
+        self._closed.set()
+        if self._stream is not None:
+            with contextlib.suppress(Exception):
+                self._stream.close()
+        await asyncio.to_thread(self._client.close)

@@ -1,0 +1,55 @@
+"""Readiness probes: HTTP GET on the readiness path (200-399 is ready), or a TCP connect."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import aiohttp
+
+HTTP_TIMEOUT_S = 1.0
+
+
+async def probe_once(http: aiohttp.ClientSession, endpoint: str, path: str) -> bool:
+    if not endpoint.startswith("http"):
+        return True
+    if not path:
+        host, port = endpoint.split("://", 1)[1].rsplit(":", 1)
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 1.0)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        return True
+    try:
+        async with http.get(
+            endpoint + path,
+            timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_S),
+            allow_redirects=False,
+        ) as response:
+            return 200 <= response.status < 400
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+
+
+async def wait_until_ready(
+    http: aiohttp.ClientSession,
+    endpoint: str,
+    path: str,
+    *,
+    timeout_s: float,
+    interval_s: float,
+    still_wanted: Callable[[], bool],
+) -> bool:
+    """Probe until ready (True), or until the deadline or the replica is no longer wanted."""
+    deadline = time.monotonic() + timeout_s
+    delay = interval_s
+    while still_wanted():
+        if await probe_once(http, endpoint, path):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+    return False

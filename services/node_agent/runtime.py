@@ -1,0 +1,65 @@
+"""What a node runs replicas on: real Docker containers, or pretend ones (hollow nodes)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from events.types import StartReplica
+from services.node_agent.usage import Usage
+
+LABEL_FUNCTION = "dev.shoal.function"
+LABEL_REVISION = "dev.shoal.revision"
+LABEL_REPLICA = "dev.shoal.replica"
+LABEL_NODE = "dev.shoal.node"
+LABEL_PORT = "dev.shoal.port"
+
+
+@dataclass(frozen=True)
+class Running:
+    """A replica the runtime knows about (what `docker ps` with our labels shows)."""
+
+    replica_id: str
+    function: str
+    revision: int
+    port: int
+    running: bool
+
+
+@dataclass(frozen=True)
+class Exit:
+    """A replica's container ended without being asked to."""
+
+    replica_id: str
+    exit_code: int | None
+    oom_killed: bool
+    last_logs: list[str]
+    removed: bool
+
+
+class Resync:
+    """From `exits()`: the runtime's event stream was re-established after an outage (e.g.
+    dockerd restarted); what ran before may be gone, so the agent reconciles."""
+
+
+class ReplicaRuntime(Protocol):
+    async def start(self, command: StartReplica, *, port: int) -> str:
+        """Create and start the replica; returns the endpoint the api should call."""
+
+    def endpoint_for(self, port: int) -> str:
+        """Where the api reaches a replica of this node listening on `port`."""
+
+    async def stop(self, replica_id: str, *, timeout_s: float) -> None:
+        """SIGTERM, SIGKILL after the timeout, then remove; harmless if already gone."""
+
+    async def owned(self) -> list[Running]:
+        """The replicas of this node that the runtime has (running or not)."""
+
+    def exits(self) -> AsyncIterator[Exit | Resync]:
+        """Replicas whose containers died, were OOM-killed or removed behind our back."""
+
+    async def usage(self, replica_id: str, *, cpu_limit: float) -> Usage | None:
+        """CPU and memory since the last call for this replica; None on the first."""
+
+    async def close(self) -> None: ...

@@ -1,0 +1,68 @@
+"""The node-agent's settings, from SHOAL_NODE_* variables."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from services.common.settings import CommonSettings, SettingsError, env_float, env_int
+
+
+def _host_memory_mb() -> int:
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20)
+
+
+@dataclass(frozen=True)
+class Settings:
+    common: CommonSettings
+    node_id: str
+    runtime: Literal["docker", "sim"]
+    address: str
+    cpus: float
+    memory_mb: int
+    max_replicas: int
+    port_first: int
+    port_last: int
+    network: Literal["host", "bridge"]
+    heartbeat_s: float
+    stats_s: float
+    stop_timeout_s: float
+    probe_interval_s: float
+    sim_ready_delay_s: float
+    sim_cpu_fraction: float
+    hollow_nodes: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        runtime = environ.get("SHOAL_NODE_RUNTIME", "docker")
+        if runtime not in ("docker", "sim"):
+            raise SettingsError(f"SHOAL_NODE_RUNTIME={runtime!r} must be docker or sim")
+        network = environ.get("SHOAL_NODE_NETWORK", "host")
+        if network not in ("host", "bridge"):
+            raise SettingsError(f"SHOAL_NODE_NETWORK={network!r} must be host or bridge")
+        first = env_int(environ, "SHOAL_NODE_PORT_FIRST", 30000)
+        last = env_int(environ, "SHOAL_NODE_PORT_LAST", 32767)
+        if not 1 <= first <= last <= 65535:
+            raise SettingsError(f"SHOAL_NODE_PORT_FIRST/LAST {first}-{last} is not a port range")
+        return cls(
+            common=CommonSettings.from_env(environ, service="node", default_port=9104),
+            node_id=environ.get("SHOAL_NODE_ID", socket.gethostname()),
+            runtime=runtime,  # type: ignore[arg-type]
+            address=environ.get("SHOAL_NODE_ADDRESS", "127.0.0.1"),
+            cpus=env_float(environ, "SHOAL_NODE_CPUS", float(os.cpu_count() or 1)),
+            memory_mb=env_int(environ, "SHOAL_NODE_MEMORY_MB", _host_memory_mb()),
+            max_replicas=env_int(environ, "SHOAL_NODE_MAX_REPLICAS", 500),
+            port_first=first,
+            port_last=last,
+            network=network,  # type: ignore[arg-type]
+            heartbeat_s=env_float(environ, "SHOAL_NODE_HEARTBEAT_S", 1.0),
+            stats_s=env_float(environ, "SHOAL_NODE_STATS_S", 5.0),
+            stop_timeout_s=env_float(environ, "SHOAL_NODE_STOP_TIMEOUT_S", 10.0),
+            probe_interval_s=env_float(environ, "SHOAL_NODE_PROBE_INTERVAL_S", 0.01),
+            sim_ready_delay_s=env_float(environ, "SHOAL_NODE_SIM_READY_DELAY_S", 0.2),
+            sim_cpu_fraction=env_float(environ, "SHOAL_NODE_SIM_CPU_FRACTION", 0.0),
+            hollow_nodes=env_int(environ, "SHOAL_NODE_HOLLOW_NODES", 1),
+        )

@@ -1,0 +1,85 @@
+"""A node-agent as a real process, as it runs in production."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+from events.settings import BusSettings
+from tests.support.ports import free_port
+
+
+class AgentProcess:
+    def __init__(
+        self, bus: BusSettings, *, log_dir: Path, node_id: str | None = None, **settings: str
+    ) -> None:
+        self.bus = bus
+        self.node_id = node_id or f"node-{uuid.uuid4().hex[:8]}"
+        self.http_port = free_port()
+        first = random.randrange(35000, 60000, 100)
+        self.env = {
+            **os.environ,
+            "SHOAL_KAFKA_BOOTSTRAP": bus.bootstrap_servers,
+            "SHOAL_KAFKA_NAMESPACE": bus.namespace,
+            "SHOAL_NODE_ID": self.node_id,
+            "SHOAL_NODE_HTTP_PORT": str(self.http_port),
+            "SHOAL_NODE_PORT_FIRST": str(first),
+            "SHOAL_NODE_PORT_LAST": str(first + 99),
+            "SHOAL_NODE_STATS_S": "1",
+            "SHOAL_NODE_STOP_TIMEOUT_S": "2",
+            **settings,
+        }
+        self.log_path = log_dir / f"{self.node_id}.log"
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self, timeout_s: float = 60.0) -> AgentProcess:
+        with self.log_path.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "services.node_agent",
+                env=self.env,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout_s
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                if self.process.returncode is not None:
+                    raise AssertionError(f"node-agent exited: {self.log_path.read_text()[-3000:]}")
+                try:
+                    async with http.get(f"http://127.0.0.1:{self.http_port}/readyz") as reply:
+                        if reply.status == 200:
+                            return self
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise AssertionError(
+            f"node-agent not ready in {timeout_s} s: {self.log_path.read_text()[-3000:]}"
+        )
+
+    async def kill(self) -> None:
+        """SIGKILL: the agent gets no chance to clean up."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGKILL)
+            await self.process.wait()
+
+    async def stop(self) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), 30)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        return self.process.returncode
