@@ -164,13 +164,21 @@ class NodeAgent:
         self._spawn(replica, self._bring_up(replica, cause))
 
     async def _bring_up(self, replica: Replica, cause: str) -> None:
-        await self._publish(self._event(ReplicaStarting, replica.command), cause)
+        # Not awaited: Kafka keeps per-partition order, so Starting still lands before Ready,
+        # and the container start does not wait for the broker's acknowledgement.
+        starting = await self.producer.send(
+            self.producer.envelope(
+                self._event(ReplicaStarting, replica.command), causation_id=cause
+            )
+        )
         try:
             replica.endpoint = await self.runtime.start(replica.command, port=replica.port)
         except Exception as exc:
             if replica.state is ReplicaState.STARTING:
                 await self._fail(replica, f"could not start: {exc}", cause)
             return
+        finally:
+            await starting
         await self._await_ready(replica, cause)
 
     async def _await_ready(self, replica: Replica, cause: str | None) -> None:

@@ -9,6 +9,8 @@ from collections.abc import Callable
 import aiohttp
 
 HTTP_TIMEOUT_S = 1.0
+FAST_PROBING_S = 2.0
+SLOW_PROBE_S = 0.25
 
 
 async def probe_once(http: aiohttp.ClientSession, endpoint: str, path: str) -> bool:
@@ -43,13 +45,14 @@ async def wait_until_ready(
     still_wanted: Callable[[], bool],
 ) -> bool:
     """Probe until ready (True), or until the deadline or the replica is no longer wanted."""
-    deadline = time.monotonic() + timeout_s
-    delay = interval_s
+    started = time.monotonic()
+    deadline = started + timeout_s
     while still_wanted():
         if await probe_once(http, endpoint, path):
             return True
-        if time.monotonic() >= deadline:
+        now = time.monotonic()
+        if now >= deadline:
             return False
-        await asyncio.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
+        # Probe fast while a cold start is likely to finish, then back off to spare the host.
+        await asyncio.sleep(interval_s if now - started < FAST_PROBING_S else SLOW_PROBE_S)
     return False
