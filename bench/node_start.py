@@ -33,9 +33,9 @@ from events.types import (
 )
 from services.node_agent.runtime import LABEL_NODE
 from tests.images.build import ensure_test_images
-from tests.support.agent_process import AgentProcess
 from tests.support.event_log import EventLog
 from tests.support.ports import free_port
+from tests.support.service_process import AgentProcess
 
 IMAGE = "shoal-test/hello:1"
 

@@ -91,6 +91,8 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
     scale_down_delay_s: NonNegFloat = 0.0
     max_scale_up_rate: Annotated[float, msgspec.Meta(gt=1)] = 1000.0
     max_scale_down_rate: Annotated[float, msgspec.Meta(gt=1)] = 2.0
+    private: bool = False
+    """Calls need the api's bearer token too (function calls are open by default)."""
 
 
 # ---- functions (topic shoal.functions) -------------------------------------------------

@@ -26,13 +26,14 @@ class ServiceContext:
     log: StructLog
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     ready: bool = False
-    extra_routes: list[web.RouteDef] = field(default_factory=list)
+    app: web.Application = field(default_factory=web.Application)
 
 
 ServiceBody = Callable[[ServiceContext], Coroutine[Any, Any, None]]
+ServiceRoutes = Callable[[ServiceContext], None]
 
 
-def _http_app(ctx: ServiceContext) -> web.Application:
+def _add_common_routes(ctx: ServiceContext) -> None:
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(
             body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
@@ -45,20 +46,16 @@ def _http_app(ctx: ServiceContext) -> web.Application:
         status = 200 if ctx.ready else 503
         return web.json_response({"ready": ctx.ready}, status=status)
 
-    app = web.Application()
-    app.add_routes(
-        [
-            web.get("/metrics", metrics),
-            web.get("/healthz", healthz),
-            web.get("/readyz", readyz),
-            *ctx.extra_routes,
-        ]
+    ctx.app.add_routes(
+        [web.get("/metrics", metrics), web.get("/healthz", healthz), web.get("/readyz", readyz)]
     )
-    return app
 
 
-async def serve(settings: CommonSettings, body: ServiceBody) -> None:
-    """Run one service until SIGTERM/SIGINT or until its body returns."""
+async def serve(
+    settings: CommonSettings, body: ServiceBody, routes: ServiceRoutes | None = None
+) -> None:
+    """Run one service until SIGTERM/SIGINT or until its body returns. `routes` adds the
+    service's own HTTP routes (the api's) to the server beside /metrics and the probes."""
     log = StructLog(f"shoal.{settings.service}")
     producer = EventProducer(settings.bus, source=settings.source)
     ctx = ServiceContext(settings=settings, producer=producer, log=log)
@@ -70,8 +67,11 @@ async def serve(settings: CommonSettings, body: ServiceBody) -> None:
     await producer.start()
     runner: web.AppRunner | None = None
     try:
+        _add_common_routes(ctx)
+        if routes is not None:
+            routes(ctx)
         body_task = asyncio.create_task(body(ctx), name=f"{settings.service}-body")
-        runner = web.AppRunner(_http_app(ctx), access_log=None)
+        runner = web.AppRunner(ctx.app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, settings.http_host, settings.http_port).start()
         log.info("started", instance=settings.instance, http_port=settings.http_port)
@@ -93,7 +93,7 @@ async def serve(settings: CommonSettings, body: ServiceBody) -> None:
         log.info("stopped", instance=settings.instance)
 
 
-def run(settings: CommonSettings, body: ServiceBody) -> None:
+def run(settings: CommonSettings, body: ServiceBody, routes: ServiceRoutes | None = None) -> None:
     """Entry point of a service process."""
     configure_logging(settings.log_level, service=settings.service)
-    asyncio.run(serve(settings, body))
+    asyncio.run(serve(settings, body, routes))

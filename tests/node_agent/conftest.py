@@ -15,8 +15,8 @@ from events.topics import CONTAINER_STATS, HEARTBEATS, NODES, REPLICAS
 from events.types import FunctionSpec, StartReplica
 from services.node_agent.runtime import LABEL_NODE
 from tests.images.build import ensure_test_images
-from tests.support.agent_process import AgentProcess
 from tests.support.event_log import EventLog
+from tests.support.service_process import AgentProcess
 
 
 @pytest.fixture(scope="session")

@@ -32,8 +32,8 @@ from services.node_agent.runtime import (
     LABEL_REVISION,
 )
 from tests.node_agent.conftest import remove_node_containers, start_command
-from tests.support.agent_process import AgentProcess
 from tests.support.event_log import EventLog
+from tests.support.service_process import AgentProcess
 
 pytestmark = [pytest.mark.kafka, pytest.mark.docker]
 

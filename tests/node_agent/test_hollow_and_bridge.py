@@ -12,8 +12,8 @@ from events.bus import EventProducer
 from events.settings import BusSettings
 from events.types import DrainReplica, NodeHeartbeat, NodeJoined, ReplicaReady, ReplicaStopped
 from tests.node_agent.conftest import start_command
-from tests.support.agent_process import AgentProcess
 from tests.support.event_log import EventLog
+from tests.support.service_process import AgentProcess
 
 pytestmark = [pytest.mark.kafka]
 

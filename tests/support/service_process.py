@@ -1,4 +1,4 @@
-"""A node-agent as a real process, as it runs in production."""
+"""Shoal services as real processes, as they run in production."""
 
 from __future__ import annotations
 
@@ -17,35 +17,42 @@ from events.settings import BusSettings
 from tests.support.ports import free_port
 
 
-class AgentProcess:
+class ServiceProcess:
+    """One service (`python -m services.<module>`) on a free HTTP port of 127.0.0.1."""
+
     def __init__(
-        self, bus: BusSettings, *, log_dir: Path, node_id: str | None = None, **settings: str
+        self,
+        bus: BusSettings,
+        *,
+        module: str,
+        port_variable: str,
+        log_dir: Path,
+        name: str,
+        **settings: str,
     ) -> None:
         self.bus = bus
-        self.node_id = node_id or f"node-{uuid.uuid4().hex[:8]}"
+        self.module = module
         self.http_port = free_port()
-        first = random.randrange(35000, 60000, 100)
         self.env = {
             **os.environ,
             "SHOAL_KAFKA_BOOTSTRAP": bus.bootstrap_servers,
             "SHOAL_KAFKA_NAMESPACE": bus.namespace,
-            "SHOAL_NODE_ID": self.node_id,
-            "SHOAL_NODE_HTTP_PORT": str(self.http_port),
-            "SHOAL_NODE_PORT_FIRST": str(first),
-            "SHOAL_NODE_PORT_LAST": str(first + 99),
-            "SHOAL_NODE_STATS_S": "1",
-            "SHOAL_NODE_STOP_TIMEOUT_S": "2",
+            port_variable: str(self.http_port),
             **settings,
         }
-        self.log_path = log_dir / f"{self.node_id}.log"
+        self.log_path = log_dir / f"{name}.log"
         self.process: asyncio.subprocess.Process | None = None
 
-    async def start(self, timeout_s: float = 60.0) -> AgentProcess:
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    async def start(self, timeout_s: float = 60.0) -> ServiceProcess:
         with self.log_path.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "services.node_agent",
+                f"services.{self.module}",
                 env=self.env,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
@@ -54,7 +61,9 @@ class AgentProcess:
         async with aiohttp.ClientSession() as http:
             while time.monotonic() < deadline:
                 if self.process.returncode is not None:
-                    raise AssertionError(f"node-agent exited: {self.log_path.read_text()[-3000:]}")
+                    raise AssertionError(
+                        f"{self.module} exited: {self.log_path.read_text()[-3000:]}"
+                    )
                 try:
                     async with http.get(f"http://127.0.0.1:{self.http_port}/readyz") as reply:
                         if reply.status == 200:
@@ -63,7 +72,7 @@ class AgentProcess:
                     pass
                 await asyncio.sleep(0.1)
         raise AssertionError(
-            f"node-agent not ready in {timeout_s} s: {self.log_path.read_text()[-3000:]}"
+            f"{self.module} not ready in {timeout_s} s: {self.log_path.read_text()[-3000:]}"
         )
 
     async def kill(self) -> None:
@@ -83,3 +92,28 @@ class AgentProcess:
                 self.process.kill()
                 await self.process.wait()
         return self.process.returncode
+
+
+class AgentProcess(ServiceProcess):
+    """A node-agent with a port range of its own."""
+
+    def __init__(
+        self, bus: BusSettings, *, log_dir: Path, node_id: str | None = None, **settings: str
+    ) -> None:
+        self.node_id = node_id or f"node-{uuid.uuid4().hex[:8]}"
+        first = random.randrange(35000, 60000, 100)
+        defaults = {
+            "SHOAL_NODE_ID": self.node_id,
+            "SHOAL_NODE_PORT_FIRST": str(first),
+            "SHOAL_NODE_PORT_LAST": str(first + 99),
+            "SHOAL_NODE_STATS_S": "1",
+            "SHOAL_NODE_STOP_TIMEOUT_S": "2",
+        }
+        super().__init__(
+            bus,
+            module="node_agent",
+            port_variable="SHOAL_NODE_HTTP_PORT",
+            log_dir=log_dir,
+            name=self.node_id,
+            **{**defaults, **settings},
+        )

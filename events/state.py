@@ -1,0 +1,231 @@
+"""The one fold of Shoal's history into cluster state: functions and their revisions,
+replicas and where they run, nodes and their condition, the last scale decision.
+
+`apply` is pure over (state, event) and idempotent: applying an event twice, or an older
+event about a thing after a newer one of the same key, leaves the same state. Services
+rebuild from it on start; the CLI uses it for `replay`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from events.envelope import Envelope
+from events.types import (
+    FunctionDeleted,
+    FunctionDeployed,
+    FunctionRolledBack,
+    FunctionSpec,
+    FunctionUpdated,
+    NodeCapacity,
+    NodeCordoned,
+    NodeDrained,
+    NodeDrainRequested,
+    NodeHeartbeat,
+    NodeJoined,
+    NodeLost,
+    NodeUncordoned,
+    ReplicaDraining,
+    ReplicaEvent,
+    ReplicaFailed,
+    ReplicaReady,
+    ReplicaStarting,
+    ReplicaStopped,
+    ScaleDecision,
+    ScaleRequested,
+)
+
+LIVE_REPLICA_STATES = ("starting", "ready", "draining")
+
+
+@dataclass
+class FunctionView:
+    name: str
+    spec: FunctionSpec
+    revision: int
+    revisions: dict[int, FunctionSpec]
+    deleted: bool = False
+    desired: int | None = None
+    last_decision: ScaleDecision | None = None
+    last_decision_at: datetime | None = None
+    pinned_replicas: int | None = None
+    rollback_reason: str = ""
+
+
+@dataclass
+class ReplicaView:
+    replica_id: str
+    function: str
+    revision: int
+    node: str
+    state: str
+    endpoint: str = ""
+    concurrency_limit: int = 0
+    reason: str = ""
+
+
+@dataclass
+class NodeView:
+    node: str
+    address: str = ""
+    runtime: str = ""
+    capacity: NodeCapacity | None = None
+    last_heartbeat_at: datetime | None = None
+    used_cpus: float = 0.0
+    used_memory_mb: float = 0.0
+    replicas: int = 0
+    lost: bool = False
+    cordoned: bool = False
+    draining: bool = False
+
+
+@dataclass
+class ClusterState:
+    functions: dict[str, FunctionView] = field(default_factory=dict)
+    replicas: dict[str, ReplicaView] = field(default_factory=dict)
+    nodes: dict[str, NodeView] = field(default_factory=dict)
+    ended_replicas: dict[str, str] = field(default_factory=dict)
+    """Replica id -> how it ended (stopped/failed): a late event about it changes nothing."""
+    as_of: datetime | None = None
+
+    def live_replicas(self, function: str) -> list[ReplicaView]:
+        return [
+            r
+            for r in self.replicas.values()
+            if r.function == function and r.state in LIVE_REPLICA_STATES
+        ]
+
+
+def apply(state: ClusterState, envelope: Envelope) -> ClusterState:
+    """Fold one event into the state (in place) and return it."""
+    event = envelope.data
+    if state.as_of is None or envelope.time > state.as_of:
+        state.as_of = envelope.time
+    if isinstance(event, FunctionDeployed | FunctionUpdated):
+        fresh = isinstance(event, FunctionDeployed)
+        _function_spec(state, event.function, event.revision, event.spec, fresh=fresh)
+    elif isinstance(event, FunctionDeleted):
+        if event.function in state.functions:
+            state.functions[event.function].deleted = True
+    elif isinstance(event, FunctionRolledBack):
+        view = state.functions.get(event.function)
+        if view is not None and event.to_revision in view.revisions:
+            view.revision = event.to_revision
+            view.spec = view.revisions[event.to_revision]
+            view.rollback_reason = event.reason
+    elif isinstance(event, ScaleRequested):
+        if event.function in state.functions:
+            state.functions[event.function].pinned_replicas = event.replicas
+    elif isinstance(event, ScaleDecision):
+        view = state.functions.get(event.function)
+        if view is not None:
+            view.desired = event.desired
+            view.last_decision = event
+            view.last_decision_at = envelope.time
+    elif isinstance(event, ReplicaEvent):
+        _replica(state, event)
+    else:
+        _node(state, envelope)
+    return state
+
+
+def _function_spec(
+    state: ClusterState, name: str, revision: int, spec: FunctionSpec, *, fresh: bool
+) -> None:
+    view = state.functions.get(name)
+    if view is None or (view.deleted and fresh):
+        state.functions[name] = FunctionView(
+            name=name, spec=spec, revision=revision, revisions={revision: spec}
+        )
+        return
+    view.revisions[revision] = spec
+    if revision >= view.revision:
+        view.revision = revision
+        view.spec = spec
+
+
+def _replica(state: ClusterState, event: ReplicaEvent) -> None:
+    if event.replica_id in state.ended_replicas:
+        return
+    current = state.replicas.get(event.replica_id)
+    if isinstance(event, ReplicaStopped | ReplicaFailed):
+        state.replicas.pop(event.replica_id, None)
+        state.ended_replicas[event.replica_id] = (
+            "failed" if isinstance(event, ReplicaFailed) else "stopped"
+        )
+        return
+    if isinstance(event, ReplicaStarting):
+        if current is None:
+            state.replicas[event.replica_id] = ReplicaView(
+                replica_id=event.replica_id,
+                function=event.function,
+                revision=event.revision,
+                node=event.node,
+                state="starting",
+            )
+    elif isinstance(event, ReplicaReady):
+        if current is None or current.state != "draining":
+            state.replicas[event.replica_id] = ReplicaView(
+                replica_id=event.replica_id,
+                function=event.function,
+                revision=event.revision,
+                node=event.node,
+                state="ready",
+                endpoint=event.endpoint,
+                concurrency_limit=event.concurrency_limit,
+            )
+    elif isinstance(event, ReplicaDraining):
+        if current is None:
+            current = state.replicas[event.replica_id] = ReplicaView(
+                replica_id=event.replica_id,
+                function=event.function,
+                revision=event.revision,
+                node=event.node,
+                state="draining",
+            )
+        current.state = "draining"
+
+
+def _node(state: ClusterState, envelope: Envelope) -> None:
+    event = envelope.data
+    if not isinstance(
+        event,
+        NodeJoined
+        | NodeHeartbeat
+        | NodeLost
+        | NodeCordoned
+        | NodeUncordoned
+        | NodeDrainRequested
+        | NodeDrained,
+    ):
+        return
+    view = state.nodes.get(event.node)
+    if view is None:
+        view = state.nodes[event.node] = NodeView(node=event.node)
+    if isinstance(event, NodeJoined):
+        view.address, view.runtime, view.capacity = event.address, event.runtime, event.capacity
+        view.lost = False
+    elif isinstance(event, NodeHeartbeat):
+        if view.last_heartbeat_at is None or envelope.time >= view.last_heartbeat_at:
+            view.last_heartbeat_at = envelope.time
+            view.capacity = event.capacity
+            view.used_cpus, view.used_memory_mb = event.used_cpus, event.used_memory_mb
+            view.replicas = event.replicas
+            view.lost = False
+    elif isinstance(event, NodeLost):
+        if view.last_heartbeat_at is None or envelope.time >= view.last_heartbeat_at:
+            view.lost = True
+            for replica_id in [
+                r.replica_id for r in state.replicas.values() if r.node == event.node
+            ]:
+                state.replicas.pop(replica_id)
+                state.ended_replicas[replica_id] = "lost"
+    elif isinstance(event, NodeCordoned):
+        view.cordoned = True
+    elif isinstance(event, NodeUncordoned):
+        view.cordoned = view.draining = False
+    elif isinstance(event, NodeDrainRequested):
+        view.cordoned = view.draining = True
+    elif isinstance(event, NodeDrained):
+        view.draining = False

@@ -1,0 +1,317 @@
+"""The control plane, `/v1`: functions, scaling, rollback and nodes, as JSON over HTTP.
+
+The api decides nothing beyond validation: each change is an event on Kafka, applied to
+the api's own view at once so that a client reads its own writes."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from events.bus import EventProducer
+from events.state import FunctionView
+from events.types import (
+    FunctionDeleted,
+    FunctionDeployed,
+    FunctionRolledBack,
+    FunctionUpdated,
+    NodeCordoned,
+    NodeDrainRequested,
+    NodeUncordoned,
+    Payload,
+    ScaleRequested,
+)
+from services.api.openapi import openapi_document
+from services.api.validation import (
+    FieldError,
+    InvalidInput,
+    patched_scaling,
+    spec_from_body,
+    whole_number,
+)
+from services.api.view import ApiView
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def problem(status: int, message: str, **details: Any) -> web.Response:
+    return web.json_response({"error": message, **details}, status=status)
+
+
+def invalid(exc: InvalidInput) -> web.Response:
+    return problem(
+        422, "invalid input", fields=[{"field": e.field, "message": e.message} for e in exc.errors]
+    )
+
+
+def function_status(view: ApiView, function: FunctionView) -> dict[str, Any]:
+    replicas = sorted(view.cluster.live_replicas(function.name), key=lambda r: r.replica_id)
+    decision = function.last_decision
+    return {
+        "name": function.name,
+        "revision": function.revision,
+        "revisions": sorted(function.revisions),
+        "spec": msgspec.to_builtins(function.spec),
+        "desired": function.desired,
+        "ready": sum(1 for r in replicas if r.state == "ready"),
+        "replicas": [
+            {
+                "id": r.replica_id,
+                "revision": r.revision,
+                "node": r.node,
+                "state": r.state,
+                "endpoint": r.endpoint,
+            }
+            for r in replicas
+        ],
+        "last_decision": None
+        if decision is None
+        else {
+            "previous": decision.previous,
+            "desired": decision.desired,
+            "panic": decision.panic,
+            "reason": decision.reason,
+            "at": function.last_decision_at.isoformat() if function.last_decision_at else None,
+        },
+        "manual_replicas": function.pinned_replicas,
+        "rollback_reason": function.rollback_reason,
+    }
+
+
+@dataclass
+class ControlPlane:
+    view: ApiView
+    producer: EventProducer
+    token: str
+    max_body_bytes: int
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/v1/openapi.json", self.openapi),
+            web.get("/v1/functions", self.list_functions),
+            web.post("/v1/functions", self.create_function),
+            web.get("/v1/functions/{name}", self.get_function),
+            web.put("/v1/functions/{name}", self.replace_function),
+            web.patch("/v1/functions/{name}", self.patch_function),
+            web.delete("/v1/functions/{name}", self.delete_function),
+            web.post("/v1/functions/{name}/scale", self.scale_function),
+            web.post("/v1/functions/{name}/rollback", self.rollback_function),
+            web.get("/v1/nodes", self.list_nodes),
+            web.post("/v1/nodes/{node}/{action:cordon|uncordon|drain}", self.node_action),
+        ]
+
+    def has_token(self, request: web.Request) -> bool:
+        given = request.headers.get("Authorization", "")
+        return given.startswith("Bearer ") and hmac.compare_digest(
+            given[7:].encode(), self.token.encode()
+        )
+
+    @web.middleware
+    async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if (
+            request.path.startswith("/v1/")
+            and request.path != "/v1/openapi.json"
+            and not self.has_token(request)
+        ):
+            return problem(
+                401,
+                "missing or wrong api token: send 'Authorization: Bearer "
+                "<token>' (SHOAL_API_TOKEN)",
+            )
+        return await handler(request)
+
+    @web.middleware
+    async def json_errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """aiohttp's own errors (unknown path, wrong method) as JSON, like ours."""
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.content_type == "application/json" or exc.status < 400:
+                raise
+            return problem(exc.status, exc.reason, path=request.path)
+
+    async def _body(self, request: web.Request) -> Any:
+        if request.content_length is not None and request.content_length > self.max_body_bytes:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=self.max_body_bytes,
+                actual_size=request.content_length,
+                text=json.dumps({"error": f"body over {self.max_body_bytes} bytes"}),
+                content_type="application/json",
+            )
+        raw = await request.content.read(self.max_body_bytes + 1)
+        if len(raw) > self.max_body_bytes:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=self.max_body_bytes,
+                actual_size=len(raw),
+                text=json.dumps({"error": f"body over {self.max_body_bytes} bytes"}),
+                content_type="application/json",
+            )
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise web.HTTPBadRequest(
+                text=json.dumps({"error": f"the body is not JSON: {exc}"}),
+                content_type="application/json",
+            ) from exc
+
+    async def _record(self, payload: Payload) -> None:
+        """Publish a change and apply it to this api's view (read your writes)."""
+        await self.view.on_event(await self.producer.publish(payload))
+
+    def _function_or_404(self, name: str) -> FunctionView:
+        function = self.view.function(name)
+        if function is None:
+            raise web.HTTPNotFound(
+                text=json.dumps({"error": f"no function named {name!r}"}),
+                content_type="application/json",
+            )
+        return function
+
+    async def openapi(self, _: web.Request) -> web.Response:
+        return web.json_response(openapi_document())
+
+    async def list_functions(self, _: web.Request) -> web.Response:
+        functions = [f for f in self.view.cluster.functions.values() if not f.deleted]
+        return web.json_response(
+            {
+                "functions": [
+                    function_status(self.view, f) for f in sorted(functions, key=lambda f: f.name)
+                ]
+            }
+        )
+
+    async def get_function(self, request: web.Request) -> web.Response:
+        function = self._function_or_404(request.match_info["name"])
+        return web.json_response(function_status(self.view, function))
+
+    async def create_function(self, request: web.Request) -> web.Response:
+        try:
+            spec = spec_from_body(await self._body(request))
+        except InvalidInput as exc:
+            return invalid(exc)
+        if self.view.function(spec.name) is not None:
+            return problem(
+                409, f"function {spec.name!r} exists; replace it with PUT /v1/functions/{spec.name}"
+            )
+        await self._record(
+            FunctionDeployed(function=spec.name, revision=1, spec=spec, requested_by="api")
+        )
+        return web.json_response(
+            function_status(self.view, self._function_or_404(spec.name)), status=201
+        )
+
+    async def replace_function(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        function = self._function_or_404(name)
+        try:
+            spec = spec_from_body(await self._body(request), name=name)
+        except InvalidInput as exc:
+            return invalid(exc)
+        revision = max(function.revisions) + 1
+        await self._record(
+            FunctionUpdated(function=name, revision=revision, spec=spec, requested_by="api")
+        )
+        return web.json_response(function_status(self.view, self._function_or_404(name)))
+
+    async def patch_function(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        function = self._function_or_404(name)
+        try:
+            spec = patched_scaling(function.spec, await self._body(request))
+        except InvalidInput as exc:
+            return invalid(exc)
+        await self._record(
+            FunctionUpdated(
+                function=name, revision=function.revision, spec=spec, requested_by="api"
+            )
+        )
+        return web.json_response(function_status(self.view, self._function_or_404(name)))
+
+    async def delete_function(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self._function_or_404(name)
+        await self._record(FunctionDeleted(function=name, requested_by="api"))
+        return web.json_response({"deleted": name}, status=202)
+
+    async def scale_function(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        function = self._function_or_404(name)
+        try:
+            replicas = whole_number(await self._body(request), "replicas")
+        except InvalidInput as exc:
+            return invalid(exc)
+        high = function.spec.max_replicas
+        if high and replicas > high:
+            return invalid(
+                InvalidInput([FieldError("replicas", f"{replicas} is above max_replicas {high}")])
+            )
+        await self._record(ScaleRequested(function=name, replicas=replicas, requested_by="api"))
+        return web.json_response({"function": name, "replicas": replicas}, status=202)
+
+    async def rollback_function(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        function = self._function_or_404(name)
+        try:
+            revision = whole_number(await self._body(request), "revision", minimum=1)
+        except InvalidInput as exc:
+            return invalid(exc)
+        if revision not in function.revisions:
+            return problem(
+                404,
+                f"function {name!r} has no revision {revision}",
+                revisions=sorted(function.revisions),
+            )
+        if revision == function.revision:
+            return problem(409, f"revision {revision} is already current")
+        await self._record(
+            FunctionRolledBack(
+                function=name,
+                from_revision=function.revision,
+                to_revision=revision,
+                reason="rollback requested through the api",
+            )
+        )
+        return web.json_response(function_status(self.view, self._function_or_404(name)))
+
+    async def list_nodes(self, _: web.Request) -> web.Response:
+        nodes = sorted(self.view.cluster.nodes.values(), key=lambda n: n.node)
+        return web.json_response(
+            {
+                "nodes": [
+                    {
+                        "node": n.node,
+                        "address": n.address,
+                        "runtime": n.runtime,
+                        "capacity": msgspec.to_builtins(n.capacity) if n.capacity else None,
+                        "used_cpus": n.used_cpus,
+                        "used_memory_mb": n.used_memory_mb,
+                        "replicas": n.replicas,
+                        "lost": n.lost,
+                        "cordoned": n.cordoned,
+                        "draining": n.draining,
+                        "last_heartbeat_at": n.last_heartbeat_at.isoformat()
+                        if n.last_heartbeat_at
+                        else None,
+                    }
+                    for n in nodes
+                ]
+            }
+        )
+
+    async def node_action(self, request: web.Request) -> web.Response:
+        node, action = request.match_info["node"], request.match_info["action"]
+        if node not in self.view.cluster.nodes:
+            return problem(404, f"no node named {node!r}")
+        event: Payload = {
+            "cordon": NodeCordoned(node=node, requested_by="api"),
+            "uncordon": NodeUncordoned(node=node, requested_by="api"),
+            "drain": NodeDrainRequested(node=node, requested_by="api"),
+        }[action]
+        await self._record(event)
+        return web.json_response({"node": node, "action": action}, status=202)

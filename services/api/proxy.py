@@ -1,0 +1,261 @@
+"""The request path: `ANY /fn/{name}/{path}` to a ready replica, holding requests while a
+function cold-starts or all its replicas are at their concurrency limit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import Counter, Gauge, Histogram
+
+from events.bus import EventProducer
+from events.types import ColdStartDemand
+from services.api.request_stats import RequestWindow
+from services.api.routing import Route
+from services.api.view import ApiView
+from services.common.logs import StructLog
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+NOT_FORWARDED = HOP_BY_HOP | {"host"}
+NOT_RETURNED = HOP_BY_HOP | {"content-length"}
+REQUESTS = Counter("shoal_api_requests_total", "Function calls answered", ["function", "code"])
+LATENCY = Histogram(
+    "shoal_api_request_seconds",
+    "Function call latency",
+    ["function"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+QUEUE_DEPTH = Gauge("shoal_api_queue_depth", "Requests waiting for a replica", ["function"])
+COLD_STARTS = Counter(
+    "shoal_api_cold_starts_total", "Requests that found no ready replica", ["function"]
+)
+COLD_START_SECONDS = Histogram(
+    "shoal_api_cold_start_seconds",
+    "Wait of a cold-started request for its replica",
+    ["function"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
+
+
+class NoReplica(Exception):
+    """No replica could take the request; `response` is what the caller gets."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.text)
+        self.response = response
+
+
+def error(status: int, message: str, **details: object) -> web.Response:
+    return web.json_response({"error": message, **details}, status=status)
+
+
+@dataclass
+class Waiting:
+    count: int = 0
+    last_demand_at: float = 0.0
+
+
+@dataclass
+class FunctionProxy:
+    view: ApiView
+    producer: EventProducer
+    http: aiohttp.ClientSession
+    log: StructLog
+    source_instance: str
+    queue_limit: int
+    demand_repeat_s: float
+    connect_attempts: int
+    check_token: Callable[[web.Request], bool]
+    clock: Callable[[], float] = time.monotonic
+    windows: dict[str, RequestWindow] = field(default_factory=dict)
+    waiting: dict[str, Waiting] = field(default_factory=dict)
+
+    def window(self, function: str) -> RequestWindow:
+        found = self.windows.get(function)
+        if found is None:
+            found = self.windows[function] = RequestWindow(started_at=self.clock())
+        return found
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        function = self.view.function(name)
+        if function is None:
+            return error(404, f"no function named {name!r}", function=name)
+        if function.spec.private and not self.check_token(request):
+            return error(
+                401,
+                "this function is private: send the api token as 'Authorization: Bearer <token>'",
+            )
+        started = self.clock()
+        window = self.window(name)
+        window.begin(started)
+        status = 500
+        try:
+            response = await self._serve(
+                request, name, deadline=started + function.spec.request_timeout_s
+            )
+            status = response.status
+            return response
+        except NoReplica as refusal:
+            status = refusal.response.status
+            return refusal.response
+        finally:
+            finished = self.clock()
+            window.end(finished, latency_ms=(finished - started) * 1000, error=status >= 500)
+            REQUESTS.labels(name, str(status)).inc()
+            LATENCY.labels(name).observe(finished - started)
+
+    async def _serve(
+        self, request: web.Request, name: str, *, deadline: float
+    ) -> web.StreamResponse:
+        refused: set[str] = set()
+        while True:
+            route = await self._acquire(name, deadline, frozenset(refused))
+            try:
+                return await self._forward(request, name, route)
+            except aiohttp.ClientConnectorError:
+                # Nothing of the request was sent: another replica can take it.
+                refused.add(route.replica_id)
+                self.log.warning(
+                    "replica refused a connection", function=name, replica=route.replica_id
+                )
+                if len(refused) >= self.connect_attempts:
+                    raise NoReplica(
+                        error(
+                            502,
+                            "replicas refused the connection",
+                            function=name,
+                            tried=sorted(refused),
+                        )
+                    ) from None
+            finally:
+                route.outstanding -= 1
+                self.view.notify(name)
+
+    async def _acquire(self, name: str, deadline: float, avoid: frozenset[str]) -> Route:
+        """A replica with room, waiting (bounded) while there is none."""
+        function = self.view.function(name)
+        if function is None:
+            raise NoReplica(error(410, f"function {name!r} was deleted", function=name))
+        route = self.view.routes.pick(name, function.revision, avoid=avoid)
+        if route is not None:
+            route.outstanding += 1
+            return route
+        waiting = self.waiting.setdefault(name, Waiting())
+        if waiting.count >= self.queue_limit:
+            raise NoReplica(
+                web.json_response(
+                    {
+                        "error": "too many requests waiting for a replica",
+                        "function": name,
+                        "queue_limit": self.queue_limit,
+                    },
+                    status=503,
+                    headers={"Retry-After": "1"},
+                )
+            )
+        cold = not self.view.routes.routes(name)
+        if cold:
+            COLD_STARTS.labels(name).inc()
+        waiting.count += 1
+        QUEUE_DEPTH.labels(name).set(waiting.count)
+        started = self.clock()
+        try:
+            while True:
+                if not self.view.routes.routes(name):
+                    await self._publish_demand(name, waiting)
+                signal = self.view.signal(name)
+                remaining = deadline - self.clock()
+                if remaining <= 0:
+                    raise NoReplica(
+                        error(
+                            504,
+                            "cold start timeout: no replica became ready in time"
+                            if cold
+                            else "timeout: every replica stayed at its concurrency limit",
+                            function=name,
+                            waited_s=round(self.clock() - started, 3),
+                        )
+                    )
+                try:
+                    await asyncio.wait_for(signal.wait(), min(remaining, self.demand_repeat_s))
+                except TimeoutError:
+                    pass
+                function = self.view.function(name)
+                if function is None:
+                    raise NoReplica(
+                        error(
+                            410,
+                            f"function {name!r} was deleted while the request waited",
+                            function=name,
+                        )
+                    )
+                route = self.view.routes.pick(name, function.revision, avoid=avoid)
+                if route is not None:
+                    route.outstanding += 1
+                    if cold:
+                        COLD_START_SECONDS.labels(name).observe(self.clock() - started)
+                    return route
+        finally:
+            waiting.count -= 1
+            QUEUE_DEPTH.labels(name).set(waiting.count)
+
+    async def _publish_demand(self, name: str, waiting: Waiting) -> None:
+        now = self.clock()
+        if now - waiting.last_demand_at < self.demand_repeat_s:
+            return
+        waiting.last_demand_at = now
+        await self.producer.send(
+            self.producer.envelope(
+                ColdStartDemand(
+                    function=name, api_instance=self.source_instance, queued=waiting.count
+                )
+            )
+        )
+
+    async def _forward(self, request: web.Request, name: str, route: Route) -> web.StreamResponse:
+        path = request.match_info.get("path", "")
+        url = f"{route.endpoint}/{path}"
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED}
+        peer = request.remote or ""
+        forwarded_for = request.headers.get("X-Forwarded-For")
+        headers["X-Forwarded-For"] = f"{forwarded_for}, {peer}" if forwarded_for else peer
+        headers["X-Forwarded-Host"] = request.host
+        headers["X-Forwarded-Proto"] = request.scheme
+        body = request.content if request.body_exists else None
+        async with self.http.request(
+            request.method,
+            url,
+            params=request.query,
+            headers=headers,
+            data=body,
+            allow_redirects=False,
+            auto_decompress=False,
+        ) as upstream:
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+            for key, value in upstream.headers.items():
+                if key.lower() not in NOT_RETURNED:
+                    response.headers.add(key, value)
+            if upstream.content_length is not None:
+                response.content_length = upstream.content_length
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+            return response

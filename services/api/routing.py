@@ -1,0 +1,70 @@
+"""Where a request goes: the ready replicas of a function, least outstanding first, never
+over a replica's concurrency limit (pure; the proxy holds the counts it changes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Route:
+    replica_id: str
+    revision: int
+    node: str
+    endpoint: str
+    limit: int
+    outstanding: int = 0
+
+    @property
+    def has_room(self) -> bool:
+        return self.limit == 0 or self.outstanding < self.limit
+
+
+@dataclass
+class RouteTable:
+    """The routable replicas of every function; a replica leaves on draining or ending."""
+
+    by_function: dict[str, dict[str, Route]] = field(default_factory=dict)
+    _turn: int = 0
+
+    def add(self, function: str, route: Route) -> None:
+        self.by_function.setdefault(function, {}).setdefault(route.replica_id, route)
+
+    def remove(self, function: str, replica_id: str) -> None:
+        self.by_function.get(function, {}).pop(replica_id, None)
+
+    def remove_node(self, node: str) -> list[str]:
+        """Drop every route on a node; returns the functions that lost one."""
+        touched = []
+        for function, routes in self.by_function.items():
+            gone = [rid for rid, route in routes.items() if route.node == node]
+            for rid in gone:
+                del routes[rid]
+            if gone:
+                touched.append(function)
+        return touched
+
+    def routes(self, function: str) -> list[Route]:
+        return list(self.by_function.get(function, {}).values())
+
+    def pick(
+        self, function: str, revision: int, *, avoid: frozenset[str] = frozenset()
+    ) -> Route | None:
+        """The replica for the next request, or None if none has room.
+
+        Replicas of `revision` (the current one) are preferred; while none of them is
+        ready, the newest revision that has ready replicas serves (no gap in a rollout)."""
+        candidates = [r for r in self.routes(function) if r.replica_id not in avoid]
+        if not candidates:
+            return None
+        current = [r for r in candidates if r.revision == revision]
+        if not current:
+            newest = max(r.revision for r in candidates)
+            current = [r for r in candidates if r.revision == newest]
+        open_ = [r for r in current if r.has_room]
+        if not open_:
+            return None
+        least = min(r.outstanding for r in open_)
+        tied = [r for r in open_ if r.outstanding == least]
+        self._turn += 1
+        return tied[self._turn % len(tied)]

@@ -1,0 +1,34 @@
+"""The api's settings, from SHOAL_API_* variables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.common.settings import CommonSettings, SettingsError, env_float, env_int
+
+
+@dataclass(frozen=True)
+class Settings:
+    common: CommonSettings
+    token: str
+    max_body_bytes: int
+    queue_limit: int
+    stats_interval_s: float
+    demand_repeat_s: float
+    connect_attempts: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        token = environ.get("SHOAL_API_TOKEN", "")
+        if len(token) < 8:
+            raise SettingsError("SHOAL_API_TOKEN must be set to a token of 8 or more characters")
+        return cls(
+            common=CommonSettings.from_env(environ, service="api", default_port=8080),
+            token=token,
+            max_body_bytes=env_int(environ, "SHOAL_API_MAX_BODY_BYTES", 1 << 20),
+            queue_limit=env_int(environ, "SHOAL_API_QUEUE_LIMIT", 100),
+            stats_interval_s=env_float(environ, "SHOAL_API_STATS_INTERVAL_S", 1.0),
+            demand_repeat_s=env_float(environ, "SHOAL_API_DEMAND_REPEAT_S", 1.0),
+            connect_attempts=env_int(environ, "SHOAL_API_CONNECT_ATTEMPTS", 3),
+        )

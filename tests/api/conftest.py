@@ -1,0 +1,198 @@
+"""The api as a real process against the real broker; replicas are real local HTTP servers
+announced with the same events a node-agent publishes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from events.bus import EventProducer
+from events.settings import BusSettings
+from events.topics import DEMAND, FUNCTIONS, REQUEST_STATS
+from events.types import ReplicaReady
+from tests.support.event_log import EventLog
+from tests.support.ports import free_port
+from tests.support.service_process import ServiceProcess
+
+TOKEN = "test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+async def api(bus: BusSettings, tmp_path: Path) -> AsyncIterator[ServiceProcess]:
+    process = ServiceProcess(
+        bus,
+        module="api",
+        port_variable="SHOAL_API_HTTP_PORT",
+        log_dir=tmp_path,
+        name="api",
+        SHOAL_API_TOKEN=TOKEN,
+        SHOAL_API_QUEUE_LIMIT="3",
+        SHOAL_API_STATS_INTERVAL_S="0.5",
+        SHOAL_API_MAX_BODY_BYTES="65536",
+    )
+    await process.start()
+    yield process
+    await process.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def events(bus: BusSettings) -> AsyncIterator[EventLog]:
+    async with EventLog(bus, [FUNCTIONS, DEMAND, REQUEST_STATS]) as log:
+        yield log
+
+
+@pytest.fixture
+async def agent_events(bus: BusSettings) -> AsyncIterator[EventProducer]:
+    """Publishes replica events, standing in for a node-agent."""
+    producer = EventProducer(bus, source="/shoal/node/test")
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+@dataclass
+class Replica:
+    """A real HTTP server on 127.0.0.1 that records what it was sent."""
+
+    name: str
+    port: int
+    seen: list[dict[str, Any]] = field(default_factory=list)
+    in_flight: int = 0
+    peak: int = 0
+    runner: web.AppRunner | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            body = await request.read()
+            self.seen.append(
+                {
+                    "method": request.method,
+                    "path": request.path,
+                    "query": dict(request.query),
+                    "headers": dict(request.headers),
+                    "body": body,
+                }
+            )
+            action = request.path.strip("/").split("/")[0]
+            if action == "slow":
+                await asyncio.sleep(float(request.query.get("s", "1")))
+            if action == "fail":
+                return web.json_response({"replica": self.name}, status=500)
+            if action == "big":
+                return web.Response(body=b"x" * int(request.query["bytes"]))
+            if action == "stream":
+                response = web.StreamResponse()
+                await response.prepare(request)
+                for n in range(int(request.query.get("chunks", "3"))):
+                    await response.write(f"chunk {n}\n".encode())
+                    await asyncio.sleep(float(request.query.get("delay", "0.3")))
+                await response.write_eof()
+                return response
+            return web.json_response(
+                {
+                    "replica": self.name,
+                    "method": request.method,
+                    "path": request.path,
+                    "query": dict(request.query),
+                    "body": body.decode(errors="replace"),
+                    "headers": dict(request.headers),
+                },
+                headers={"X-Replica": self.name, "Connection": "keep-alive", "Set-Cookie": "a=1"},
+            )
+        finally:
+            self.in_flight -= 1
+
+
+ReplicaFactory = Callable[[str], Awaitable[Replica]]
+
+
+@pytest.fixture
+async def replica() -> AsyncIterator[ReplicaFactory]:
+    started: list[Replica] = []
+
+    async def start(name: str) -> Replica:
+        server = Replica(name=name, port=free_port())
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", server.handle)
+        server.runner = web.AppRunner(app)
+        await server.runner.setup()
+        await web.TCPSite(server.runner, "127.0.0.1", server.port).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        assert server.runner is not None
+        await server.runner.cleanup()
+
+
+async def deploy(
+    http: aiohttp.ClientSession, api: ServiceProcess, name: str, **spec: Any
+) -> dict[str, Any]:
+    body = {"name": name, "image": "shoal-test/hello:1", **spec}
+    async with http.post(f"{api.url}/v1/functions", json=body, headers=AUTH) as reply:
+        assert reply.status == 201, await reply.text()
+        result: dict[str, Any] = await reply.json()
+        return result
+
+
+async def announce(
+    agent_events: EventProducer,
+    function: str,
+    replica: Replica,
+    *,
+    revision: int = 1,
+    limit: int = 0,
+    node: str = "n1",
+) -> None:
+    await agent_events.publish(
+        ReplicaReady(
+            function=function,
+            revision=revision,
+            replica_id=replica.name,
+            node=node,
+            endpoint=replica.endpoint,
+            concurrency_limit=limit,
+        )
+    )
+
+
+async def wait_routed(
+    http: aiohttp.ClientSession,
+    api: ServiceProcess,
+    function: str,
+    count: int,
+    timeout_s: float = 15.0,
+) -> None:
+    """Until the api's status shows `count` ready replicas of the function."""
+    for _ in range(int(timeout_s / 0.05)):
+        async with http.get(f"{api.url}/v1/functions/{function}", headers=AUTH) as reply:
+            if reply.status == 200 and (await reply.json())["ready"] == count:
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{function} never had {count} ready replicas")
+
+
+def jsonable(raw: bytes) -> Any:
+    return json.loads(raw)
