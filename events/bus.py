@@ -111,7 +111,7 @@ class EventProducer:
         self.settings = settings
         self.source = source
         self._producer = AIOKafkaProducer(**settings.producer_kwargs())
-        self._sent: dict[str, Callable[[], None]] = {}
+        self._topic_names: dict[type[Payload], str] = {}
 
     async def start(self) -> None:
         try:
@@ -137,7 +137,12 @@ class EventProducer:
 
     async def send(self, envelope: Envelope) -> asyncio.Future[Any]:
         """Enqueue an envelope; the returned future resolves when Kafka acknowledged it."""
-        topic = topic_of(type(envelope.data)).name(self.settings.namespace)
+        payload_type = type(envelope.data)
+        topic = self._topic_names.get(payload_type)
+        if topic is None:
+            topic = self._topic_names[payload_type] = topic_of(payload_type).name(
+                self.settings.namespace
+            )
         key, value, headers = encode(envelope)
         return await self.send_raw(topic, key=key, value=value, headers=headers)
 
@@ -154,10 +159,7 @@ class EventProducer:
             async for attempt in _until_reachable(self.settings):
                 with attempt:
                     future = await self._producer.send(topic, key=key, value=value, headers=headers)
-        count = self._sent.get(topic)
-        if count is None:
-            count = self._sent[topic] = metrics.EVENTS_SENT.labels(topic).inc
-        count()
+        metrics.EVENTS_SENT.by_topic[topic] += 1
         return future
 
 
@@ -280,7 +282,7 @@ class EventConsumer:
             )
 
     async def _deliver(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        headers: Headers = list(record.headers or ())
+        headers = record.headers
         try:
             envelope = decode(record.key, record.value, headers)
         except DecodeError as exc:

@@ -14,6 +14,7 @@ Shoal's own extension attributes: `schemaversion` of the payload ("major.minor")
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Union
 
@@ -25,9 +26,10 @@ from events.types import ALL_PAYLOADS, PAYLOAD_BY_TYPE, Payload
 SPECVERSION = "1.0"
 DATA_CONTENT_TYPE = "application/json"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
-Headers = list[tuple[str, bytes]]
+Headers = Sequence[tuple[str, bytes]]
 
-_STRUCTURED_HEADERS: Headers = [("content-type", STRUCTURED_CONTENT_TYPE.encode())]
+# A list, as aiokafka's record builder requires; shared by every message and never changed.
+_STRUCTURED_HEADERS: list[tuple[str, bytes]] = [("content-type", STRUCTURED_CONTENT_TYPE.encode())]
 _BINARY_REQUIRED = ("ce_specversion", "ce_id", "ce_source", "ce_type")
 
 
@@ -114,9 +116,11 @@ def encode(envelope: Envelope) -> tuple[bytes, bytes, Headers]:
 
 def decode(key: bytes | None, value: bytes | None, headers: Headers) -> Envelope:
     """(key, value, headers) -> a validated Envelope, or DecodeError saying what is wrong."""
-    content_type = next((raw for name, raw in headers if name.lower() == "content-type"), b"")
-    if content_type.startswith(b"application/cloudevents"):
-        return _from_structured(value)
+    for name, raw in headers:
+        if name == "content-type" or name.lower() == "content-type":
+            if raw.startswith(b"application/cloudevents"):
+                return _from_structured(value)
+            break
     if any(name == "ce_specversion" for name, _ in headers):
         return _from_binary(key, value, headers)
     raise DecodeError(

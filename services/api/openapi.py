@@ -86,7 +86,7 @@ def openapi_document() -> dict[str, Any]:
     }
     named = {"parameters": [_name()]}
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "Shoal api", "version": "1"},
         "components": {
             "schemas": components,

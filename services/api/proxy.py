@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -33,6 +34,8 @@ HOP_BY_HOP = frozenset(
     }
 )
 NOT_FORWARDED = HOP_BY_HOP | {"host"}
+BUFFERED_BODY_LIMIT = 256 * 1024
+"""Responses up to this size with a known length are read whole (cheaper); others stream."""
 NOT_RETURNED = HOP_BY_HOP | {"content-length"}
 REQUESTS = Counter("shoal_api_requests_total", "Function calls answered", ["function", "code"])
 LATENCY = Histogram(
@@ -85,6 +88,8 @@ class FunctionProxy:
     clock: Callable[[], float] = time.monotonic
     windows: dict[str, RequestWindow] = field(default_factory=dict)
     waiting: dict[str, Waiting] = field(default_factory=dict)
+    _latency: dict[str, Any] = field(default_factory=dict)
+    _requests: dict[tuple[str, int], Any] = field(default_factory=dict)
 
     def window(self, function: str) -> RequestWindow:
         found = self.windows.get(function)
@@ -105,6 +110,9 @@ class FunctionProxy:
         started = self.clock()
         window = self.window(name)
         window.begin(started)
+        latency = self._latency.get(name)
+        if latency is None:
+            latency = self._latency[name] = LATENCY.labels(name)
         status = 500
         try:
             response = await self._serve(
@@ -118,8 +126,11 @@ class FunctionProxy:
         finally:
             finished = self.clock()
             window.end(finished, latency_ms=(finished - started) * 1000, error=status >= 500)
-            REQUESTS.labels(name, str(status)).inc()
-            LATENCY.labels(name).observe(finished - started)
+            counter = self._requests.get((name, status))
+            if counter is None:
+                counter = self._requests[(name, status)] = REQUESTS.labels(name, str(status))
+            counter.inc()
+            latency.observe(finished - started)
 
     async def _serve(
         self, request: web.Request, name: str, *, deadline: float
@@ -248,12 +259,20 @@ class FunctionProxy:
             allow_redirects=False,
             auto_decompress=False,
         ) as upstream:
+            returned = [
+                (k, v) for k, v in upstream.headers.items() if k.lower() not in NOT_RETURNED
+            ]
+            length = upstream.content_length
+            if length is not None and length <= BUFFERED_BODY_LIMIT:
+                whole = web.Response(
+                    status=upstream.status, reason=upstream.reason, body=await upstream.read()
+                )
+                whole.headers.extend(returned)
+                return whole
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-            for key, value in upstream.headers.items():
-                if key.lower() not in NOT_RETURNED:
-                    response.headers.add(key, value)
-            if upstream.content_length is not None:
-                response.content_length = upstream.content_length
+            response.headers.extend(returned)
+            if length is not None:
+                response.content_length = length
             await response.prepare(request)
             async for chunk in upstream.content.iter_any():
                 await response.write(chunk)

@@ -11,7 +11,7 @@ import time
 import aiohttp
 
 from events.bus import EventConsumer
-from events.topics import FUNCTIONS, NODES, REPLICAS, SCALE
+from events.topics import FUNCTIONS, HEARTBEATS, NODES, REPLICAS, SCALE
 from events.types import RequestStats
 from services.api.control import ControlPlane
 from services.api.proxy import FunctionProxy
@@ -36,7 +36,11 @@ class Api:
             max_body_bytes=settings.max_body_bytes,
         )
         http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30),
+            # Replica endpoints are IP literals: no happy-eyeballs racing, no DNS cache.
+            connector=aiohttp.TCPConnector(
+                limit=0, limit_per_host=0, keepalive_timeout=30, happy_eyeballs_delay=None,
+                use_dns_cache=False,
+            ),
             timeout=aiohttp.ClientTimeout(total=None, connect=2.0),
         )
         self.proxy = FunctionProxy(
@@ -60,7 +64,7 @@ class Api:
         consumer = EventConsumer(
             ctx.settings.bus,
             name="api-view",
-            topics=[FUNCTIONS, REPLICAS, SCALE, NODES],
+            topics=[FUNCTIONS, REPLICAS, SCALE, NODES, HEARTBEATS],
             handler=self.view.on_event,
             dead_letters=ctx.producer,
         )

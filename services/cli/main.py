@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -27,6 +28,16 @@ def local_broker() -> LocalKafkaBroker:
             controller_port=env_int(os.environ, "SHOAL_KAFKA_CONTROLLER_PORT", port + 1),
         )
     )
+
+
+def api_token() -> str:
+    """The local api's bearer token, made once and kept in the state folder."""
+    path = Path(state_dir()) / "api-token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def fail(message: str) -> None:
@@ -53,7 +64,11 @@ def up() -> None:
     except BusUnavailable as exc:
         fail(f"Kafka started but topics could not be created: {exc}")
     click.echo(f"kafka      running  {broker.layout.bootstrap} (data {broker.layout.data_dir})")
-    env = {**os.environ, "SHOAL_KAFKA_BOOTSTRAP": broker.layout.bootstrap}
+    env = {
+        **os.environ,
+        "SHOAL_KAFKA_BOOTSTRAP": broker.layout.bootstrap,
+        "SHOAL_API_TOKEN": os.environ.get("SHOAL_API_TOKEN") or api_token(),
+    }
     for service in built_services():
         pid = service.start(env)
         click.echo(f"{service.name:<10} running  pid {pid} (log {service.log_file})")

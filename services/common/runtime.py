@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import uvloop
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
@@ -96,4 +97,4 @@ async def serve(
 def run(settings: CommonSettings, body: ServiceBody, routes: ServiceRoutes | None = None) -> None:
     """Entry point of a service process."""
     configure_logging(settings.log_level, service=settings.service)
-    asyncio.run(serve(settings, body, routes))
+    uvloop.run(serve(settings, body, routes))

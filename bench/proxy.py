@@ -1,0 +1,156 @@
+"""The api's request path vs calling the replica directly, with wrk, in the same run.
+
+The replica is a real container (shoal-test/hello, busybox httpd, host network on
+127.0.0.1); the api runs as its own process and learns the replica from a ReplicaReady
+event, as in production. wrk, the api and the replica share this machine's 2 cores, so the
+proxied figures include the api competing with the load generator for CPU."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+import aiohttp
+import docker
+
+from bench.broker import kafka_bootstrap
+from events.bus import EventProducer, ensure_topics
+from events.settings import BusSettings
+from events.types import ReplicaReady
+from tests.images.build import ensure_test_images
+from tests.support.ports import free_port
+from tests.support.service_process import ServiceProcess
+
+TOKEN = "bench-token-0123456789"
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    latency = {
+        q: float(v) * UNITS[u]
+        for q, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    }
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if rps is None or set(latency) != {"50", "99"}:
+        raise RuntimeError(f"could not read wrk's report:\n{out}")
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "p50": latency["50"],
+        "p99": latency["99"],
+        "rps": float(rps.group(1)),
+        "non_2xx": float(errors.group(1)) if errors else 0.0,
+    }
+
+
+async def measure(levels: list[int], seconds: int) -> dict[str, object]:
+    client = docker.from_env()
+    ensure_test_images(client)
+    port = free_port()
+    container = client.containers.run(
+        "shoal-test/hello:1",
+        detach=True,
+        network_mode="host",
+        environment={"PORT": str(port), "HOST": "127.0.0.1"},
+        name=f"shoal-bench-proxy-{uuid.uuid4().hex[:6]}",
+    )
+    rows = []
+    try:
+        with kafka_bootstrap() as bootstrap, tempfile.TemporaryDirectory() as logs:
+            bus = BusSettings(bootstrap_servers=bootstrap, namespace=f"b{uuid.uuid4().hex[:8]}")
+            await ensure_topics(bus)
+            api = ServiceProcess(
+                bus,
+                module="api",
+                port_variable="SHOAL_API_HTTP_PORT",
+                log_dir=Path(logs),
+                name="api",
+                SHOAL_API_TOKEN=TOKEN,
+                SHOAL_LOG_LEVEL="WARNING",
+            )
+            await api.start()
+            producer = EventProducer(bus, source="/shoal/bench/node")
+            await producer.start()
+            try:
+                async with aiohttp.ClientSession() as http:
+                    async with http.post(
+                        f"{api.url}/v1/functions",
+                        json={"name": "hello", "image": "shoal-test/hello:1"},
+                        headers={"Authorization": f"Bearer {TOKEN}"},
+                    ) as r:
+                        assert r.status == 201, await r.text()
+                    await producer.publish(
+                        ReplicaReady(
+                            function="hello",
+                            revision=1,
+                            replica_id="hello-bench",
+                            node="bench",
+                            endpoint=f"http://127.0.0.1:{port}",
+                        )
+                    )
+                    for _ in range(200):
+                        async with http.get(f"{api.url}/fn/hello/") as r:
+                            if r.status == 200:
+                                break
+                        await asyncio.sleep(0.05)
+                direct_url, proxied_url = f"http://127.0.0.1:{port}/", f"{api.url}/fn/hello/"
+                await asyncio.to_thread(wrk, direct_url, 4, 1)
+                await asyncio.to_thread(wrk, proxied_url, 4, 1)
+                for connections in levels:
+                    direct = await asyncio.to_thread(wrk, direct_url, connections, seconds)
+                    proxied = await asyncio.to_thread(wrk, proxied_url, connections, seconds)
+                    rows.append((connections, direct, proxied))
+            finally:
+                await producer.stop()
+                await api.stop()
+    finally:
+        container.remove(force=True)
+    print(
+        f"{'conns':>5} {'direct p50':>10} {'api p50':>8} {'added':>7} {'direct p99':>10} "
+        f"{'api p99':>8} {'direct rps':>10} {'api rps':>8} {'ratio':>6} {'non-2xx':>7}"
+    )
+    for connections, direct, proxied in rows:
+        print(
+            f"{connections:>5} {direct['p50']:>10.2f} {proxied['p50']:>8.2f} "
+            f"{proxied['p50'] - direct['p50']:>7.2f} {direct['p99']:>10.2f} "
+            f"{proxied['p99']:>8.2f} {direct['rps']:>10.0f} {proxied['rps']:>8.0f} "
+            f"{proxied['rps'] / direct['rps']:>6.2f} {proxied['non_2xx']:>7.0f}"
+        )
+    print("latencies in ms; wrk, the api and the replica share the machine's 2 cores")
+    low = rows[0]
+    high = max(rows, key=lambda row: row[0])
+    return {
+        "direct_ms_p50": round(low[1]["p50"], 3),
+        "proxied_ms_p50": round(low[2]["p50"], 3),
+        "added_ms_p50": round(low[2]["p50"] - low[1]["p50"], 3),
+        "direct_ms_p99": round(low[1]["p99"], 3),
+        "proxied_ms_p99": round(low[2]["p99"], 3),
+        "added_ms_p99": round(low[2]["p99"] - low[1]["p99"], 3),
+        "rps_ratio": round(high[2]["rps"] / high[1]["rps"], 3),
+        "latency_at_connections": low[0],
+        "rps_ratio_at_connections": high[0],
+        "levels": {str(c): {"direct": d, "proxied": p} for c, d, p in rows},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="3 s per level instead of 10 s")
+    args = parser.parse_args()
+    result = asyncio.run(measure([1, 8, 32], 3 if args.quick else 10))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
