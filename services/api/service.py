@@ -38,7 +38,10 @@ class Api:
         http = aiohttp.ClientSession(
             # Replica endpoints are IP literals: no happy-eyeballs racing, no DNS cache.
             connector=aiohttp.TCPConnector(
-                limit=0, limit_per_host=0, keepalive_timeout=30, happy_eyeballs_delay=None,
+                limit=0,
+                limit_per_host=0,
+                keepalive_timeout=30,
+                happy_eyeballs_delay=None,
                 use_dns_cache=False,
             ),
             timeout=aiohttp.ClientTimeout(total=None, connect=2.0),

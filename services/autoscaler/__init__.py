@@ -1,0 +1,1 @@
+"""The autoscaler: how many replicas each function should have, and why."""

@@ -1,0 +1,1 @@
+"""The scheduler: which node runs which replica, rollouts and node drains."""

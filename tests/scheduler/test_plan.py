@@ -1,0 +1,154 @@
+"""The scheduler's plan for one function: scale, roll out, drain nodes, back off."""
+
+from __future__ import annotations
+
+from events.types import FunctionSpec
+from services.scheduler.placement import NodeRoom, Placer
+from services.scheduler.plan import Assigned, Failures, FunctionPlan, plan_function
+
+SPEC = FunctionSpec(name="f", image="i", cpu=0.5, memory_mb=128)
+
+
+def rooms(*names: str, unschedulable: tuple[str, ...] = ()) -> dict[str, NodeRoom]:
+    return {
+        n: NodeRoom(
+            node=n, cpus=4, memory_mb=4096, max_replicas=20, schedulable=n not in unschedulable
+        )
+        for n in names
+    }
+
+
+def replica(
+    rid: str, *, revision: int = 1, node: str = "a", state: str = "ready", leaving: bool = False
+) -> Assigned:
+    return Assigned(
+        replica_id=rid,
+        function="f",
+        revision=revision,
+        node=node,
+        cpu=0.5,
+        memory_mb=128,
+        state=state,
+        leaving=leaving,
+    )
+
+
+def plan(
+    replicas: list[Assigned],
+    desired: int | None,
+    *,
+    revision: int = 1,
+    nodes: dict[str, NodeRoom] | None = None,
+    spec: FunctionSpec | None = SPEC,
+    failures: Failures | None = None,
+    now: float = 100.0,
+) -> FunctionPlan:
+    return plan_function(
+        function="f",
+        spec=spec,
+        revision=revision,
+        desired=desired,
+        replicas=replicas,
+        rooms=nodes or rooms("a", "b"),
+        placer=Placer(),
+        failures=failures or Failures(),
+        now=now,
+        new_replica_id="f-x",
+    )
+
+
+def drained(p: FunctionPlan) -> list[str]:
+    return sorted(r.replica_id for r, _ in p.drains)
+
+
+def test_without_a_decision_nothing_happens() -> None:
+    assert plan([], None) == FunctionPlan()
+
+
+def test_missing_replicas_are_started_spread_over_nodes() -> None:
+    p = plan([], 3)
+    assert [(rid, rev) for rid, rev, _ in p.starts] == [("f-x-0", 1), ("f-x-1", 1), ("f-x-2", 1)]
+    assert {node for _, _, node in p.starts} == {"a", "b"}
+
+
+def test_replicas_already_commanded_or_starting_count_as_actual() -> None:
+    p = plan([replica("r1", state="commanded"), replica("r2", state="starting")], 2)
+    assert p.starts == [] and p.drains == []
+
+
+def test_leaving_replicas_do_not_count() -> None:
+    assert len(plan([replica("r1", leaving=True)], 1).starts) == 1
+
+
+def test_a_scale_down_drains_the_surplus() -> None:
+    p = plan([replica("r1"), replica("r2"), replica("r3", state="starting")], 1)
+    assert drained(p) == ["r2", "r3"] or drained(p) == ["r1", "r3"]
+    assert all("scaled down to 1" in why for _, why in p.drains)
+
+
+def test_a_deleted_function_drains_everything() -> None:
+    p = plan([replica("r1"), replica("r2")], 2, spec=None)
+    assert drained(p) == ["r1", "r2"]
+
+
+def test_a_rollout_surges_one_then_drains_old_only_as_new_ones_get_ready() -> None:
+    old = [replica("o1"), replica("o2"), replica("o3")]
+    first = plan(old, 3, revision=2)
+    assert [(rev) for _, rev, _ in first.starts] == [2] and first.drains == []
+    starting = plan([*old, replica("n1", revision=2, state="starting")], 3, revision=2)
+    assert starting.starts == [] and starting.drains == []
+    one_ready = plan([*old, replica("n1", revision=2)], 3, revision=2)
+    assert len(one_ready.drains) == 1, "one old replica goes for the one new ready"
+    assert "replaced by revision 2" in one_ready.drains[0][1]
+    assert [rev for _, rev, _ in one_ready.starts] == [2], "and the next surge starts"
+
+
+def test_a_rollout_never_leaves_fewer_ready_replicas_than_before() -> None:
+    replicas = [replica("o1"), replica("o2")]
+    ready_before = 2
+    for step in range(6):
+        p = plan(replicas, 2, revision=2)
+        leaving = {r.replica_id for r, _ in p.drains}
+        replicas = [r for r in replicas if r.replica_id not in leaving]
+        replicas += [
+            replica(f"n{step}-{rid}", revision=rev, node=node, state="ready")
+            for rid, rev, node in p.starts
+        ]
+        assert sum(1 for r in replicas if r.state == "ready") >= ready_before
+    assert {r.revision for r in replicas} == {2}
+    assert len(replicas) == 2
+
+
+def test_old_replicas_that_are_not_ready_are_replaced_at_once() -> None:
+    p = plan([replica("o1", state="starting")], 1, revision=2)
+    assert drained(p) == ["o1"]
+    assert len(p.starts) == 1
+
+
+def test_replicas_on_a_draining_node_move_one_at_a_time() -> None:
+    nodes = rooms("a", "b", unschedulable=("a",))
+    p = plan([replica("r1", node="a"), replica("r2", node="a")], 2, nodes=nodes)
+    assert len(p.starts) == 1 and p.starts[0][2] == "b"
+    assert p.drains == []
+    moved = plan(
+        [replica("r1", node="a"), replica("r2", node="a"), replica("r3", node="b")], 2, nodes=nodes
+    )
+    assert len(moved.drains) == 1
+    assert "moved off" in moved.drains[0][1]
+
+
+def test_no_feasible_node_leaves_replicas_pending_with_the_reason() -> None:
+    tiny = {"a": NodeRoom(node="a", cpus=0.2, memory_mb=4096, max_replicas=5, schedulable=True)}
+    p = plan([], 2, nodes=tiny)
+    assert p.starts == []
+    assert p.pending == 2
+    assert "not enough CPU" in p.pending_reason
+
+
+def test_a_crash_looping_function_backs_off_exponentially() -> None:
+    failures = Failures(count=3, last_at=100.0)
+    waiting = plan([], 1, failures=failures, now=102.0)
+    assert waiting.starts == [] and waiting.pending == 1
+    assert "back-off" in waiting.pending_reason
+    assert len(plan([], 1, failures=failures, now=104.5).starts) == 1
+    assert Failures(count=30, last_at=0).back_off_until() == 60.0
