@@ -105,6 +105,8 @@ def apply(state: ClusterState, envelope: Envelope) -> ClusterState:
     if isinstance(event, FunctionDeployed | FunctionUpdated):
         fresh = isinstance(event, FunctionDeployed)
         _function_spec(state, event.function, event.revision, event.spec, fresh=fresh)
+        # A new spec or new scaling settings hand the count back to the autoscaler.
+        state.functions[event.function].pinned_replicas = None
     elif isinstance(event, FunctionDeleted):
         if event.function in state.functions:
             state.functions[event.function].deleted = True

@@ -1,0 +1,3 @@
+from services.autoscaler.service import main
+
+main()
