@@ -1,0 +1,84 @@
+"""The whole platform as real processes: api, autoscaler, scheduler and node-agents."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from events.settings import BusSettings
+from services.node_agent.runtime import LABEL_NODE
+from tests.support.service_process import AgentProcess, ServiceProcess
+
+TOKEN = "e2e-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+FAST = {
+    "SHOAL_AUTOSCALER_TICK_S": "1",
+    "SHOAL_SCHEDULER_DRAIN_S": "0.5",
+    "SHOAL_API_STATS_INTERVAL_S": "0.5",
+}
+
+
+@dataclass
+class Platform:
+    api: ServiceProcess
+    autoscaler: ServiceProcess
+    scheduler: ServiceProcess
+    agents: list[AgentProcess]
+
+
+@contextlib.asynccontextmanager
+async def running_platform(
+    bus: BusSettings, log_dir: Path, docker_client: Any, *, agents: int = 1, **settings: str
+) -> AsyncIterator[Platform]:
+    options = {**FAST, **settings}
+    parts = Platform(
+        api=ServiceProcess(
+            bus,
+            module="api",
+            port_variable="SHOAL_API_HTTP_PORT",
+            log_dir=log_dir,
+            name="api",
+            SHOAL_API_TOKEN=TOKEN,
+            **options,
+        ),
+        autoscaler=ServiceProcess(
+            bus,
+            module="autoscaler",
+            port_variable="SHOAL_AUTOSCALER_HTTP_PORT",
+            log_dir=log_dir,
+            name="autoscaler",
+            **options,
+        ),
+        scheduler=ServiceProcess(
+            bus,
+            module="scheduler",
+            port_variable="SHOAL_SCHEDULER_HTTP_PORT",
+            log_dir=log_dir,
+            name="scheduler",
+            **options,
+        ),
+        agents=[
+            AgentProcess(
+                bus, log_dir=log_dir, SHOAL_NODE_CPUS="2", SHOAL_NODE_MEMORY_MB="4096", **options
+            )
+            for _ in range(agents)
+        ],
+    )
+    started: list[ServiceProcess] = []
+    try:
+        for process in (*parts.agents, parts.scheduler, parts.autoscaler, parts.api):
+            await process.start()
+            started.append(process)
+        yield parts
+    finally:
+        for process in reversed(started):
+            await process.stop()
+        for agent in parts.agents:
+            for container in docker_client.containers.list(
+                all=True, filters={"label": f"{LABEL_NODE}={agent.node_id}"}
+            ):
+                with contextlib.suppress(Exception):
+                    container.remove(force=True)
