@@ -20,7 +20,7 @@ from bench.broker import kafka_bootstrap
 from bench.node_start import floor_once, percentile
 from events.bus import ensure_topics
 from events.settings import BusSettings
-from tests.images.build import ensure_test_images
+from services.local.images import ensure_test_images
 from tests.support.platform import AUTH, running_platform
 
 

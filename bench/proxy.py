@@ -23,7 +23,7 @@ from bench.broker import kafka_bootstrap
 from events.bus import EventProducer, ensure_topics
 from events.settings import BusSettings
 from events.types import ReplicaReady
-from tests.images.build import ensure_test_images
+from services.local.images import ensure_test_images
 from tests.support.ports import free_port
 from tests.support.service_process import ServiceProcess
 

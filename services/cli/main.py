@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import click
+import docker
 
 from events.bus import ensure_topics
 from events.errors import BusUnavailable
 from events.settings import BusSettings
 from services.common.settings import env_int
+from services.local.images import ensure_test_images as ensure_images
 from services.local.kafka_broker import BrokerError, BrokerLayout, LocalKafkaBroker
 from services.local.paths import state_dir
 from services.local.processes import built_services
+
+DEMO = {
+    "name": "hello",
+    "image": "shoal-test/hello:1",
+    "min_replicas": 0,
+    "initial_scale": 1,
+    "cpu": 0.25,
+    "memory_mb": 32,
+    "target": 10,
+}
 
 
 def local_broker() -> LocalKafkaBroker:
@@ -72,6 +88,41 @@ def up() -> None:
     for service in built_services():
         pid = service.start(env)
         click.echo(f"{service.name:<10} running  pid {pid} (log {service.log_file})")
+    if any(s.name == "api" for s in built_services()):
+        deploy_demo(env["SHOAL_API_TOKEN"])
+
+
+def deploy_demo(token: str) -> None:
+    """Build the local images and deploy the demo function `hello` (kept if it exists)."""
+    try:
+        ensure_images(docker.from_env())
+    except Exception as exc:
+        fail(f"could not build the demo image: {exc}; is dockerd running (docker info)?")
+    api = f"http://127.0.0.1:{env_int(os.environ, 'SHOAL_API_HTTP_PORT', 8080)}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{api}/readyz", timeout=2) as reply:
+                if reply.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            fail(f"the api did not get ready at {api} within 60 s; see its log")
+        time.sleep(0.2)
+    request = urllib.request.Request(
+        f"{api}/v1/functions",
+        method="POST",
+        data=json.dumps(DEMO).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+    except urllib.error.HTTPError as exc:
+        if exc.code != 409:
+            fail(f"deploying the demo function failed: {exc.code} {exc.read().decode()}")
+    click.echo(f"demo       deployed  curl {api}/fn/hello/")
 
 
 @cli.command()

@@ -10,7 +10,7 @@ import pytest
 
 from events.settings import BusSettings
 from events.topics import DEMAND, FUNCTIONS, REPLICAS, SCALE
-from tests.images.build import ensure_test_images
+from services.local.images import ensure_test_images
 from tests.support.event_log import EventLog
 from tests.support.platform import AUTH, Platform, running_platform
 

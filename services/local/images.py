@@ -1,5 +1,6 @@
-"""Local test images, with no registry: a busybox rootfs imported as shoal-test/base:1,
-then one small image per behaviour built FROM it. Rebuilt only when these files change."""
+"""Local function images with no registry (the demo function's and the tests'): a busybox
+rootfs imported as shoal-test/base:1, then one small image per behaviour (deploy/images)
+built FROM it. Rebuilt only when those files change."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
+from services.local.paths import REPO_ROOT
+
+HERE = REPO_ROOT / "deploy" / "images"
 BUSYBOX = Path("/bin/busybox")
 BASE = "shoal-test/base:1"
 IMAGES = ("hello", "cpu", "sleep", "crash", "never-ready", "memhog")
@@ -25,7 +28,7 @@ def image(name: str) -> str:
 def source_hash() -> str:
     digest = hashlib.sha256(BUSYBOX.read_bytes() if BUSYBOX.exists() else b"")
     for path in sorted(HERE.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
+        if path.is_file():
             digest.update(str(path.relative_to(HERE)).encode())
             digest.update(path.read_bytes())
             digest.update(str(os.stat(path).st_mode & 0o111).encode())
