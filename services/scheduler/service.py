@@ -6,6 +6,7 @@ import asyncio
 import os
 import time
 import uuid
+from typing import Any
 
 from events.bus import EventConsumer
 from events.envelope import Envelope
@@ -28,14 +29,19 @@ class Scheduler:
     async def observe(self, envelope: Envelope) -> None:
         self.world.apply(envelope, now=time.time(), stale_s=self.settings.heartbeat_stale_s)
 
-    async def _command(self, ctx: ServiceContext, payload: Payload, cause: str | None) -> None:
-        envelope = await ctx.producer.publish(payload, causation_id=cause)
+    async def _command(
+        self, ctx: ServiceContext, payload: Payload, acks: list[asyncio.Future[Any]]
+    ) -> None:
+        """Enqueue a command and apply it to the world at once; acks are awaited per round."""
+        envelope = ctx.producer.envelope(payload)
+        acks.append(await ctx.producer.send(envelope))
         await self.observe(envelope)
 
     async def plan_dirty(self, ctx: ServiceContext) -> None:
         world = self.world
         dirty, world.dirty = world.dirty, set()
         now = time.time()
+        acks: list[asyncio.Future[Any]] = []
         for function in sorted(dirty):
             view = world.cluster.functions.get(function)
             spec = None if view is None or view.deleted else view.spec
@@ -51,7 +57,6 @@ class Scheduler:
                 now=now,
                 new_replica_id=f"{function}-{view.revision if view else 0}-{uuid.uuid4().hex[:6]}",
             )
-            cause = None
             for replica_id, revision, node in plan.starts:
                 assert view is not None
                 # The placer reserved room already; the command's echo must not reserve twice.
@@ -67,7 +72,7 @@ class Scheduler:
                         replica_id=replica_id,
                         spec=view.revisions[revision],
                     ),
-                    cause,
+                    acks,
                 )
             for replica, reason in plan.drains:
                 await self._command(
@@ -79,7 +84,7 @@ class Scheduler:
                         drain_s=self.settings.drain_s,
                         reason=reason,
                     ),
-                    cause,
+                    acks,
                 )
             if plan.pending and view is not None:
                 if self.pending_reasons.get(function) != plan.pending_reason:
@@ -95,7 +100,8 @@ class Scheduler:
             else:
                 self.pending_reasons.pop(function, None)
         for node in world.drained_nodes():
-            await self._command(ctx, NodeDrained(node=node), None)
+            await self._command(ctx, NodeDrained(node=node), acks)
+        await asyncio.gather(*acks)
 
     async def run(self, ctx: ServiceContext) -> None:
         consumer = EventConsumer(

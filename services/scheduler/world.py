@@ -37,6 +37,7 @@ from services.scheduler.plan import Assigned, Failures
 class World:
     cluster: ClusterState = field(default_factory=ClusterState)
     assigned: dict[str, Assigned] = field(default_factory=dict)
+    by_function: dict[str, dict[str, Assigned]] = field(default_factory=dict)
     rooms: dict[str, NodeRoom] = field(default_factory=dict)
     heartbeat_at: dict[str, float] = field(default_factory=dict)
     failures: dict[str, Failures] = field(default_factory=dict)
@@ -44,7 +45,7 @@ class World:
     drained_reported: set[str] = field(default_factory=set)
 
     def replicas_of(self, function: str) -> list[Assigned]:
-        return [a for a in self.assigned.values() if a.function == function]
+        return list(self.by_function.get(function, {}).values())
 
     def _room(self, node: str) -> NodeRoom:
         room = self.rooms.get(node)
@@ -88,7 +89,7 @@ class World:
                 event.replica_id not in self.assigned
                 and event.replica_id not in self.cluster.ended_replicas
             ):
-                self.assigned[event.replica_id] = Assigned(
+                replica = Assigned(
                     replica_id=event.replica_id,
                     function=event.function,
                     revision=event.revision,
@@ -96,6 +97,8 @@ class World:
                     cpu=event.spec.cpu,
                     memory_mb=event.spec.memory_mb,
                 )
+                self.assigned[event.replica_id] = replica
+                self.by_function.setdefault(event.function, {})[event.replica_id] = replica
                 self._room(event.node).reserve(event.function, event.spec.cpu, event.spec.memory_mb)
         elif isinstance(event, DrainReplica | StopReplica):
             if event.replica_id in self.assigned:
@@ -147,6 +150,7 @@ class World:
 
     def _forget(self, replica: Assigned) -> None:
         self.assigned.pop(replica.replica_id, None)
+        self.by_function.get(replica.function, {}).pop(replica.replica_id, None)
         self._room(replica.node).release(replica.function, replica.cpu, replica.memory_mb)
         self.dirty.add(replica.function)
 
