@@ -85,6 +85,9 @@ class ClusterState:
     functions: dict[str, FunctionView] = field(default_factory=dict)
     replicas: dict[str, ReplicaView] = field(default_factory=dict)
     nodes: dict[str, NodeView] = field(default_factory=dict)
+    decisions: dict[str, tuple[ScaleDecision, datetime]] = field(default_factory=dict)
+    """The latest scale decision of each function. Decisions and deployments travel on
+    different topics, so a reader can see a decision before the function it is about."""
     ended_replicas: dict[str, str] = field(default_factory=dict)
     """Replica id -> how it ended (stopped/failed): a late event about it changes nothing."""
     as_of: datetime | None = None
@@ -108,6 +111,7 @@ def apply(state: ClusterState, envelope: Envelope) -> ClusterState:
         # A new spec or new scaling settings hand the count back to the autoscaler.
         state.functions[event.function].pinned_replicas = None
     elif isinstance(event, FunctionDeleted):
+        state.decisions.pop(event.function, None)
         if event.function in state.functions:
             state.functions[event.function].deleted = True
     elif isinstance(event, FunctionRolledBack):
@@ -120,11 +124,12 @@ def apply(state: ClusterState, envelope: Envelope) -> ClusterState:
         if event.function in state.functions:
             state.functions[event.function].pinned_replicas = event.replicas
     elif isinstance(event, ScaleDecision):
-        view = state.functions.get(event.function)
-        if view is not None:
-            view.desired = event.desired
-            view.last_decision = event
-            view.last_decision_at = envelope.time
+        latest = state.decisions.get(event.function)
+        if latest is None or envelope.time >= latest[1]:
+            state.decisions[event.function] = (event, envelope.time)
+            view = state.functions.get(event.function)
+            if view is not None:
+                _take_decision(view, event, envelope.time)
     elif isinstance(event, ReplicaEvent):
         _replica(state, event)
     else:
@@ -132,14 +137,22 @@ def apply(state: ClusterState, envelope: Envelope) -> ClusterState:
     return state
 
 
+def _take_decision(view: FunctionView, decision: ScaleDecision, at: datetime) -> None:
+    view.desired = decision.desired
+    view.last_decision = decision
+    view.last_decision_at = at
+
+
 def _function_spec(
     state: ClusterState, name: str, revision: int, spec: FunctionSpec, *, fresh: bool
 ) -> None:
     view = state.functions.get(name)
     if view is None or (view.deleted and fresh):
-        state.functions[name] = FunctionView(
+        view = state.functions[name] = FunctionView(
             name=name, spec=spec, revision=revision, revisions={revision: spec}
         )
+        if name in state.decisions:
+            _take_decision(view, *state.decisions[name])
         return
     view.revisions[revision] = spec
     if revision >= view.revision:

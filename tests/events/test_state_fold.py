@@ -161,3 +161,13 @@ def test_a_prefix_then_the_rest_equals_the_whole(split: int) -> None:
     for envelope in SCENARIO[split:]:
         apply(resumed, envelope)
     assert resumed == fold(SCENARIO)
+
+
+def test_a_decision_read_before_its_function_is_kept_for_it() -> None:
+    decision = at(
+        2,
+        ScaleDecision(function="hello", revision=1, previous=0, desired=3, panic=False, reason="r"),
+    )
+    state = fold([decision, at(1, FunctionDeployed(function="hello", revision=1, spec=SPEC1))])
+    assert state.functions["hello"].desired == 3
+    assert state.functions["hello"].last_decision == decision.data
