@@ -54,7 +54,7 @@ def wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
     }
 
 
-async def measure(levels: list[int], seconds: int) -> dict[str, object]:
+async def measure(levels: list[int], seconds: int, instances: int) -> dict[str, object]:
     client = docker.from_env()
     ensure_test_images(client)
     port = free_port()
@@ -70,16 +70,24 @@ async def measure(levels: list[int], seconds: int) -> dict[str, object]:
         with kafka_bootstrap() as bootstrap, tempfile.TemporaryDirectory() as logs:
             bus = BusSettings(bootstrap_servers=bootstrap, namespace=f"b{uuid.uuid4().hex[:8]}")
             await ensure_topics(bus)
-            api = ServiceProcess(
-                bus,
-                module="api",
-                port_variable="SHOAL_API_HTTP_PORT",
-                log_dir=Path(logs),
-                name="api",
-                SHOAL_API_TOKEN=TOKEN,
-                SHOAL_LOG_LEVEL="WARNING",
-            )
-            await api.start()
+            api_port = free_port()
+            apis = [
+                ServiceProcess(
+                    bus,
+                    module="api",
+                    port_variable="SHOAL_API_HTTP_PORT",
+                    log_dir=Path(logs),
+                    name=f"api-{n}",
+                    http_port=api_port,
+                    SHOAL_API_TOKEN=TOKEN,
+                    SHOAL_LOG_LEVEL="WARNING",
+                    SHOAL_API_REUSE_PORT="1",
+                )
+                for n in range(instances)
+            ]
+            for process in apis:
+                await process.start()
+            api = apis[0]
             producer = EventProducer(bus, source="/shoal/bench/node")
             await producer.start()
             try:
@@ -113,7 +121,8 @@ async def measure(levels: list[int], seconds: int) -> dict[str, object]:
                     rows.append((connections, direct, proxied))
             finally:
                 await producer.stop()
-                await api.stop()
+                for process in apis:
+                    await process.stop()
     finally:
         container.remove(force=True)
     print(
@@ -127,7 +136,10 @@ async def measure(levels: list[int], seconds: int) -> dict[str, object]:
             f"{proxied['p99']:>8.2f} {direct['rps']:>10.0f} {proxied['rps']:>8.0f} "
             f"{proxied['rps'] / direct['rps']:>6.2f} {proxied['non_2xx']:>7.0f}"
         )
-    print("latencies in ms; wrk, the api and the replica share the machine's 2 cores")
+    print(
+        f"latencies in ms; {instances} api instance(s) on one port (SO_REUSEPORT); wrk, "
+        "the api and the replica share the machine's 2 cores"
+    )
     low = rows[0]
     high = max(rows, key=lambda row: row[0])
     return {
@@ -138,6 +150,7 @@ async def measure(levels: list[int], seconds: int) -> dict[str, object]:
         "proxied_ms_p99": round(low[2]["p99"], 3),
         "added_ms_p99": round(low[2]["p99"] - low[1]["p99"], 3),
         "rps_ratio": round(high[2]["rps"] / high[1]["rps"], 3),
+        "api_instances": instances,
         "latency_at_connections": low[0],
         "rps_ratio_at_connections": high[0],
         "levels": {str(c): {"direct": d, "proxied": p} for c, d, p in rows},
@@ -147,8 +160,11 @@ async def measure(levels: list[int], seconds: int) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="3 s per level instead of 10 s")
+    parser.add_argument(
+        "--api-instances", type=int, default=1, help="api processes sharing the port (SO_REUSEPORT)"
+    )
     args = parser.parse_args()
-    result = asyncio.run(measure([1, 8, 32], 3 if args.quick else 10))
+    result = asyncio.run(measure([1, 8, 32], 3 if args.quick else 10, args.api_instances))
     print(json.dumps(result))
 
 

@@ -74,7 +74,9 @@ async def serve(
         body_task = asyncio.create_task(body(ctx), name=f"{settings.service}-body")
         runner = web.AppRunner(ctx.app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+        await web.TCPSite(
+            runner, settings.http_host, settings.http_port, reuse_port=settings.reuse_port or None
+        ).start()
         log.info("started", instance=settings.instance, http_port=settings.http_port)
         stop_task = asyncio.create_task(ctx.stop.wait())
         done, _ = await asyncio.wait({body_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)

@@ -41,6 +41,9 @@ class CommonSettings:
     bus: BusSettings
     http_host: str
     http_port: int
+    reuse_port: bool
+    """Several instances may share the HTTP port (SO_REUSEPORT); the kernel spreads
+    connections over them. Used to run more than one api on one host."""
     log_level: str
 
     @classmethod
@@ -56,6 +59,7 @@ class CommonSettings:
             bus=BusSettings.from_env(environ),
             http_host=environ.get(f"{prefix}HTTP_HOST", "127.0.0.1"),
             http_port=env_int(environ, f"{prefix}HTTP_PORT", default_port),
+            reuse_port=environ.get(f"{prefix}REUSE_PORT", "") in ("1", "true", "yes"),
             log_level=environ.get("SHOAL_LOG_LEVEL", "INFO").upper(),
         )
 

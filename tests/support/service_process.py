@@ -28,11 +28,12 @@ class ServiceProcess:
         port_variable: str,
         log_dir: Path,
         name: str,
+        http_port: int | None = None,
         **settings: str,
     ) -> None:
         self.bus = bus
         self.module = module
-        self.http_port = free_port()
+        self.http_port = http_port or free_port()
         self.env = {
             **os.environ,
             "SHOAL_KAFKA_BOOTSTRAP": bus.bootstrap_servers,
