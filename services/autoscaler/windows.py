@@ -43,12 +43,13 @@ class MetricWindow:
             self._buckets.popleft()
 
     def average(self, now: float, window_s: float) -> float:
-        """Mean per second over the last `window_s` seconds before `now` (empty seconds
-        count as zero, as Knative's buckets do)."""
-        newest = math.floor(now / BUCKET_S)
+        """Mean per second over the last `window_s` complete seconds before `now`. The
+        second in progress is left out: it holds only part of its samples and would read
+        low. Empty seconds count as zero, as in Knative's buckets."""
+        current = math.floor(now / BUCKET_S)
         seconds = max(1, int(window_s / BUCKET_S))
-        oldest = newest - seconds
-        total = sum(v for second, v in self._buckets if oldest < second <= newest)
+        oldest = current - seconds
+        total = sum(v for second, v in self._buckets if oldest <= second < current)
         return total / seconds
 
     def last_nonzero_at(self) -> float | None:

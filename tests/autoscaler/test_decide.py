@@ -215,16 +215,18 @@ def test_constant_load_settles_and_does_not_flap(level: float, start: int) -> No
     assert len(set(settled)) == 1, counts
 
 
-def test_windows_average_per_second_with_empty_seconds_as_zero() -> None:
+def test_windows_average_complete_seconds_with_empty_ones_as_zero() -> None:
     window = MetricWindow(horizon_s=60)
     for second in range(10):
         window.add(100 + second, 4.0)
-    assert window.average(now=109.5, window_s=10) == pytest.approx(4.0)
-    assert window.average(now=109.5, window_s=20) == pytest.approx(2.0)
-    window.add(109.2, 6.0)
+    assert window.average(now=110.2, window_s=10) == pytest.approx(4.0)
+    assert window.average(now=110.2, window_s=20) == pytest.approx(2.0)
+    window.add(110.1, 50.0)
+    assert window.average(now=110.2, window_s=10) == pytest.approx(4.0), "110 is not complete"
     window.add(105.5, 10.0)
-    assert window.average(now=109.5, window_s=1) == pytest.approx(10.0)
-    assert window.average(now=109.5, window_s=10) == pytest.approx(5.6)
-    assert window.last_nonzero_at() == 110.0
+    assert window.average(now=110.2, window_s=1) == pytest.approx(4.0)
+    assert window.average(now=110.2, window_s=10) == pytest.approx(5.0)
+    assert window.average(now=111.0, window_s=1) == pytest.approx(50.0)
+    assert window.last_nonzero_at() == 111.0
     window.add(200, 1.0)
-    assert window.average(now=200, window_s=60) == pytest.approx(1 / 60)
+    assert window.average(now=201, window_s=60) == pytest.approx(1 / 60)

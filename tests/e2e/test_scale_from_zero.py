@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -54,11 +55,32 @@ async def test_a_function_at_zero_cold_starts_scales_up_and_returns_to_zero(
                 await r.read()
                 statuses.append(r.status)
 
+        step_at = datetime.now(UTC)
         deadline = time.monotonic() + 8
-        while time.monotonic() < deadline:
-            await asyncio.gather(*(call() for _ in range(8)))
+
+        async def worker() -> None:
+            while time.monotonic() < deadline:
+                await call()
+
+        await asyncio.gather(*(worker() for _ in range(8)))
         grown = await history.wait_for(ScaleDecision, lambda d: d.desired >= 3, timeout_s=10)
         assert grown[0].desired <= 4
+        # 8 calls in flight against a target of 2 per replica imply 4 replicas. In panic
+        # mode the autoscaler reaches them within two ticks (1 s each here) of the load
+        # being measured: one stats interval (0.5 s) and one complete window second later.
+        decisions = [
+            (
+                round((e.time - step_at).total_seconds(), 2),
+                e.data.desired,
+                e.data.panic,
+                e.data.reason,
+            )
+            for e in history.events
+            if isinstance(e.data, ScaleDecision) and e.time >= step_at
+        ]
+        implied = [d for d in decisions if d[1] == 4]
+        assert implied and implied[0][2], decisions
+        assert implied[0][0] < 2 * 1.0 + 0.5 + 1.0 + 1.0, decisions
         assert len(history.of(ReplicaReady)) >= 3
         assert statuses and set(statuses) == {200}
 
