@@ -257,6 +257,11 @@ class EventConsumer:
         finally:
             await self.stop()
 
+    async def catch_up(self) -> None:
+        """Handle everything that was in the topics when the consumer started."""
+        while not self.caught_up.is_set():
+            await self.poll_once()
+
     async def poll_once(self, timeout_ms: int = 200) -> int:
         """Fetch one batch, handle it, commit it; returns how many records it held."""
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch)

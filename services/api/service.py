@@ -73,8 +73,7 @@ class Api:
         )
         await consumer.start()
         try:
-            while not consumer.caught_up.is_set():
-                await consumer.poll_once()
+            await consumer.catch_up()
             ctx.ready = True
             ctx.log.info("api ready", functions=len(self.view.cluster.functions))
             ticker = asyncio.create_task(self._publish_stats(ctx))

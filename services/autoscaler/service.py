@@ -167,8 +167,7 @@ class Autoscaler:
         )
         await consumer.start()
         try:
-            while not consumer.caught_up.is_set():
-                await consumer.poll_once()
+            await consumer.catch_up()
             ctx.ready = True
             ctx.log.info("autoscaler ready", functions=len(self.cluster.functions))
             self.urgent.update(self.cluster.functions)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.local.paths import REPO_ROOT, kafka_jars_dir
+from services.local.pids import live_pid, terminate
 
 LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
 STORAGE_TOOL = "kafka.tools.StorageTool"
@@ -121,12 +122,7 @@ class LocalKafkaBroker:
             raise BrokerError(f"formatting Kafka storage failed: {result.stderr.strip()[-500:]}")
 
     def pid(self) -> int | None:
-        try:
-            pid = int(self.layout.pid_file.read_text())
-            os.kill(pid, 0)
-        except (FileNotFoundError, ValueError, ProcessLookupError):
-            return None
-        return pid
+        return live_pid(self.layout.pid_file)
 
     def is_listening(self) -> bool:
         try:
@@ -172,23 +168,14 @@ class LocalKafkaBroker:
         pid = self.pid()
         if pid is None:
             return
-        os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
         if self._process is not None and self._process.pid == pid:
+            os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
             try:
                 self._process.wait(wait_s)
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
             self._process = None
-            self.layout.pid_file.unlink(missing_ok=True)
-            return
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
         else:
-            os.kill(pid, signal.SIGKILL)
+            terminate(pid, wait_s=wait_s, kill=kill)
         self.layout.pid_file.unlink(missing_ok=True)

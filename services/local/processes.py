@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from services.local.paths import REPO_ROOT, state_dir
+from services.local.pids import live_pid, terminate
 
 SERVICE_ORDER = ("node_agent", "scheduler", "autoscaler", "healer", "api")
 
@@ -28,12 +26,7 @@ class ServiceProcess:
         return state_dir() / "logs" / f"{self.name}.log"
 
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text())
-            os.kill(pid, 0)
-        except (FileNotFoundError, ValueError, ProcessLookupError):
-            return None
-        return pid
+        return live_pid(self.pid_file)
 
     def start(self, env: dict[str, str]) -> int:
         """Start the service unless it runs; returns its pid."""
@@ -60,16 +53,7 @@ class ServiceProcess:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
-        else:
-            os.kill(pid, signal.SIGKILL)
+        terminate(pid, wait_s=wait_s)
         self.pid_file.unlink(missing_ok=True)
 
 

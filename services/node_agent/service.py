@@ -95,8 +95,7 @@ async def run_agents(ctx: ServiceContext, settings: Settings) -> None:
             dead_letters=ctx.producer,
         )
         await consumer.start()
-        while not consumer.caught_up.is_set():
-            await consumer.poll_once()
+        await consumer.catch_up()
         await asyncio.gather(*(agent.reconcile() for agent in agents.values()))
         ctx.ready = True
         ctx.log.info(

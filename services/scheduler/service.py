@@ -114,8 +114,7 @@ class Scheduler:
         )
         await consumer.start()
         try:
-            while not consumer.caught_up.is_set():
-                await consumer.poll_once()
+            await consumer.catch_up()
             ctx.ready = True
             ctx.log.info(
                 "scheduler ready",

@@ -1,0 +1,31 @@
+"""Processes the local platform started, found again through pid files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+
+def live_pid(pid_file: Path) -> int | None:
+    """The pid in the file if that process still runs."""
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    return pid
+
+
+def terminate(pid: int, *, wait_s: float, kill: bool = False) -> None:
+    """SIGTERM (or SIGKILL), then SIGKILL if the process is still there after `wait_s`."""
+    os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
