@@ -91,19 +91,27 @@ class ControlPlane:
     token: str
     max_body_bytes: int
 
+    def application(self) -> web.Application:
+        """The control plane as an application to mount at /v1: its middlewares (auth,
+        JSON errors) stay off the request path."""
+        app = web.Application(middlewares=[self.json_errors, self.authenticate])
+        app.add_routes(self.routes())
+        return app
+
     def routes(self) -> list[web.RouteDef]:
+        """The control plane's routes, relative to /v1."""
         return [
-            web.get("/v1/openapi.json", self.openapi),
-            web.get("/v1/functions", self.list_functions),
-            web.post("/v1/functions", self.create_function),
-            web.get("/v1/functions/{name}", self.get_function),
-            web.put("/v1/functions/{name}", self.replace_function),
-            web.patch("/v1/functions/{name}", self.patch_function),
-            web.delete("/v1/functions/{name}", self.delete_function),
-            web.post("/v1/functions/{name}/scale", self.scale_function),
-            web.post("/v1/functions/{name}/rollback", self.rollback_function),
-            web.get("/v1/nodes", self.list_nodes),
-            web.post("/v1/nodes/{node}/{action:cordon|uncordon|drain}", self.node_action),
+            web.get("/openapi.json", self.openapi),
+            web.get("/functions", self.list_functions),
+            web.post("/functions", self.create_function),
+            web.get("/functions/{name}", self.get_function),
+            web.put("/functions/{name}", self.replace_function),
+            web.patch("/functions/{name}", self.patch_function),
+            web.delete("/functions/{name}", self.delete_function),
+            web.post("/functions/{name}/scale", self.scale_function),
+            web.post("/functions/{name}/rollback", self.rollback_function),
+            web.get("/nodes", self.list_nodes),
+            web.post("/nodes/{node}/{action:cordon|uncordon|drain}", self.node_action),
         ]
 
     def has_token(self, request: web.Request) -> bool:
@@ -114,11 +122,7 @@ class ControlPlane:
 
     @web.middleware
     async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if (
-            request.path.startswith("/v1/")
-            and request.path != "/v1/openapi.json"
-            and not self.has_token(request)
-        ):
+        if request.path != "/v1/openapi.json" and not self.has_token(request):
             return problem(
                 401,
                 "missing or wrong api token: send 'Authorization: Bearer "

@@ -57,8 +57,7 @@ class Api:
             connect_attempts=settings.connect_attempts,
             check_token=self.control.has_token,
         )
-        ctx.app.middlewares.extend([self.control.json_errors, self.control.authenticate])
-        ctx.app.add_routes(self.control.routes())
+        ctx.app.add_subapp("/v1", self.control.application())
         ctx.app.router.add_route("*", "/fn/{name}", self.proxy.handle)
         ctx.app.router.add_route("*", "/fn/{name}/{path:.*}", self.proxy.handle)
         ctx.app.on_cleanup.append(lambda _: http.close())
