@@ -93,17 +93,20 @@ async def test_a_restarted_scheduler_rebuilds_from_the_log_and_starts_nothing_tw
             SHOAL_SCHEDULER_DRAIN_S="0.5",
         )
         await successor.start()
-        platform.scheduler = successor
-        # The successor has caught up (it is ready); give it time to act on what it read.
-        await asyncio.sleep(4)
-        starts = [
-            (e.data.replica_id, e.source, e.time.isoformat())
-            for e in log.events
-            if isinstance(e.data, StartReplica) and e.data.function == "steady"
-        ]
-        ended = [
-            (e.data.replica_id, e.type, getattr(e.data, "reason", ""))
-            for e in log.events
-            if isinstance(e.data, ReplicaFailed | ReplicaStopped) and e.data.function == "steady"
-        ]
-        assert len(starts) == 2 + len(ended), (starts, ended)
+        try:
+            # The successor has caught up (it is ready); give it time to act on what it read.
+            await asyncio.sleep(4)
+            starts = [
+                (e.data.replica_id, e.source, e.time.isoformat())
+                for e in log.events
+                if isinstance(e.data, StartReplica) and e.data.function == "steady"
+            ]
+            ended = [
+                (e.data.replica_id, e.type, getattr(e.data, "reason", ""))
+                for e in log.events
+                if isinstance(e.data, ReplicaFailed | ReplicaStopped)
+                and e.data.function == "steady"
+            ]
+            assert len(starts) == 2 + len(ended), (starts, ended)
+        finally:
+            await successor.stop()
