@@ -31,8 +31,8 @@ from events.types import (
     StartReplica,
     StopReplica,
 )
+from services.common.labels import LABEL_NODE
 from services.local.images import ensure_test_images
-from services.node_agent.runtime import LABEL_NODE
 from tests.support.event_log import EventLog
 from tests.support.ports import free_port
 from tests.support.service_process import AgentProcess

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import secrets
+import socket
 import sys
 import time
 import urllib.error
@@ -18,6 +19,7 @@ import docker
 from events.bus import ensure_topics
 from events.errors import BusUnavailable
 from events.settings import BusSettings
+from services.common.labels import LABEL_NODE
 from services.common.settings import env_int
 from services.local.images import ensure_test_images as ensure_images
 from services.local.kafka_broker import BrokerError, BrokerLayout, LocalKafkaBroker
@@ -127,10 +129,22 @@ def deploy_demo(token: str) -> None:
 
 @cli.command()
 def down() -> None:
-    """Stop every Shoal service and Kafka (the data stays for the next `shoal up`)."""
+    """Stop every Shoal service, this node's replicas and Kafka (the event history stays
+    for the next `shoal up`, which starts the replicas again)."""
     for service in reversed(built_services()):
         service.stop()
         click.echo(f"{service.name:<10} stopped")
+    node = os.environ.get("SHOAL_NODE_ID") or socket.gethostname()
+    try:
+        client = docker.from_env()
+        replicas = client.containers.list(all=True, filters={"label": f"{LABEL_NODE}={node}"})
+        for container in replicas:
+            container.remove(force=True)
+        click.echo(f"replicas   removed  {len(replicas)} on node {node}")
+    except docker.errors.DockerException as exc:
+        click.echo(
+            f"shoal: could not remove this node's replicas ({exc}); is dockerd running?", err=True
+        )
     local_broker().stop()
     click.echo("kafka      stopped")
 

@@ -14,16 +14,14 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from events.types import StartReplica
-from services.node_agent.runtime import (
+from services.common.labels import (
     LABEL_FUNCTION,
     LABEL_NODE,
     LABEL_PORT,
     LABEL_REPLICA,
     LABEL_REVISION,
-    Exit,
-    Resync,
-    Running,
 )
+from services.node_agent.runtime import Exit, Resync, Running
 from services.node_agent.usage import CpuSample, Usage, cpu_sample, memory_used, usage_between
 
 log = logging.getLogger("shoal.node.docker")

@@ -9,12 +9,6 @@ from typing import Protocol
 from events.types import StartReplica
 from services.node_agent.usage import Usage
 
-LABEL_FUNCTION = "dev.shoal.function"
-LABEL_REVISION = "dev.shoal.revision"
-LABEL_REPLICA = "dev.shoal.replica"
-LABEL_NODE = "dev.shoal.node"
-LABEL_PORT = "dev.shoal.port"
-
 
 @dataclass(frozen=True)
 class Running:

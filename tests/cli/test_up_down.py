@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,13 @@ def test_up_starts_a_broker_with_every_topic_and_down_stops_it(tmp_path: Path) -
         "SHOAL_STATE": str(tmp_path),
         "SHOAL_KAFKA_PORT": str(port),
         "SHOAL_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "SHOAL_NODE_ID": f"cli-test-{port}",
+        "SHOAL_NODE_PORT_FIRST": "33000",
+        "SHOAL_NODE_PORT_LAST": "33099",
+        **{
+            f"SHOAL_{name}_HTTP_PORT": str(free_port())
+            for name in ("API", "SCHEDULER", "AUTOSCALER", "NODE")
+        },
     }
     try:
         up = shoal("up", env=env)
@@ -42,9 +50,13 @@ def test_up_starts_a_broker_with_every_topic_and_down_stops_it(tmp_path: Path) -
         ).stdout
         for topic in ALL_TOPICS:
             assert f'topic "shoal.{topic.suffix}" with {topic.partitions} partitions' in listing
+        api = f"http://127.0.0.1:{env['SHOAL_API_HTTP_PORT']}"
+        with urllib.request.urlopen(f"{api}/fn/hello/", timeout=30) as reply:
+            assert reply.read() == b"hello from shoal\n"
     finally:
         down = shoal("down", env=env)
     assert down.returncode == 0, down.stderr
+    assert "replicas   removed  1 on node" in down.stdout
     status = shoal("status", env=env)
     assert status.returncode == 1
     assert "kafka      stopped" in status.stdout

@@ -13,8 +13,8 @@ from events.bus import EventProducer
 from events.settings import BusSettings
 from events.topics import CONTAINER_STATS, HEARTBEATS, NODES, REPLICAS
 from events.types import FunctionSpec, StartReplica
+from services.common.labels import LABEL_NODE
 from services.local.images import ensure_test_images
-from services.node_agent.runtime import LABEL_NODE
 from tests.support.event_log import EventLog
 from tests.support.service_process import AgentProcess
 

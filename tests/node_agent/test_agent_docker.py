@@ -23,14 +23,14 @@ from events.types import (
     ReplicaStarting,
     ReplicaStopped,
 )
-from services.node_agent.docker_runtime import container_name
-from services.node_agent.runtime import (
+from services.common.labels import (
     LABEL_FUNCTION,
     LABEL_NODE,
     LABEL_PORT,
     LABEL_REPLICA,
     LABEL_REVISION,
 )
+from services.node_agent.docker_runtime import container_name
 from tests.node_agent.conftest import remove_node_containers, start_command
 from tests.support.event_log import EventLog
 from tests.support.service_process import AgentProcess

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from events.settings import BusSettings
-from services.node_agent.runtime import LABEL_NODE
+from services.common.labels import LABEL_NODE
 from tests.support.service_process import AgentProcess, ServiceProcess
 
 TOKEN = "e2e-token-0123456789"
