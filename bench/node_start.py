@@ -163,8 +163,8 @@ async def measure(samples: int, replicas_for_memory: int | None) -> dict[str, fl
         agent = AgentProcess(
             bus,
             log_dir=Path(logs),
-            SHOAL_NODE_PORT_FIRST="40000",
-            SHOAL_NODE_PORT_LAST="40999",
+            SHOAL_NODE_PORT_FIRST="20000",
+            SHOAL_NODE_PORT_LAST="20999",
             SHOAL_NODE_MAX_REPLICAS="1000",
         )
         await agent.start()

@@ -153,7 +153,7 @@ class NodeAgent:
             )
             return
         try:
-            port = self.ports.allocate()
+            port = self._free_port()
         except PortsExhausted as exc:
             replica = Replica(command=command, port=0)
             self.replicas[command.replica_id] = replica
@@ -162,6 +162,17 @@ class NodeAgent:
         replica = Replica(command=command, port=port)
         self.replicas[command.replica_id] = replica
         self._spawn(replica, self._bring_up(replica, cause))
+
+    def _free_port(self) -> int:
+        """The next port of the range that nothing else on the host holds."""
+        for _ in range(self.ports.size):
+            port = self.ports.allocate()
+            if self.runtime.port_is_free(port):
+                return port
+            self.ports.release(port)
+        raise PortsExhausted(
+            f"every port {self.ports.first}-{self.ports.last} is taken on this host"
+        )
 
     async def _bring_up(self, replica: Replica, cause: str) -> None:
         # Not awaited: Kafka keeps per-partition order, so Starting still lands before Ready,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
@@ -105,6 +106,14 @@ class DockerRuntime:
 
     def endpoint_for(self, port: int) -> str:
         return f"http://{self.address}:{port}"
+
+    def port_is_free(self, port: int) -> bool:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+        return True
 
     async def stop(self, replica_id: str, *, timeout_s: float) -> None:
         self._cpu.pop(replica_id, None)

@@ -15,6 +15,10 @@ class PortAllocator:
         self._taken: set[int] = set()
         self._next = first
 
+    @property
+    def size(self) -> int:
+        return self.last - self.first + 1
+
     def allocate(self) -> int:
         """The next free port after the last one given (so a port is not reused at once)."""
         size = self.last - self.first + 1

@@ -44,6 +44,9 @@ class ReplicaRuntime(Protocol):
     def endpoint_for(self, port: int) -> str:
         """Where the api reaches a replica of this node listening on `port`."""
 
+    def port_is_free(self, port: int) -> bool:
+        """Whether nothing else on the host holds the port (the agent skips taken ones)."""
+
     async def stop(self, replica_id: str, *, timeout_s: float) -> None:
         """SIGTERM, SIGKILL after the timeout, then remove; harmless if already gone."""
 

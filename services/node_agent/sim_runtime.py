@@ -34,6 +34,9 @@ class SimRuntime:
     def endpoint_for(self, port: int) -> str:
         return f"sim://{self.node_id}:{port}"
 
+    def port_is_free(self, port: int) -> bool:
+        return True
+
     async def stop(self, replica_id: str, *, timeout_s: float) -> None:
         self._replicas.pop(replica_id, None)
 

@@ -32,8 +32,8 @@ def test_up_starts_a_broker_with_every_topic_and_down_stops_it(tmp_path: Path) -
         "SHOAL_KAFKA_PORT": str(port),
         "SHOAL_KAFKA_CONTROLLER_PORT": str(free_port()),
         "SHOAL_NODE_ID": f"cli-test-{port}",
-        "SHOAL_NODE_PORT_FIRST": "33000",
-        "SHOAL_NODE_PORT_LAST": "33099",
+        "SHOAL_NODE_PORT_FIRST": "29900",
+        "SHOAL_NODE_PORT_LAST": "29999",
         **{
             f"SHOAL_{name}_HTTP_PORT": str(free_port())
             for name in ("API", "SCHEDULER", "AUTOSCALER", "NODE")

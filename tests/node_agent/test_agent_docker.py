@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -264,3 +265,24 @@ async def test_an_agent_killed_and_restarted_adopts_its_containers_and_removes_o
     (new,) = await events.wait_for(ReplicaReady, lambda e: e.replica_id == "hello-1-new")
     assert new.endpoint != first.endpoint, "the adopted replica's port stays reserved"
     remove_node_containers(docker_client, agent.node_id)
+
+
+async def test_a_port_held_by_another_process_is_skipped(
+    bus: BusSettings,
+    tmp_path: Path,
+    events: EventLog,
+    commands: EventProducer,
+    images: dict[str, str],
+    agent_factory: list[AgentProcess],
+) -> None:
+    agent = AgentProcess(bus, log_dir=tmp_path)
+    first = int(agent.env["SHOAL_NODE_PORT_FIRST"])
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", first))
+        squatter.listen()
+        agent_factory.append(agent)
+        await agent.start()
+        await commands.publish(start_command(agent.node_id, images["hello"], "hello-1-skip"))
+        (ready,) = await events.wait_for(ReplicaReady, lambda e: e.replica_id == "hello-1-skip")
+    assert ready.endpoint == f"http://127.0.0.1:{first + 1}"
+    assert await get_text(ready.endpoint + "/") == "hello from shoal\n"

@@ -102,7 +102,9 @@ class AgentProcess(ServiceProcess):
         self, bus: BusSettings, *, log_dir: Path, node_id: str | None = None, **settings: str
     ) -> None:
         self.node_id = node_id or f"node-{uuid.uuid4().hex[:8]}"
-        first = random.randrange(35000, 60000, 100)
+        # Below Linux's ephemeral range (32768-60999), where brokers and test servers
+        # get their free ports, and apart from `shoal up`'s default 30000-32767.
+        first = random.randrange(20000, 29900, 100)
         defaults = {
             "SHOAL_NODE_ID": self.node_id,
             "SHOAL_NODE_PORT_FIRST": str(first),
