@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ log = logging.getLogger("shoal.bus")
 Handler = Callable[[Envelope], Awaitable[None]]
 TOPIC_ALREADY_EXISTS = 36
 HANDLER_ATTEMPTS = 3
+LAG_EVERY_S = 1.0
 
 
 def is_retriable(exc: BaseException) -> bool:
@@ -206,6 +208,7 @@ class EventConsumer:
         self.caught_up = asyncio.Event()
         """Set once everything that was in the topics when the consumer started is handled."""
         self._catch_up_targets: dict[TopicPartition, int] | None = None
+        self._lag_observed_at = float("-inf")
         self._consumer = AIOKafkaConsumer(
             **settings.client_kwargs(),
             group_id=group_id,
@@ -374,11 +377,16 @@ class EventConsumer:
         assignment = self._consumer.assignment()
         if not assignment:
             return
-        for tp in assignment:
-            highwater = self._consumer.highwater(tp)
-            if highwater is not None:
-                position = await self._consumer.position(tp)
-                metrics.CONSUMER_LAG.labels(self.name, tp.topic).set(max(0, highwater - position))
+        now = time.monotonic()
+        if now - self._lag_observed_at >= LAG_EVERY_S:
+            # Scrapes come every few seconds; the loop polls every few milliseconds.
+            self._lag_observed_at = now
+            for tp in assignment:
+                highwater = self._consumer.highwater(tp)
+                if highwater is not None:
+                    position = await self._consumer.position(tp)
+                    lag = max(0, highwater - position)
+                    metrics.CONSUMER_LAG.labels(self.name, tp.topic).set(lag)
         if self.caught_up.is_set():
             return
         if self._catch_up_targets is None:

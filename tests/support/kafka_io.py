@@ -2,46 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from events.bus import EventConsumer, EventProducer
 from events.envelope import Envelope
 from events.settings import BusSettings
 from events.topics import Topic
+from events.types import Payload
+from tests.support.event_log import EventLog
 
 
 async def collect(
     settings: BusSettings, topics: list[Topic], count: int, timeout_s: float = 30.0
 ) -> list[Envelope]:
     """The first `count` events of some topics, read from the beginning, in delivery order."""
-    seen: list[Envelope] = []
-    done = asyncio.Event()
-
-    async def keep(envelope: Envelope) -> None:
-        seen.append(envelope)
-        if len(seen) >= count:
-            done.set()
-
-    producer = EventProducer(settings, source="/shoal/test/collector")
-    await producer.start()
-    consumer = EventConsumer(
-        settings, name="collector", topics=topics, handler=keep, dead_letters=producer
-    )
-    task = asyncio.create_task(consumer.run(done))
-    try:
-        await asyncio.wait_for(done.wait(), timeout_s)
-    except TimeoutError:
-        raise AssertionError(
-            f"only {len(seen)} of {count} events arrived in {timeout_s} s"
-        ) from None
-    finally:
-        done.set()
-        await task
-        await producer.stop()
-    return seen
+    async with EventLog(settings, topics) as log:
+        await log.wait_for(Payload, count=count, timeout_s=timeout_s)
+        return log.events[:count]
 
 
 async def raw_records(
