@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -17,6 +16,7 @@ from events.bus import EventProducer
 from events.types import ColdStartDemand
 from services.api.request_stats import RequestWindow
 from services.api.routing import Route
+from services.api.upstream import NotSent, Upstream, UpstreamError
 from services.api.view import ApiView
 from services.common.logs import StructLog
 
@@ -33,7 +33,14 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-NOT_FORWARDED = HOP_BY_HOP | {"host"}
+NOT_FORWARDED = HOP_BY_HOP | {
+    "host",
+    "content-length",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+}
+"""Framed again, or set again, by the request path."""
 BUFFERED_BODY_LIMIT = 256 * 1024
 """Responses up to this size with a known length are read whole (cheaper); others stream."""
 NOT_RETURNED = HOP_BY_HOP | {"content-length"}
@@ -78,7 +85,7 @@ class Waiting:
 class FunctionProxy:
     view: ApiView
     producer: EventProducer
-    http: aiohttp.ClientSession
+    upstream: Upstream
     log: StructLog
     source_instance: str
     queue_limit: int
@@ -140,7 +147,7 @@ class FunctionProxy:
             route = await self._acquire(name, deadline, frozenset(refused))
             try:
                 return await self._forward(request, name, route)
-            except aiohttp.ClientConnectorError:
+            except NotSent:
                 # Nothing of the request was sent: another replica can take it.
                 refused.add(route.replica_id)
                 self.log.warning(
@@ -241,40 +248,55 @@ class FunctionProxy:
         )
 
     async def _forward(self, request: web.Request, name: str, route: Route) -> web.StreamResponse:
-        path = request.match_info.get("path", "")
-        url = f"{route.endpoint}/{path}"
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED}
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED]
         peer = request.remote or ""
         forwarded_for = request.headers.get("X-Forwarded-For")
-        headers["X-Forwarded-For"] = f"{forwarded_for}, {peer}" if forwarded_for else peer
-        headers["X-Forwarded-Host"] = request.host
-        headers["X-Forwarded-Proto"] = request.scheme
-        body = request.content if request.body_exists else None
-        async with self.http.request(
-            request.method,
-            url,
-            params=request.query,
-            headers=headers,
-            data=body,
-            allow_redirects=False,
-            auto_decompress=False,
-        ) as upstream:
-            returned = [
-                (k, v) for k, v in upstream.headers.items() if k.lower() not in NOT_RETURNED
-            ]
-            length = upstream.content_length
+        headers.append(("X-Forwarded-For", f"{forwarded_for}, {peer}" if forwarded_for else peer))
+        headers.append(("X-Forwarded-Host", request.host))
+        headers.append(("X-Forwarded-Proto", request.scheme))
+        body: bytes | AsyncIterator[bytes] | None = None
+        if request.body_exists:
+            length = request.content_length
             if length is not None and length <= BUFFERED_BODY_LIMIT:
-                whole = web.Response(
-                    status=upstream.status, reason=upstream.reason, body=await upstream.read()
-                )
-                whole.headers.extend(returned)
-                return whole
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-            response.headers.extend(returned)
-            if length is not None:
-                response.content_length = length
+                body = await request.read()
+            else:
+                body = request.content.iter_any()
+        try:
+            upstream = await self.upstream.request(
+                route.endpoint,
+                request.method,
+                upstream_target(request.raw_path, name),
+                headers,
+                body,
+                buffer_limit=BUFFERED_BODY_LIMIT,
+            )
+        except NotSent:
+            raise
+        except UpstreamError as failure:
+            raise NoReplica(
+                error(502, f"the replica did not answer properly: {failure}", function=name)
+            ) from None
+        returned = [(k, v) for k, v in upstream.headers if k.lower() not in NOT_RETURNED]
+        if upstream.body is not None:
+            whole = web.Response(status=upstream.status, reason=upstream.reason, body=upstream.body)
+            whole.headers.extend(returned)
+            return whole
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        response.headers.extend(returned)
+        if upstream.content_length is not None:
+            response.content_length = upstream.content_length
+        try:
             await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
+            async for chunk in upstream.chunks():
                 await response.write(chunk)
-            await response.write_eof()
-            return response
+        except BaseException:
+            upstream.release(False)
+            raise
+        await response.write_eof()
+        return response
+
+
+def upstream_target(raw_path: str, name: str) -> str:
+    """The replica's request target: the caller's raw path after `/fn/{name}`, with its query."""
+    rest = raw_path[len(f"/fn/{name}") :]
+    return rest if rest.startswith("/") else f"/{rest}"

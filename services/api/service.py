@@ -8,14 +8,13 @@ import contextlib
 import os
 import time
 
-import aiohttp
-
 from events.bus import EventConsumer
 from events.topics import FUNCTIONS, HEARTBEATS, NODES, REPLICAS, SCALE
 from events.types import RequestStats
 from services.api.control import ControlPlane
 from services.api.proxy import FunctionProxy
 from services.api.settings import Settings
+from services.api.upstream import Upstream
 from services.api.view import ApiView
 from services.common.runtime import ServiceContext, run
 
@@ -35,21 +34,11 @@ class Api:
             token=settings.token,
             max_body_bytes=settings.max_body_bytes,
         )
-        http = aiohttp.ClientSession(
-            # Replica endpoints are IP literals: no happy-eyeballs racing, no DNS cache.
-            connector=aiohttp.TCPConnector(
-                limit=0,
-                limit_per_host=0,
-                keepalive_timeout=30,
-                happy_eyeballs_delay=None,
-                use_dns_cache=False,
-            ),
-            timeout=aiohttp.ClientTimeout(total=None, connect=2.0),
-        )
+        upstream = Upstream(connect_timeout_s=settings.connect_timeout_s)
         self.proxy = FunctionProxy(
             view=self.view,
             producer=ctx.producer,
-            http=http,
+            upstream=upstream,
             log=ctx.log,
             source_instance=ctx.settings.instance,
             queue_limit=settings.queue_limit,
@@ -60,7 +49,7 @@ class Api:
         ctx.app.add_subapp("/v1", self.control.application())
         ctx.app.router.add_route("*", "/fn/{name}", self.proxy.handle)
         ctx.app.router.add_route("*", "/fn/{name}/{path:.*}", self.proxy.handle)
-        ctx.app.on_cleanup.append(lambda _: http.close())
+        ctx.app.on_cleanup.append(lambda _: _close(upstream))
 
     async def run(self, ctx: ServiceContext) -> None:
         consumer = EventConsumer(
@@ -113,6 +102,10 @@ class Api:
                         )
                     )
                 )
+
+
+async def _close(upstream: Upstream) -> None:
+    upstream.close()
 
 
 def main() -> None:

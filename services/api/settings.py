@@ -17,6 +17,7 @@ class Settings:
     stats_interval_s: float
     demand_repeat_s: float
     connect_attempts: int
+    connect_timeout_s: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -31,4 +32,5 @@ class Settings:
             stats_interval_s=env_float(environ, "SHOAL_API_STATS_INTERVAL_S", 1.0),
             demand_repeat_s=env_float(environ, "SHOAL_API_DEMAND_REPEAT_S", 1.0),
             connect_attempts=env_int(environ, "SHOAL_API_CONNECT_ATTEMPTS", 3),
+            connect_timeout_s=env_float(environ, "SHOAL_API_CONNECT_TIMEOUT_S", 2.0),
         )

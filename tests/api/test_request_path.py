@@ -46,7 +46,7 @@ async def test_methods_headers_query_and_bodies_pass_through(
                 "X-Forwarded-For": "10.0.0.9",
             },
         ) as reply:
-            assert reply.status == 200
+            assert reply.status == 200, (method, await reply.text())
             echoed = await reply.json()
             assert reply.headers["X-Replica"] == "echo-r1"
             assert reply.headers["Set-Cookie"] == "a=1"

@@ -1,0 +1,359 @@
+"""A lean HTTP/1.1 client for the request path: one asyncio protocol per connection,
+idle keep-alive connections pooled per replica endpoint.
+
+aiohttp's client costs about as much CPU per request as the whole rest of the proxy; the
+request path needs only a small part of it (IP-literal endpoints, no redirects, no cookies,
+no decompression), so it has its own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import cast
+from urllib.parse import urlsplit
+
+HIGH_WATER = 1 << 20
+"""Buffered response bytes at which reading from the replica pauses (back-pressure)."""
+MAX_HEAD_BYTES = 64 * 1024
+NO_BODY_STATUS = frozenset({204, 304})
+
+
+class UpstreamError(Exception):
+    """The replica did not give a whole HTTP response."""
+
+
+class NotSent(UpstreamError):
+    """Nothing of the request reached the replica (connection refused or failed first)."""
+
+
+class Closed(UpstreamError):
+    """The replica closed the connection."""
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.closed = False
+        self.paused = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.drained: asyncio.Future[None] | None = None
+        self.write_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > HIGH_WATER and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.closed = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._wake()
+        if self.drained is not None and not self.drained.done():
+            self.drained.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.drained is not None and not self.drained.done():
+            self.drained.set_result(None)
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def write(self, data: bytes) -> None:
+        if self.closed or self.transport is None:
+            raise Closed("the replica closed the connection while the request was sent")
+        self.transport.write(data)
+        if self.write_paused:
+            self.drained = self.loop.create_future()
+            await self.drained
+
+    async def _more(self) -> None:
+        if self.closed:
+            raise Closed("the replica closed the connection before the response ended")
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        self.waiter = self.loop.create_future()
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
+
+    async def read_until(self, separator: bytes, limit: int) -> bytes:
+        start = 0
+        while True:
+            found = self.buffer.find(separator, start)
+            if found >= 0:
+                end = found + len(separator)
+                data = bytes(self.buffer[:end])
+                del self.buffer[:end]
+                return data
+            if len(self.buffer) > limit:
+                raise UpstreamError(f"a response line or head longer than {limit} bytes")
+            start = max(0, len(self.buffer) - len(separator) + 1)
+            await self._more()
+
+    async def read_exactly(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            await self._more()
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+    async def read_some(self, at_most: int) -> bytes:
+        """Buffered bytes (waiting for some); b"" once the replica closed."""
+        while not self.buffer:
+            if self.closed:
+                return b""
+            await self._more()
+        data = bytes(self.buffer[:at_most])
+        del self.buffer[:at_most]
+        return data
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+@dataclass
+class UpstreamResponse:
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    content_length: int | None
+    body: bytes | None
+    """The whole body when it was small and of known length; otherwise read `chunks()`."""
+    _connection: _Connection
+    _framing: str
+    _remaining: int
+    _done: Callable[[bool], None] = field(repr=False)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        conn = self._connection
+        if self._framing == "length":
+            while self._remaining > 0:
+                data = await conn.read_some(min(self._remaining, 1 << 16))
+                if not data:
+                    raise Closed("the replica closed the connection before the response ended")
+                self._remaining -= len(data)
+                yield data
+        elif self._framing == "chunked":
+            while True:
+                size_line = await conn.read_until(b"\r\n", 4096)
+                try:
+                    size = int(size_line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    raise UpstreamError(f"a bad chunk size line {size_line[:40]!r}") from None
+                if size == 0:
+                    while await conn.read_until(b"\r\n", MAX_HEAD_BYTES) != b"\r\n":
+                        pass
+                    break
+                while size > 0:
+                    data = await conn.read_some(min(size, 1 << 16))
+                    if not data:
+                        raise Closed("the replica closed the connection inside a chunk")
+                    size -= len(data)
+                    yield data
+                await conn.read_exactly(2)
+        elif self._framing == "close":
+            while data := await conn.read_some(1 << 16):
+                yield data
+        self._done(True)
+
+    def release(self, reusable: bool) -> None:
+        self._done(reusable)
+
+
+@dataclass
+class Upstream:
+    """Idle connections per (host, port), reused while the replica keeps them alive."""
+
+    connect_timeout_s: float = 2.0
+    idle_per_endpoint: int = 64
+    _idle: dict[tuple[str, int], list[_Connection]] = field(default_factory=dict)
+    _addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def address(self, endpoint: str) -> tuple[str, int]:
+        found = self._addresses.get(endpoint)
+        if found is None:
+            parts = urlsplit(endpoint)
+            if parts.scheme != "http" or parts.hostname is None:
+                raise NotSent(f"unsupported replica endpoint {endpoint!r}")
+            found = self._addresses[endpoint] = (parts.hostname, parts.port or 80)
+        return found
+
+    async def _connect(self, address: tuple[str, int]) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                _, conn = await loop.create_connection(lambda: _Connection(loop), *address)
+        except (OSError, TimeoutError) as failure:
+            raise NotSent(f"could not connect to {address[0]}:{address[1]}: {failure}") from None
+        return conn
+
+    def _give_back(self, address: tuple[str, int], conn: _Connection, reusable: bool) -> None:
+        idle = self._idle.setdefault(address, [])
+        if reusable and not conn.closed and not conn.buffer and len(idle) < self.idle_per_endpoint:
+            idle.append(conn)
+        else:
+            conn.close()
+
+    async def request(
+        self,
+        endpoint: str,
+        method: str,
+        target: str,
+        headers: Iterable[tuple[str, str]],
+        body: bytes | AsyncIterator[bytes] | None,
+        *,
+        buffer_limit: int,
+    ) -> UpstreamResponse:
+        """Send one request and read the response head (and a small body whole).
+
+        A pooled connection the replica had closed meanwhile is replaced and the request
+        sent again, but only when the body is bytes (replayable); otherwise the error
+        surfaces. `NotSent` means no byte of the request reached the replica."""
+        address = self.address(endpoint)
+        host = f"{address[0]}:{address[1]}"
+        head = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
+        head.extend(f"{k}: {v}\r\n" for k, v in headers)
+        if isinstance(body, bytes):
+            head.append(f"Content-Length: {len(body)}\r\n\r\n")
+        elif body is None:
+            empty = method in ("POST", "PUT", "PATCH")
+            head.append("Content-Length: 0\r\n\r\n" if empty else "\r\n")
+        else:
+            head.append("Transfer-Encoding: chunked\r\n\r\n")
+        head_bytes = "".join(head).encode("latin-1")
+        idle = self._idle.get(address)
+        while idle:
+            conn = idle.pop()
+            if conn.closed:
+                continue
+            try:
+                return await self._exchange(address, conn, method, head_bytes, body, buffer_limit)
+            except Closed:
+                if not isinstance(body, bytes | None):
+                    raise
+        conn = await self._connect(address)
+        return await self._exchange(address, conn, method, head_bytes, body, buffer_limit)
+
+    async def _exchange(
+        self,
+        address: tuple[str, int],
+        conn: _Connection,
+        method: str,
+        head: bytes,
+        body: bytes | AsyncIterator[bytes] | None,
+        buffer_limit: int,
+    ) -> UpstreamResponse:
+        try:
+            if isinstance(body, bytes):
+                await conn.write(head + body)
+            elif body is None:
+                await conn.write(head)
+            else:
+                await conn.write(head)
+                async for piece in body:
+                    if piece:
+                        await conn.write(b"%x\r\n%b\r\n" % (len(piece), piece))
+                await conn.write(b"0\r\n\r\n")
+            return await self._read_response(address, conn, method, buffer_limit)
+        except BaseException:
+            conn.close()
+            raise
+
+    async def _read_response(
+        self, address: tuple[str, int], conn: _Connection, method: str, buffer_limit: int
+    ) -> UpstreamResponse:
+        while True:
+            raw = await conn.read_until(b"\r\n\r\n", MAX_HEAD_BYTES)
+            lines = raw.decode("latin-1").split("\r\n")
+            version, _, rest = lines[0].partition(" ")
+            code, _, reason = rest.partition(" ")
+            if not version.startswith("HTTP/1.") or not code.isdigit():
+                raise UpstreamError(f"not an HTTP/1.x response: {lines[0][:60]!r}")
+            status = int(code)
+            if 100 <= status < 200 and status != 101:
+                continue
+            break
+        headers: list[tuple[str, str]] = []
+        length: int | None = None
+        chunked = False
+        keep_alive = version == "HTTP/1.1"
+        for line in lines[1:]:
+            if not line:
+                continue
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise UpstreamError(f"a bad response header line {line[:60]!r}")
+            value = value.strip()
+            lower = name.strip().lower()
+            if lower == "content-length":
+                if not value.isdigit():
+                    raise UpstreamError(f"a bad Content-Length {value[:20]!r}")
+                length = int(value)
+            elif lower == "transfer-encoding":
+                chunked = value.lower().endswith("chunked")
+            elif lower == "connection":
+                tokens = {t.strip().lower() for t in value.split(",")}
+                if version == "HTTP/1.0":
+                    keep_alive = "keep-alive" in tokens
+                else:
+                    keep_alive = "close" not in tokens
+            headers.append((name.strip(), value))
+
+        def done(reusable: bool) -> None:
+            self._give_back(address, conn, reusable and keep_alive)
+
+        if method == "HEAD" or status in NO_BODY_STATUS or status == 101:
+            framing, length = "none", (length if method == "HEAD" else 0)
+        elif chunked:
+            framing, length = "chunked", None
+        elif length is not None:
+            framing = "length"
+        else:
+            framing = "close"
+            keep_alive = False
+        response = UpstreamResponse(
+            status=status,
+            reason=reason,
+            headers=headers,
+            content_length=length,
+            body=None,
+            _connection=conn,
+            _framing=framing,
+            _remaining=length or 0,
+            _done=done,
+        )
+        if framing == "none":
+            response.body = b""
+            done(True)
+        elif framing == "length" and length is not None and length <= buffer_limit:
+            response.body = await conn.read_exactly(length)
+            response._remaining = 0
+            done(True)
+        return response
+
+    def close(self) -> None:
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.close()
+        self._idle.clear()
