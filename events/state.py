@@ -13,6 +13,7 @@ from datetime import datetime
 
 from events.envelope import Envelope
 from events.types import (
+    DriftRepaired,
     FunctionDeleted,
     FunctionDeployed,
     FunctionRolledBack,
@@ -26,6 +27,7 @@ from events.types import (
     NodeJoined,
     NodeLost,
     NodeUncordoned,
+    PlacementPending,
     ReplicaDraining,
     ReplicaEvent,
     ReplicaFailed,
@@ -51,6 +53,12 @@ class FunctionView:
     last_decision_at: datetime | None = None
     pinned_replicas: int | None = None
     rollback_reason: str = ""
+    failures: int = 0
+    """Replicas failed since one last became ready (the crash loop the back-off follows)."""
+    last_failure: str = ""
+    pending: int = 0
+    pending_reason: str = ""
+    """Why the scheduler could not start `pending` replicas (capacity, crash-loop back-off)."""
 
 
 @dataclass
@@ -76,6 +84,8 @@ class NodeView:
     used_memory_mb: float = 0.0
     replicas: int = 0
     lost: bool = False
+    lost_at: datetime | None = None
+    """When the healer declared it lost: only a newer heartbeat or join brings it back."""
     cordoned: bool = False
     draining: bool = False
 
@@ -130,8 +140,16 @@ def apply(state: ClusterState, envelope: Envelope) -> ClusterState:
             view = state.functions.get(event.function)
             if view is not None:
                 _take_decision(view, event, envelope.time)
+    elif isinstance(event, PlacementPending):
+        view = state.functions.get(event.function)
+        if view is not None:
+            view.pending, view.pending_reason = event.pending, event.reason
     elif isinstance(event, ReplicaEvent):
-        _replica(state, event)
+        _replica(state, event, envelope.time)
+    elif isinstance(event, DriftRepaired):
+        if event.kind == "missing" and event.replica_id not in state.ended_replicas:
+            state.replicas.pop(event.replica_id, None)
+            state.ended_replicas[event.replica_id] = "missing"
     else:
         _node(state, envelope)
     return state
@@ -160,10 +178,31 @@ def _function_spec(
         view.spec = spec
 
 
-def _replica(state: ClusterState, event: ReplicaEvent) -> None:
+def lost_before(state: ClusterState, node: str, at: datetime) -> bool:
+    """Whether `node` was declared lost after `at` and has not come back: news from before
+    the loss (read late, from another topic) must not bring its replicas back."""
+    view = state.nodes.get(node)
+    return bool(view and view.lost and view.lost_at and at < view.lost_at)
+
+
+def _replica(state: ClusterState, event: ReplicaEvent, at: datetime) -> None:
     if event.replica_id in state.ended_replicas:
         return
+    if lost_before(state, event.node, at):
+        state.replicas.pop(event.replica_id, None)
+        state.ended_replicas[event.replica_id] = "lost"
+        return
     current = state.replicas.get(event.replica_id)
+    function = state.functions.get(event.function)
+    if function is not None:
+        if isinstance(event, ReplicaFailed):
+            function.failures += 1
+            code = f"exit {event.exit_code}: " if event.exit_code is not None else ""
+            function.last_failure = f"{code}{event.reason}"[:200]
+        elif isinstance(event, ReplicaStarting | ReplicaReady):
+            function.pending, function.pending_reason = 0, ""
+            if isinstance(event, ReplicaReady):
+                function.failures = 0
     if isinstance(event, ReplicaStopped | ReplicaFailed):
         state.replicas.pop(event.replica_id, None)
         state.ended_replicas[event.replica_id] = (
@@ -218,19 +257,21 @@ def _node(state: ClusterState, envelope: Envelope) -> None:
     view = state.nodes.get(event.node)
     if view is None:
         view = state.nodes[event.node] = NodeView(node=event.node)
+    newer_than_loss = view.lost_at is None or envelope.time > view.lost_at
     if isinstance(event, NodeJoined):
         view.address, view.runtime, view.capacity = event.address, event.runtime, event.capacity
-        view.lost = False
+        view.lost = view.lost and not newer_than_loss
     elif isinstance(event, NodeHeartbeat):
         if view.last_heartbeat_at is None or envelope.time >= view.last_heartbeat_at:
             view.last_heartbeat_at = envelope.time
             view.capacity = event.capacity
             view.used_cpus, view.used_memory_mb = event.used_cpus, event.used_memory_mb
             view.replicas = event.replicas
-            view.lost = False
+            view.lost = view.lost and not newer_than_loss
     elif isinstance(event, NodeLost):
         if view.last_heartbeat_at is None or envelope.time >= view.last_heartbeat_at:
             view.lost = True
+            view.lost_at = envelope.time
             for replica_id in [
                 r.replica_id for r in state.replicas.values() if r.node == event.node
             ]:

@@ -75,6 +75,8 @@ TOPIC_OF_PAYLOAD: dict[type[t.Payload], Topic] = {
     t.ReplicaFailed: REPLICAS,
     t.NodeJoined: NODES,
     t.NodeLost: NODES,
+    t.NodeReturned: NODES,
+    t.DriftRepaired: NODES,
     t.NodeCordoned: NODES,
     t.NodeUncordoned: NODES,
     t.NodeDrainRequested: NODES,

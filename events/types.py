@@ -276,6 +276,8 @@ class NodeHeartbeat(NodeScoped, frozen=True, kw_only=True):
     used_cpus: NonNegFloat
     used_memory_mb: NonNegFloat
     replicas: NonNegInt
+    replica_ids: list[str] = []
+    """The replicas the agent runs (starting, ready or draining), for drift repair."""
 
 
 class NodeLost(NodeScoped, frozen=True, kw_only=True):
@@ -304,6 +306,28 @@ class NodeDrained(NodeScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.node.drained"
 
 
+class NodeReturned(NodeScoped, frozen=True, kw_only=True):
+    """A lost node heartbeats again; the replicas moved away while it was gone are stopped."""
+
+    TYPE: ClassVar[str] = "dev.shoal.node.returned"
+    lost_for_s: NonNegFloat
+    moved_replicas: list[str] = []
+
+
+class DriftRepaired(NodeScoped, frozen=True, kw_only=True):
+    """The healer found a node's replicas differing from the log and repaired it.
+
+    `unknown`: the node runs a replica nothing wants (it is stopped). `missing`: a replica
+    the log says runs there is no longer reported (it is ended and replaced)."""
+
+    TYPE: ClassVar[str] = "dev.shoal.node.driftrepaired"
+    kind: Literal["unknown", "missing"]
+    replica_id: Name
+    function: str = ""
+    revision: NonNegInt = 0
+    reason: str
+
+
 ALL_PAYLOADS: tuple[type[Payload], ...] = (
     FunctionDeployed,
     FunctionUpdated,
@@ -326,6 +350,8 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     NodeJoined,
     NodeHeartbeat,
     NodeLost,
+    NodeReturned,
+    DriftRepaired,
     NodeCordoned,
     NodeUncordoned,
     NodeDrainRequested,

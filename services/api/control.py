@@ -81,6 +81,8 @@ def function_status(view: ApiView, function: FunctionView) -> dict[str, Any]:
         },
         "manual_replicas": function.pinned_replicas,
         "rollback_reason": function.rollback_reason,
+        "failures": {"since_last_ready": function.failures, "last": function.last_failure},
+        "pending": {"replicas": function.pending, "reason": function.pending_reason},
     }
 
 

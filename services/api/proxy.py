@@ -16,7 +16,13 @@ from events.bus import EventProducer
 from events.types import ColdStartDemand
 from services.api.request_stats import RequestWindow
 from services.api.routing import Route
-from services.api.upstream import NotSent, Upstream, UpstreamError
+from services.api.upstream import (
+    SAFE_METHODS,
+    NoResponse,
+    NotSent,
+    Upstream,
+    UpstreamError,
+)
 from services.api.view import ApiView
 from services.common.logs import StructLog
 
@@ -147,11 +153,14 @@ class FunctionProxy:
             route = await self._acquire(name, deadline, frozenset(refused))
             try:
                 return await self._forward(request, name, route)
-            except NotSent:
-                # Nothing of the request was sent: another replica can take it.
+            except (NotSent, NoResponse) as failure:
+                # Nothing was sent, or a safe request got no answer: another replica takes it.
                 refused.add(route.replica_id)
                 self.log.warning(
-                    "replica refused a connection", function=name, replica=route.replica_id
+                    "request moved to another replica",
+                    function=name,
+                    replica=route.replica_id,
+                    cause=str(failure),
                 )
                 if len(refused) >= self.connect_attempts:
                     raise NoReplica(
@@ -272,6 +281,12 @@ class FunctionProxy:
             )
         except NotSent:
             raise
+        except NoResponse:
+            if request.method in SAFE_METHODS and not isinstance(body, AsyncIterator):
+                raise
+            raise NoReplica(
+                error(502, "the replica closed the connection without answering", function=name)
+            ) from None
         except UpstreamError as failure:
             raise NoReplica(
                 error(502, f"the replica did not answer properly: {failure}", function=name)

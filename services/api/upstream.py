@@ -17,6 +17,7 @@ HIGH_WATER = 1 << 20
 """Buffered response bytes at which reading from the replica pauses (back-pressure)."""
 MAX_HEAD_BYTES = 64 * 1024
 NO_BODY_STATUS = frozenset({204, 304})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class UpstreamError(Exception):
@@ -29,6 +30,11 @@ class NotSent(UpstreamError):
 
 class Closed(UpstreamError):
     """The replica closed the connection."""
+
+
+class NoResponse(Closed):
+    """The replica closed the connection after the request was sent, before one byte of a
+    response: a safe request can go to another replica."""
 
 
 class _Connection(asyncio.Protocol):
@@ -249,8 +255,12 @@ class Upstream:
                 continue
             try:
                 return await self._exchange(address, conn, method, head_bytes, body, buffer_limit)
-            except Closed:
-                if not isinstance(body, bytes | None):
+            except NotSent:
+                continue
+            except NoResponse:
+                # The replica closed this idle connection as the request went out: only a
+                # safe request is sent again, as Go's and browsers' clients do.
+                if method not in SAFE_METHODS or not isinstance(body, bytes | None):
                     raise
         conn = await self._connect(address)
         return await self._exchange(address, conn, method, head_bytes, body, buffer_limit)
@@ -265,12 +275,11 @@ class Upstream:
         buffer_limit: int,
     ) -> UpstreamResponse:
         try:
-            if isinstance(body, bytes):
-                await conn.write(head + body)
-            elif body is None:
-                await conn.write(head)
-            else:
-                await conn.write(head)
+            try:
+                await conn.write(head + body if isinstance(body, bytes) else head)
+            except Closed:
+                raise NotSent("the replica had closed the connection") from None
+            if body is not None and not isinstance(body, bytes):
                 async for piece in body:
                     if piece:
                         await conn.write(b"%x\r\n%b\r\n" % (len(piece), piece))
@@ -283,8 +292,17 @@ class Upstream:
     async def _read_response(
         self, address: tuple[str, int], conn: _Connection, method: str, buffer_limit: int
     ) -> UpstreamResponse:
+        first = True
         while True:
-            raw = await conn.read_until(b"\r\n\r\n", MAX_HEAD_BYTES)
+            try:
+                raw = await conn.read_until(b"\r\n\r\n", MAX_HEAD_BYTES)
+            except Closed:
+                if first and not conn.buffer:
+                    raise NoResponse(
+                        "the replica closed the connection without answering"
+                    ) from None
+                raise
+            first = False
             lines = raw.decode("latin-1").split("\r\n")
             version, _, rest = lines[0].partition(" ")
             code, _, reason = rest.partition(" ")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from events.envelope import Envelope
 from events.state import ClusterState, FunctionView, apply
 from events.types import (
+    DriftRepaired,
     FunctionDeleted,
     FunctionRolledBack,
     FunctionUpdated,
@@ -61,6 +62,9 @@ class ApiView:
                 self.notify(event.function)
         elif isinstance(event, ReplicaDraining | ReplicaStopped | ReplicaFailed):
             self.routes.remove(event.function, event.replica_id)
+        elif isinstance(event, DriftRepaired):
+            if event.kind == "missing":
+                self.routes.remove(event.function, event.replica_id)
         elif isinstance(event, NodeLost):
             self.routes.remove_node(event.node)
         elif isinstance(event, FunctionDeleted | FunctionUpdated | FunctionRolledBack):

@@ -349,6 +349,7 @@ class NodeAgent:
             used_cpus=sum(r.command.spec.cpu for r in live),
             used_memory_mb=sum(r.command.spec.memory_mb for r in live),
             replicas=len(live),
+            replica_ids=sorted(r.command.replica_id for r in live),
         )
 
     async def report_usage(self) -> None:

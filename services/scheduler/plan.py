@@ -35,9 +35,11 @@ class Failures:
     last_at: float = 0.0
 
     def back_off_until(self) -> float:
-        if self.count == 0:
+        """The first failure is replaced at once (as the kubelet restarts a container), the
+        next ones after 1 s, 2 s, 4 s ... up to 60 s."""
+        if self.count <= 1:
             return 0.0
-        return float(self.last_at + min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (self.count - 1)))
+        return float(self.last_at + min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (self.count - 2)))
 
 
 @dataclass

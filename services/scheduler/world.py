@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from events.envelope import Envelope
-from events.state import ClusterState, apply
+from events.state import ClusterState, apply, lost_before
 from events.types import (
     DrainReplica,
+    DriftRepaired,
     FunctionDeleted,
     FunctionDeployed,
     FunctionRolledBack,
@@ -83,11 +84,15 @@ class World:
             | FunctionRolledBack
             | ScaleDecision,
         ):
+            if isinstance(event, FunctionUpdated | FunctionRolledBack):
+                # A new revision, or a healthy old one, starts without the old crash loop.
+                self.failures.pop(event.function, None)
             self.dirty.add(event.function)
         elif isinstance(event, StartReplica):
             if (
                 event.replica_id not in self.assigned
                 and event.replica_id not in self.cluster.ended_replicas
+                and not lost_before(self.cluster, event.node, envelope.time)
             ):
                 replica = Assigned(
                     replica_id=event.replica_id,
@@ -115,6 +120,9 @@ class World:
                 else max(at, self.heartbeat_at.get(event.node, at))
             )
             self.refresh_schedulable(event.node, now, stale_s)
+        elif isinstance(event, DriftRepaired):
+            if event.kind == "missing" and event.replica_id in self.assigned:
+                self._forget(self.assigned[event.replica_id])
         elif isinstance(event, NodeLost):
             for replica in [a for a in self.assigned.values() if a.node == event.node]:
                 self._forget(replica)
@@ -129,7 +137,10 @@ class World:
     def _replica(self, event: ReplicaEvent, at: float) -> None:
         replica = self.assigned.get(event.replica_id)
         if isinstance(event, ReplicaStopped | ReplicaFailed):
-            if isinstance(event, ReplicaFailed):
+            view = self.cluster.functions.get(event.function)
+            # Failures of a revision rolled back or replaced do not hold up the current one.
+            current = view is None or view.revision == event.revision
+            if isinstance(event, ReplicaFailed) and current:
                 failures = self.failures.setdefault(event.function, Failures())
                 failures.count += 1
                 failures.last_at = max(failures.last_at, at)

@@ -71,7 +71,13 @@ def sample_payloads() -> list[t.Payload]:
         ),
         t.NodeJoined(node="n1", address="127.0.0.1", runtime="docker", capacity=CAPACITY),
         t.NodeHeartbeat(
-            node="n1", seq=7, capacity=CAPACITY, used_cpus=0.5, used_memory_mb=128, replicas=2
+            node="n1",
+            seq=7,
+            capacity=CAPACITY,
+            used_cpus=0.5,
+            used_memory_mb=128,
+            replicas=2,
+            replica_ids=["hello-1-abc", "hello-1-def"],
         ),
         t.NodeLost(
             node="n1",
@@ -83,5 +89,14 @@ def sample_payloads() -> list[t.Payload]:
         t.NodeUncordoned(node="n1"),
         t.NodeDrainRequested(node="n1"),
         t.NodeDrained(node="n1"),
+        t.NodeReturned(node="n1", lost_for_s=12.5, moved_replicas=["hello-1-abc"]),
+        t.DriftRepaired(
+            node="n1",
+            kind="missing",
+            replica_id="hello-1-abc",
+            function="hello",
+            revision=1,
+            reason="not reported by its node in 2 heartbeats",
+        ),
     ]
     return samples

@@ -22,6 +22,7 @@ from events.types import (
     NodeJoined,
     NodeLost,
     Payload,
+    PlacementPending,
     ReplicaDraining,
     ReplicaFailed,
     ReplicaReady,
@@ -171,3 +172,50 @@ def test_a_decision_read_before_its_function_is_kept_for_it() -> None:
     state = fold([decision, at(1, FunctionDeployed(function="hello", revision=1, spec=SPEC1))])
     assert state.functions["hello"].desired == 3
     assert state.functions["hello"].last_decision == decision.data
+
+
+def beat(seconds: float, seq: int) -> Envelope:
+    return at(
+        seconds,
+        NodeHeartbeat(node="n1", seq=seq, capacity=CAP, used_cpus=0, used_memory_mb=0, replicas=1),
+    )
+
+
+LOSS = at(10, NodeLost(node="n1", last_heartbeat_at="", timeout_s=3, evidence="silent"))
+
+
+def test_news_from_before_a_loss_read_late_does_not_undo_it() -> None:
+    """Heartbeats and replica events travel on other topics than NodeLost: a reader may
+    get them after it, and they must not bring the node or its replicas back."""
+    early = [
+        at(1, FunctionDeployed(function="hello", revision=1, spec=SPEC1)),
+        at(5, replica(ReplicaReady, endpoint="http://127.0.0.1:1")),
+    ]
+    state = fold([*early[:1], LOSS, beat(6, 6), beat(7, 7), early[1]])
+    assert state.nodes["n1"].lost
+    assert state.replicas == {}
+    assert state.ended_replicas["r1"] == "lost"
+    back = fold([*early, LOSS, beat(11, 11)])
+    assert not back.nodes["n1"].lost
+
+
+def test_status_counts_failures_and_pending_until_a_replica_is_ready() -> None:
+    state = fold(
+        [
+            at(1, FunctionDeployed(function="hello", revision=1, spec=SPEC1)),
+            at(2, replica(ReplicaFailed, "r1", reason="exited", exit_code=3)),
+            at(3, replica(ReplicaFailed, "r2", reason="exited", exit_code=3)),
+            at(3, replica(ReplicaFailed, "r2", reason="exited", exit_code=3)),
+            at(
+                4,
+                PlacementPending(
+                    function="hello", revision=1, pending=1, reason="crash loop back-off"
+                ),
+            ),
+        ]
+    )
+    view = state.functions["hello"]
+    assert (view.failures, view.last_failure) == (2, "exit 3: exited")
+    assert (view.pending, view.pending_reason) == (1, "crash loop back-off")
+    apply(state, at(5, replica(ReplicaReady, "r3", endpoint="http://127.0.0.1:1")))
+    assert (view.failures, view.pending) == (0, 0)

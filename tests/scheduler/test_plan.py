@@ -146,9 +146,11 @@ def test_no_feasible_node_leaves_replicas_pending_with_the_reason() -> None:
 
 
 def test_a_crash_looping_function_backs_off_exponentially() -> None:
+    assert len(plan([], 1, failures=Failures(count=1, last_at=100.0), now=100.0).starts) == 1
     failures = Failures(count=3, last_at=100.0)
-    waiting = plan([], 1, failures=failures, now=102.0)
+    waiting = plan([], 1, failures=failures, now=101.5)
     assert waiting.starts == [] and waiting.pending == 1
     assert "back-off" in waiting.pending_reason
-    assert len(plan([], 1, failures=failures, now=104.5).starts) == 1
+    assert len(plan([], 1, failures=failures, now=102.5).starts) == 1
+    assert Failures(count=4, last_at=0).back_off_until() == 4.0
     assert Failures(count=30, last_at=0).back_off_until() == 60.0

@@ -1,4 +1,4 @@
-"""The whole platform as real processes: api, autoscaler, scheduler and node-agents."""
+"""The whole platform as real processes: api, autoscaler, scheduler, healer and node-agents."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class Platform:
     api: ServiceProcess
     autoscaler: ServiceProcess
     scheduler: ServiceProcess
+    healer: ServiceProcess
     agents: list[AgentProcess]
 
 
@@ -60,6 +61,14 @@ async def running_platform(
             name="scheduler",
             **options,
         ),
+        healer=ServiceProcess(
+            bus,
+            module="healer",
+            port_variable="SHOAL_HEALER_HTTP_PORT",
+            log_dir=log_dir,
+            name="healer",
+            **options,
+        ),
         agents=[
             AgentProcess(
                 bus, log_dir=log_dir, SHOAL_NODE_CPUS="2", SHOAL_NODE_MEMORY_MB="4096", **options
@@ -69,7 +78,13 @@ async def running_platform(
     )
     started: list[ServiceProcess] = []
     try:
-        for process in (*parts.agents, parts.scheduler, parts.autoscaler, parts.api):
+        for process in (
+            *parts.agents,
+            parts.scheduler,
+            parts.autoscaler,
+            parts.healer,
+            parts.api,
+        ):
             await process.start()
             started.append(process)
         yield parts

@@ -1,0 +1,1 @@
+"""The healer: what is broken and what repairs it."""

@@ -1,0 +1,3 @@
+from services.healer.service import main
+
+main()

@@ -1,0 +1,54 @@
+"""Steady request load on a function through the api, recording every answer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+
+
+@dataclass
+class Load:
+    statuses: Counter[int] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.statuses.values())
+
+    def assert_no_failures(self) -> None:
+        bad = {code: n for code, n in self.statuses.items() if code != 200}
+        assert not bad and not self.failures, (
+            f"{bad} of {self.total} requests failed: {self.failures[:5]}"
+        )
+
+
+@contextlib.asynccontextmanager
+async def steady_load(url: str, workers: int = 4, pause_s: float = 0.01) -> AsyncIterator[Load]:
+    """`workers` loops calling `url` until the block ends."""
+    load = Load()
+    stop = asyncio.Event()
+
+    async def worker(http: aiohttp.ClientSession) -> None:
+        while not stop.is_set():
+            try:
+                async with http.get(url) as reply:
+                    body = await reply.read()
+                    load.statuses[reply.status] += 1
+                    if reply.status != 200:
+                        load.failures.append(f"{reply.status} {body[:200]!r}")
+            except aiohttp.ClientError as exc:
+                load.failures.append(repr(exc))
+            await asyncio.sleep(pause_s)
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        tasks = [asyncio.create_task(worker(http)) for _ in range(workers)]
+        try:
+            yield load
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
