@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("api", "autoscaler", "healer", "node_agent", "scheduler")
 SHARED = ("common", "local", "cli")
-PURE_MODULES = ("decide", "windows", "placement", "policy", "fold", "lifecycle")
+PURE_MODULES = ("decide", "windows", "placement", "plan", "policy", "fold", "lifecycle")
 IO_PACKAGES = ("aiokafka", "docker", "aiohttp")
 
 
