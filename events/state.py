@@ -8,6 +8,7 @@ rebuild from it on start; the CLI uses it for `replay`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -285,3 +286,79 @@ def _node(state: ClusterState, envelope: Envelope) -> None:
         view.cordoned = view.draining = True
     elif isinstance(event, NodeDrained):
         view.draining = False
+
+
+def snapshot(state: ClusterState) -> dict[str, dict[str, dict[str, object]]]:
+    """The state as plain data (for printing, comparing and JSON)."""
+    functions: dict[str, dict[str, object]] = {}
+    for name, view in sorted(state.functions.items()):
+        if view.deleted:
+            continue
+        live = state.live_replicas(name)
+        functions[name] = {
+            "revision": view.revision,
+            "image": view.spec.image,
+            "desired": view.desired,
+            "ready": sum(1 for r in live if r.state == "ready"),
+            "replicas": len(live),
+            "pinned": view.pinned_replicas,
+            "last_decision": view.last_decision.reason if view.last_decision else None,
+            "rollback_reason": view.rollback_reason or None,
+        }
+    replicas: dict[str, dict[str, object]] = {
+        rid: {"function": r.function, "revision": r.revision, "node": r.node, "state": r.state}
+        for rid, r in sorted(state.replicas.items())
+    }
+    nodes: dict[str, dict[str, object]] = {
+        name: {
+            "condition": "lost"
+            if n.lost
+            else "draining"
+            if n.draining
+            else "cordoned"
+            if n.cordoned
+            else "ready",
+            "cpus": n.capacity.cpus if n.capacity else None,
+            "memory_mb": n.capacity.memory_mb if n.capacity else None,
+            "replicas": sum(1 for r in state.replicas.values() if r.node == name),
+        }
+        for name, n in sorted(state.nodes.items())
+    }
+    return {"functions": functions, "replicas": replicas, "nodes": nodes}
+
+
+def state_at(envelopes: Iterable[Envelope], at: datetime | None) -> ClusterState:
+    """The state as it was at `at` (everything when None): events up to it, in time order."""
+    chosen = sorted((e for e in envelopes if at is None or e.time <= at), key=lambda e: e.time)
+    state = ClusterState()
+    for envelope in chosen:
+        apply(state, envelope)
+    return state
+
+
+def diff(
+    before: dict[str, dict[str, dict[str, object]]], after: dict[str, dict[str, dict[str, object]]]
+) -> list[str]:
+    """What changed between two snapshots, a line per thing."""
+    lines = []
+    for section in ("functions", "replicas", "nodes"):
+        old, new = before.get(section, {}), after.get(section, {})
+        kind = section[:-1]
+        for key in sorted(old.keys() | new.keys()):
+            if key not in old:
+                lines.append(f"+ {kind} {key}: {_fields(new[key])}")
+            elif key not in new:
+                lines.append(f"- {kind} {key}: {_fields(old[key])}")
+            else:
+                changed = [
+                    f"{f} {old[key].get(f)!r} -> {new[key].get(f)!r}"
+                    for f in sorted(old[key].keys() | new[key].keys())
+                    if old[key].get(f) != new[key].get(f)
+                ]
+                if changed:
+                    lines.append(f"~ {kind} {key}: {', '.join(changed)}")
+    return lines
+
+
+def _fields(values: dict[str, object]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items() if v is not None)

@@ -44,6 +44,9 @@ class FunctionMetrics:
     demand_at: float = 0.0
     queued: int = 0
     last_stats_id: str | None = None
+    """The newest stats or demand event: the cause of a decision made from the metrics."""
+    last_spec_id: str | None = None
+    """The deployment or manual scale that a decision from the spec follows."""
 
 
 class Autoscaler:
@@ -54,6 +57,8 @@ class Autoscaler:
         self.memory: dict[str, ScalerMemory] = {}
         self.urgent: set[str] = set()
         self.caught_up = False
+        self.decided_at: dict[str, float] = {}
+        """Function -> time of its newest scale decision."""
 
     def _metrics(self, function: str) -> FunctionMetrics:
         return self.metrics.setdefault(function, FunctionMetrics())
@@ -77,11 +82,17 @@ class Autoscaler:
         elif isinstance(event, ScaleDecision):
             memory = self.memory.setdefault(event.function, ScalerMemory(desired=event.desired))
             memory.desired = event.desired
+            self.decided_at[event.function] = max(at, self.decided_at.get(event.function, at))
         elif isinstance(event, FunctionDeployed):
-            self.memory.pop(event.function, None)
-            self.metrics.pop(event.function, None)
+            # Decisions travel on another topic: one read first may be about this deployment.
+            if self.decided_at.get(event.function, float("-inf")) < at:
+                self.memory.pop(event.function, None)
+                self.metrics.pop(event.function, None)
+            self._metrics(event.function).last_spec_id = envelope.id
             self.urgent.add(event.function)
         elif isinstance(event, FunctionUpdated | ScaleRequested | FunctionDeleted):
+            if not isinstance(event, FunctionDeleted):
+                self._metrics(event.function).last_spec_id = envelope.id
             self.urgent.add(event.function)
 
     def _observed(self, function: str, now: float) -> Observed:
@@ -114,10 +125,12 @@ class Autoscaler:
             self.memory[function] = ScalerMemory(desired=desired, created_at=now)
             reason, panic = "initial scale of a new function", False
             inputs = {"initial_scale": float(view.spec.initial_scale)}
+            cause = self._metrics(function).last_spec_id
         elif view.pinned_replicas is not None:
             desired = memory.desired = view.pinned_replicas
             reason, panic = "manual scale requested through the api", False
             inputs = {"manual_replicas": float(view.pinned_replicas)}
+            cause = self._metrics(function).last_spec_id
         else:
             decision = decide(
                 view.spec, self._observed(function, now), memory, ready=ready, now=now
@@ -128,6 +141,7 @@ class Autoscaler:
                 decision.panic,
                 decision.inputs,
             )
+            cause = self._metrics(function).last_stats_id
         DESIRED.labels(function).set(desired)
         READY.labels(function).set(ready)
         PANIC.labels(function).set(int(panic))
@@ -144,7 +158,7 @@ class Autoscaler:
                 reason=reason,
                 inputs=inputs,
             ),
-            causation_id=self._metrics(function).last_stats_id,
+            causation_id=cause,
         )
         apply(self.cluster, envelope)
         ctx.log.info(

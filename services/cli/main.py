@@ -1,4 +1,4 @@
-"""`shoal`: run and inspect the local platform."""
+"""`shoal`: run the local platform, manage functions and nodes, and read the history."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import docker
 from events.bus import ensure_topics
 from events.errors import BusUnavailable
 from events.settings import BusSettings
+from services.cli import functions, history, nodes
 from services.common.labels import LABEL_NODE
 from services.common.settings import env_int
 from services.local.images import ensure_test_images as ensure_images
@@ -161,6 +162,23 @@ def status() -> None:
         click.echo(f"{service.name:<10} {'running  pid ' + str(pid) if pid else 'stopped'}")
     if not healthy:
         sys.exit(1)
+
+
+for command in (
+    functions.deploy,
+    functions.list_functions,
+    functions.describe,
+    functions.delete,
+    functions.invoke,
+    functions.scale,
+    functions.rollback,
+    functions.logs,
+    nodes.nodes,
+    history.top,
+    history.audit,
+    history.replay,
+):
+    cli.add_command(command)
 
 
 def main() -> None:

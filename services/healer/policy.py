@@ -65,11 +65,17 @@ class NodeReturn:
     stops: list[Placed]
 
 
-def lost_nodes(nodes: Iterable[NodeWatch], now: float, timeout_s: float) -> list[NodeLoss]:
-    """Nodes silent for longer than the timeout that are not already lost."""
+def lost_nodes(
+    nodes: Iterable[NodeWatch], now: float, timeout_s: float, watching_since: float = 0.0
+) -> list[NodeLoss]:
+    """Nodes silent for longer than the timeout that are not already lost.
+
+    Silence counts from `watching_since` at the earliest (when this healer started): a
+    healer that was down itself does not blame nodes for what it could not hear, as
+    Kubernetes' node controller gives every node a fresh grace period when it starts."""
     found = []
     for watch in nodes:
-        silent = now - watch.last_seen
+        silent = now - max(watch.last_seen, watching_since)
         if watch.lost_at is None and silent > timeout_s:
             seq = f", last seq {watch.recent[-1].seq}" if watch.recent else ", never heartbeated"
             found.append(

@@ -35,6 +35,7 @@ class Healer:
         self.world = HealerWorld(
             drift_grace_s=settings.drift_grace_s, stop_grace_s=settings.stop_grace_s
         )
+        self.watching_since = 0.0
         self.own: set[str] = set()
         """Ids of events this healer published and already applied."""
 
@@ -62,7 +63,9 @@ class Healer:
 
     async def heal(self, ctx: ServiceContext, now: float, *, reconcile: bool) -> None:
         world, settings = self.world, self.settings
-        for loss in lost_nodes(world.nodes.values(), now, settings.node_timeout_s):
+        for loss in lost_nodes(
+            world.nodes.values(), now, settings.node_timeout_s, self.watching_since
+        ):
             last = datetime.fromtimestamp(loss.last_heartbeat_at, UTC)
             await self._decide(
                 ctx,
@@ -177,6 +180,7 @@ class Healer:
         await consumer.start()
         try:
             await consumer.catch_up()
+            self.watching_since = time.time()
             ctx.ready = True
             ctx.log.info(
                 "healer ready",

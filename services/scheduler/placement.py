@@ -19,6 +19,8 @@ class NodeRoom:
     memory_mb: float
     max_replicas: int
     schedulable: bool
+    evacuating: bool = False
+    """Its replicas must move (draining, lost, silent); a cordoned node keeps them."""
     used_cpus: float = 0.0
     used_memory_mb: float = 0.0
     replicas: int = 0

@@ -79,7 +79,7 @@ def plan_function(
 
     def moving(r: Assigned) -> bool:
         room = rooms.get(r.node)
-        return room is None or not room.schedulable
+        return room is None or room.evacuating
 
     current = [r for r in live if r.revision == revision and not moving(r)]
     old = [r for r in live if r.revision != revision or moving(r)]
@@ -90,14 +90,14 @@ def plan_function(
     surplus = current_ready + len(old_ready) - desired
     for r in old:
         if r.state != "ready":
-            plan.drains.append((r, "replaced: not ready on an old revision or a leaving node"))
+            plan.drains.append((r, "replaced: not ready on an old revision or an evacuated node"))
     for r in old_ready[: max(0, surplus)]:
         plan.drains.append(
             (
                 r,
                 f"replaced by revision {revision}"
                 if r.revision != revision
-                else "moved off a cordoned or drained node",
+                else "moved off a drained, lost or silent node",
             )
         )
     staying_old = len(old) - len(plan.drains)

@@ -52,7 +52,12 @@ class World:
         room = self.rooms.get(node)
         if room is None:
             room = self.rooms[node] = NodeRoom(
-                node=node, cpus=0, memory_mb=0, max_replicas=0, schedulable=False
+                node=node,
+                cpus=0,
+                memory_mb=0,
+                max_replicas=0,
+                schedulable=False,
+                evacuating=True,
             )
         return room
 
@@ -60,16 +65,12 @@ class World:
         view = self.cluster.nodes.get(node)
         room = self._room(node)
         fresh = now - self.heartbeat_at.get(node, -1e18) <= stale_s
-        was = room.schedulable
-        room.schedulable = bool(
-            view
-            and view.capacity
-            and not view.lost
-            and not view.cordoned
-            and not view.draining
-            and fresh
+        was = (room.schedulable, room.evacuating)
+        room.evacuating = not (
+            view and view.capacity and not view.lost and not view.draining and fresh
         )
-        if room.schedulable != was:
+        room.schedulable = not room.evacuating and not (view and view.cordoned)
+        if (room.schedulable, room.evacuating) != was:
             self.dirty.update(self.cluster.functions)
 
     def apply(self, envelope: Envelope, *, now: float, stale_s: float) -> None:

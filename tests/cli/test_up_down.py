@@ -36,7 +36,7 @@ def test_up_starts_a_broker_with_every_topic_and_down_stops_it(tmp_path: Path) -
         "SHOAL_NODE_PORT_LAST": "29999",
         **{
             f"SHOAL_{name}_HTTP_PORT": str(free_port())
-            for name in ("API", "SCHEDULER", "AUTOSCALER", "NODE")
+            for name in ("API", "SCHEDULER", "AUTOSCALER", "HEALER", "NODE")
         },
     }
     try:

@@ -43,6 +43,12 @@ def test_a_node_is_lost_once_after_the_timeout(
         assert "no heartbeat for 3.1 s" in found[0].evidence
 
 
+def test_a_restarted_healer_gives_every_node_a_fresh_timeout() -> None:
+    silent_long = watch("n1", (10.0, set()))
+    assert lost_nodes([silent_long], 100.0, 3.0, watching_since=98.0) == []
+    assert [n.node for n in lost_nodes([silent_long], 101.5, 3.0, watching_since=98.0)] == ["n1"]
+
+
 def test_a_node_that_never_heartbeated_is_lost_from_its_join() -> None:
     (loss,) = lost_nodes([NodeWatch(node="n2", joined_at=5.0)], 9.0, 3.0)
     assert "never heartbeated" in loss.evidence

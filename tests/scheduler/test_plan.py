@@ -9,10 +9,17 @@ from services.scheduler.plan import Assigned, Failures, FunctionPlan, plan_funct
 SPEC = FunctionSpec(name="f", image="i", cpu=0.5, memory_mb=128)
 
 
-def rooms(*names: str, unschedulable: tuple[str, ...] = ()) -> dict[str, NodeRoom]:
+def rooms(
+    *names: str, cordoned: tuple[str, ...] = (), draining: tuple[str, ...] = ()
+) -> dict[str, NodeRoom]:
     return {
         n: NodeRoom(
-            node=n, cpus=4, memory_mb=4096, max_replicas=20, schedulable=n not in unschedulable
+            node=n,
+            cpus=4,
+            memory_mb=4096,
+            max_replicas=20,
+            schedulable=n not in cordoned + draining,
+            evacuating=n in draining,
         )
         for n in names
     }
@@ -125,8 +132,16 @@ def test_old_replicas_that_are_not_ready_are_replaced_at_once() -> None:
     assert len(p.starts) == 1
 
 
+def test_a_cordoned_node_keeps_its_replicas_but_gets_no_new_one() -> None:
+    nodes = rooms("a", "b", cordoned=("a",))
+    kept = plan([replica("r1", node="a"), replica("r2", node="a")], 2, nodes=nodes)
+    assert kept.starts == [] and kept.drains == []
+    more = plan([replica("r1", node="a")], 2, nodes=nodes)
+    assert [node for _, _, node in more.starts] == ["b"]
+
+
 def test_replicas_on_a_draining_node_move_one_at_a_time() -> None:
-    nodes = rooms("a", "b", unschedulable=("a",))
+    nodes = rooms("a", "b", draining=("a",))
     p = plan([replica("r1", node="a"), replica("r2", node="a")], 2, nodes=nodes)
     assert len(p.starts) == 1 and p.starts[0][2] == "b"
     assert p.drains == []

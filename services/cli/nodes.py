@@ -1,0 +1,75 @@
+"""`shoal nodes [ls | cordon | uncordon | drain]`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from services.cli.api_client import ApiClient
+from services.cli.output import emit, output_option
+
+COLUMNS = (
+    ("NODE", "node"),
+    ("CONDITION", "condition"),
+    ("RUNTIME", "runtime"),
+    ("CPUS", "cpus"),
+    ("MEMORY MB", "memory"),
+    ("REPLICAS", "replicas"),
+    ("LAST HEARTBEAT", "last_heartbeat_at"),
+)
+
+
+def condition(node: dict[str, Any]) -> str:
+    if node["lost"]:
+        return "lost"
+    if node["draining"]:
+        return "draining"
+    return "cordoned" if node["cordoned"] else "ready"
+
+
+@click.group(invoke_without_command=True)
+@output_option
+@click.pass_context
+def nodes(ctx: click.Context, output: str) -> None:
+    """The nodes; with no subcommand, list them."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_nodes, output=output)
+
+
+@nodes.command(name="ls")
+@output_option
+def list_nodes(output: str) -> None:
+    """List the nodes with their condition and load."""
+    found = ApiClient.from_env().call("GET", "/nodes")["nodes"]
+    rows = [
+        {
+            **n,
+            "condition": condition(n),
+            "cpus": f"{n['used_cpus']:g}/{n['capacity']['cpus']:g}" if n["capacity"] else None,
+            "memory": f"{n['used_memory_mb']:g}/{n['capacity']['memory_mb']}"
+            if n["capacity"]
+            else None,
+        }
+        for n in found
+    ]
+    emit(found, output, COLUMNS, rows)
+
+
+def _action(action: str, done: str) -> click.Command:
+    @click.argument("node")
+    def command(node: str) -> None:
+        ApiClient.from_env().call("POST", f"/nodes/{node}/{action}")
+        click.echo(f"{node} {done}")
+
+    command.__doc__ = {
+        "cordon": "Take a node out of placement (its replicas stay).",
+        "uncordon": "Open a node to placement again.",
+        "drain": "Move every replica off a node, one at a time, then mark it drained.",
+    }[action]
+    return nodes.command(name=action)(command)
+
+
+cordon = _action("cordon", "cordoned: nothing new is placed there")
+uncordon = _action("uncordon", "uncordoned")
+drain = _action("drain", "draining: its replicas move one at a time (`shoal nodes` shows it)")
