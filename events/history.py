@@ -34,10 +34,12 @@ async def read_batches(
     counts: ReadCounts | None = None,
     batch: int = 20_000,
     since: datetime | None = None,
+    follow: bool = False,
 ) -> AsyncIterator[list[Envelope]]:
     """Batches of decoded events, partition by partition order kept; bytes that are not a
     Shoal event are counted in `counts.undecodable` and skipped. With `since`, reading
-    starts at the first record Kafka stamped at or after it."""
+    starts at the first record Kafka stamped at or after it. With `follow`, it does not
+    stop at the end but goes on with what arrives (until the caller stops iterating)."""
     counts = counts or ReadCounts()
     names = [topic.name(settings.namespace) for topic in topics]
     consumer = AIOKafkaConsumer(
@@ -70,13 +72,15 @@ async def read_batches(
         raise BusUnavailable(f"could not read the history from Kafka: {exc!r}") from exc
     remaining = {tp for tp in assignment if ends[tp] > starts[tp]}
     try:
-        while remaining:
-            fetched = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch)
+        while remaining or follow:
+            fetched = await consumer.getmany(
+                *(assignment if follow else remaining), timeout_ms=1000, max_records=batch
+            )
             out: list[Envelope] = []
             for tp, records in fetched.items():
-                end = ends[tp]
+                end = None if follow else ends[tp]
                 for record in records:
-                    if record.offset >= end:
+                    if end is not None and record.offset >= end:
                         break
                     try:
                         out.append(decode(record.key, record.value, record.headers))

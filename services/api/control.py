@@ -122,6 +122,12 @@ class ControlPlane:
             given[7:].encode(), self.token.encode()
         )
 
+    def has_token_in_query(self, request: web.Request) -> bool:
+        """For browsers' EventSource, which cannot send headers: `?token=`."""
+        return self.has_token(request) or hmac.compare_digest(
+            request.query.get("token", "").encode(), self.token.encode()
+        )
+
     @web.middleware
     async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path != "/v1/openapi.json" and not self.has_token(request):

@@ -9,9 +9,11 @@ import os
 import time
 
 from events.bus import EventConsumer
+from events.envelope import Envelope
 from events.topics import FUNCTIONS, HEARTBEATS, NODES, REPLICAS, SCALE
 from events.types import RequestStats
 from services.api.control import ControlPlane
+from services.api.dashboard import Dashboard
 from services.api.proxy import FunctionProxy
 from services.api.settings import Settings
 from services.api.upstream import Upstream
@@ -25,6 +27,7 @@ class Api:
         self.view = ApiView()
         self.control: ControlPlane | None = None
         self.proxy: FunctionProxy | None = None
+        self.dashboard: Dashboard | None = None
 
     def add_routes(self, ctx: ServiceContext) -> None:
         settings = self.settings
@@ -46,6 +49,11 @@ class Api:
             connect_attempts=settings.connect_attempts,
             check_token=self.control.has_token,
         )
+        self.dashboard = Dashboard(
+            view=self.view, bus=ctx.settings.bus, check_token=self.control.has_token_in_query
+        )
+        ctx.app.router.add_get("/ui", self.dashboard.page)
+        ctx.app.router.add_get("/ui/stream", self.dashboard.stream)
         ctx.app.add_subapp("/v1", self.control.application())
         ctx.app.router.add_route("*", "/fn/{name}", self.proxy.handle)
         ctx.app.router.add_route("*", "/fn/{name}/{path:.*}", self.proxy.handle)
@@ -56,7 +64,7 @@ class Api:
             ctx.settings.bus,
             name="api-view",
             topics=[FUNCTIONS, REPLICAS, SCALE, NODES, HEARTBEATS],
-            handler=self.view.on_event,
+            handler=self.on_event,
             dead_letters=ctx.producer,
         )
         await consumer.start()
@@ -64,16 +72,26 @@ class Api:
             await consumer.catch_up()
             ctx.ready = True
             ctx.log.info("api ready", functions=len(self.view.cluster.functions))
-            ticker = asyncio.create_task(self._publish_stats(ctx))
+            assert self.dashboard is not None
+            tasks = [
+                asyncio.create_task(self._publish_stats(ctx)),
+                asyncio.create_task(self.dashboard.run(ctx.stop)),
+            ]
             try:
                 while not ctx.stop.is_set():
                     await consumer.poll_once()
             finally:
-                ticker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ticker
+                for task in tasks:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
         finally:
             await consumer.stop()
+
+    async def on_event(self, envelope: Envelope) -> None:
+        await self.view.on_event(envelope)
+        if self.dashboard is not None:
+            self.dashboard.observe(envelope)
 
     async def _publish_stats(self, ctx: ServiceContext) -> None:
         assert self.proxy is not None

@@ -72,7 +72,7 @@ async def serve(
         if routes is not None:
             routes(ctx)
         body_task = asyncio.create_task(body(ctx), name=f"{settings.service}-body")
-        runner = web.AppRunner(ctx.app, access_log=None)
+        runner = web.AppRunner(ctx.app, access_log=None, shutdown_timeout=5.0)
         await runner.setup()
         await web.TCPSite(
             runner, settings.http_host, settings.http_port, reuse_port=settings.reuse_port or None

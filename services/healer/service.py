@@ -7,7 +7,7 @@ import os
 import time
 from datetime import UTC, datetime
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from events.bus import EventConsumer
 from events.envelope import Envelope
@@ -26,6 +26,7 @@ from services.healer.settings import Settings
 from services.healer.world import HealerWorld
 
 REPAIRS = Counter("shoal_healer_repairs_total", "Repairs the healer decided", ["kind"])
+WATCHED = Gauge("shoal_healer_nodes", "Nodes the healer watches, by condition", ["condition"])
 FORGET_ENDS_AFTER_S = 600.0
 
 
@@ -63,6 +64,9 @@ class Healer:
 
     async def heal(self, ctx: ServiceContext, now: float, *, reconcile: bool) -> None:
         world, settings = self.world, self.settings
+        lost = sum(1 for w in world.nodes.values() if w.lost_at is not None)
+        WATCHED.labels("lost").set(lost)
+        WATCHED.labels("live").set(len(world.nodes) - lost)
         for loss in lost_nodes(
             world.nodes.values(), now, settings.node_timeout_s, self.watching_since
         ):

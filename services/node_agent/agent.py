@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiohttp
+from prometheus_client import Gauge, Histogram
 
 from events.bus import EventProducer
 from events.envelope import Envelope
@@ -41,6 +43,14 @@ STATS_CONCURRENCY = 16
 E = TypeVar("E", bound=ReplicaEvent)
 
 
+CONTAINERS = Gauge("shoal_node_containers", "Replica containers running on the node", ["node"])
+START_SECONDS = Histogram(
+    "shoal_node_start_seconds",
+    "From a start command to the replica ready (container start plus readiness probe)",
+    buckets=(0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60),
+)
+
+
 @dataclass
 class Replica:
     command: StartReplica
@@ -48,6 +58,7 @@ class Replica:
     state: ReplicaState = ReplicaState.STARTING
     endpoint: str = ""
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    commanded_at: float = field(default_factory=time.monotonic)
 
     @property
     def replica_id(self) -> str:
@@ -213,6 +224,7 @@ class NodeAgent:
             )
             return
         replica.state = transition(replica.state, ReplicaState.READY)
+        START_SECONDS.observe(time.monotonic() - replica.commanded_at)
         await self._publish(
             self._event(
                 ReplicaReady,
@@ -341,6 +353,7 @@ class NodeAgent:
 
     def heartbeat(self) -> NodeHeartbeat:
         live = [r for r in self.replicas.values() if r.state in LIVE]
+        CONTAINERS.labels(self.node_id).set(len(live))
         self.heartbeats += 1
         return NodeHeartbeat(
             node=self.node_id,

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from prometheus_client import Counter
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from events.types import StartReplica
@@ -28,6 +29,10 @@ from services.node_agent.usage import CpuSample, Usage, cpu_sample, memory_used,
 log = logging.getLogger("shoal.node.docker")
 T = TypeVar("T")
 LOG_LINES = 20
+
+DOCKER_ERRORS = Counter(
+    "shoal_node_docker_errors_total", "Docker Engine calls that failed", ["operation", "error"]
+)
 
 
 class RuntimeStartError(RuntimeError):
@@ -58,9 +63,13 @@ class DockerRuntime:
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A blocking SDK call, off the event loop, with a timeout."""
-        return await asyncio.wait_for(
-            asyncio.to_thread(fn, *args, **kwargs), timeout=self.call_timeout_s
-        )
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(fn, *args, **kwargs), timeout=self.call_timeout_s
+            )
+        except (DockerException, TimeoutError) as exc:
+            DOCKER_ERRORS.labels(getattr(fn, "__name__", "call"), type(exc).__name__).inc()
+            raise
 
     async def start(self, command: StartReplica, *, port: int) -> str:
         spec = command.spec

@@ -8,6 +8,8 @@ import time
 import uuid
 from typing import Any
 
+from prometheus_client import Gauge, Histogram
+
 from events.bus import EventConsumer
 from events.envelope import Envelope
 from events.topics import FUNCTIONS, HEARTBEATS, NODE_COMMANDS, NODES, REPLICAS, SCALE
@@ -17,6 +19,15 @@ from services.scheduler.placement import Placer
 from services.scheduler.plan import Failures, plan_function
 from services.scheduler.settings import Settings
 from services.scheduler.world import World
+
+PENDING = Gauge(
+    "shoal_scheduler_pending_replicas", "Replicas that could not be placed", ["function"]
+)
+PLACEMENT_SECONDS = Histogram(
+    "shoal_scheduler_placement_seconds",
+    "Planning and commanding one replica's placement",
+    buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5),
+)
 
 
 class Scheduler:
@@ -43,6 +54,7 @@ class Scheduler:
         now = time.time()
         acks: list[asyncio.Future[Any]] = []
         for function in sorted(dirty):
+            planned_at = time.perf_counter()
             view = world.cluster.functions.get(function)
             spec = None if view is None or view.deleted else view.spec
             plan = plan_function(
@@ -74,6 +86,9 @@ class Scheduler:
                     ),
                     acks,
                 )
+            if plan.starts:
+                PLACEMENT_SECONDS.observe((time.perf_counter() - planned_at) / len(plan.starts))
+            PENDING.labels(function).set(plan.pending)
             for replica, reason in plan.drains:
                 await self._command(
                     ctx,

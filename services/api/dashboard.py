@@ -1,0 +1,213 @@
+"""The live dashboard at /ui: a page, and a server-sent event stream of the cluster fed
+from Kafka (functions, nodes, the latest events, and per-function series of request
+rate, concurrency, CPU and replicas with the scale decisions on them)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from events.envelope import Envelope
+from events.history import read_batches
+from events.settings import BusSettings
+from events.timeline import entry
+from events.topics import CONTAINER_STATS, REQUEST_STATS
+from events.types import ContainerStats, NodeHeartbeat, RequestStats, ScaleDecision
+from services.api.view import ApiView
+
+PAGE = Path(__file__).parent / "ui" / "index.html"
+HISTORY_S = 600
+RECENT_EVENTS = 60
+CPU_FRESH_S = 5.0
+
+
+@dataclass
+class Point:
+    t: float
+    rps: float
+    concurrency: float
+    cpu_pct: float | None
+    ready: int
+    desired: int | None
+
+
+@dataclass
+class Series:
+    points: deque[Point] = field(default_factory=lambda: deque(maxlen=HISTORY_S))
+    decisions: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=200))
+    requests: float = 0.0
+    """Requests reported since the last point, from every api instance."""
+    concurrency: dict[str, float] = field(default_factory=dict)
+    """api instance -> its latest mean concurrency."""
+    cpu: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """replica -> (time, CPU fraction of its limit)."""
+
+
+@dataclass
+class Dashboard:
+    view: ApiView
+    bus: BusSettings
+    check_token: Callable[[web.Request], bool]
+    series: dict[str, Series] = field(default_factory=dict)
+    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
+    subscribers: set[asyncio.Queue[str]] = field(default_factory=set)
+
+    def _series(self, function: str) -> Series:
+        return self.series.setdefault(function, Series())
+
+    def observe(self, envelope: Envelope) -> None:
+        """Every event the api's view reads, and the stats the dashboard reads itself."""
+        data = envelope.data
+        if isinstance(data, RequestStats):
+            series = self._series(data.function)
+            series.requests += data.requests
+            series.concurrency[data.api_instance] = data.mean_concurrency
+            return
+        if isinstance(data, ContainerStats):
+            self._series(data.function).cpu[data.replica_id] = (
+                envelope.time.timestamp(),
+                data.cpu_fraction,
+            )
+            return
+        if isinstance(data, NodeHeartbeat):
+            return
+        line = entry(envelope).as_json()
+        self.recent.append(line)
+        if isinstance(data, ScaleDecision):
+            marker = {
+                "t": envelope.time.timestamp(),
+                "previous": data.previous,
+                "desired": data.desired,
+                "panic": data.panic,
+                "reason": data.reason,
+            }
+            self._series(data.function).decisions.append(marker)
+            self._publish("decision", {"function": data.function, **marker})
+        self._publish("event", line)
+
+    def sample(self, now: float, interval_s: float) -> dict[str, Any]:
+        """One point per function (the last `interval_s`), and the nodes."""
+        functions = {}
+        for name, view in sorted(self.view.cluster.functions.items()):
+            if view.deleted:
+                self.series.pop(name, None)
+                continue
+            series = self._series(name)
+            fresh = [f for t, f in series.cpu.values() if now - t <= CPU_FRESH_S]
+            live = self.view.cluster.live_replicas(name)
+            point = Point(
+                t=now,
+                rps=round(series.requests / interval_s, 2),
+                concurrency=round(sum(series.concurrency.values()), 2),
+                cpu_pct=round(100 * sum(fresh) / len(fresh), 1) if fresh else None,
+                ready=sum(1 for r in live if r.state == "ready"),
+                desired=view.desired,
+            )
+            series.requests = 0.0
+            series.points.append(point)
+            functions[name] = {
+                "revision": view.revision,
+                "image": view.spec.image,
+                **point.__dict__,
+            }
+        return {"t": now, "functions": functions, "nodes": self.nodes()}
+
+    def nodes(self) -> list[dict[str, Any]]:
+        found = []
+        for name, node in sorted(self.view.cluster.nodes.items()):
+            replicas = [r for r in self.view.cluster.replicas.values() if r.node == name]
+            found.append(
+                {
+                    "node": name,
+                    "condition": "lost"
+                    if node.lost
+                    else "draining"
+                    if node.draining
+                    else "cordoned"
+                    if node.cordoned
+                    else "ready",
+                    "cpus": node.capacity.cpus if node.capacity else None,
+                    "memory_mb": node.capacity.memory_mb if node.capacity else None,
+                    "used_cpus": node.used_cpus,
+                    "used_memory_mb": node.used_memory_mb,
+                    "replicas": sorted(f"{r.function}/{r.replica_id}" for r in replicas),
+                }
+            )
+        return found
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "series": {
+                name: {
+                    "points": [p.__dict__ for p in series.points],
+                    "decisions": list(series.decisions),
+                }
+                for name, series in self.series.items()
+            },
+            "events": list(self.recent),
+            "nodes": self.nodes(),
+        }
+
+    def _publish(self, kind: str, data: object) -> None:
+        message = f"event: {kind}\ndata: {json.dumps(data, default=str)}\n\n"
+        for queue in list(self.subscribers):
+            if queue.qsize() < 1000:
+                queue.put_nowait(message)
+
+    async def run(self, stop: asyncio.Event, interval_s: float = 1.0) -> None:
+        """Follow the stats topics and send a tick to every page each interval."""
+        follower = asyncio.create_task(self._follow_stats())
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval_s)
+                self._publish("tick", self.sample(time.time(), interval_s))
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+
+    async def _follow_stats(self) -> None:
+        since = datetime.now(UTC) - timedelta(seconds=5)
+        async for batch in read_batches(
+            self.bus, (REQUEST_STATS, CONTAINER_STATS), since=since, follow=True
+        ):
+            for envelope in batch:
+                self.observe(envelope)
+
+    async def page(self, _: web.Request) -> web.FileResponse:
+        return web.FileResponse(PAGE, headers={"Cache-Control": "no-cache"})
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        if not self.check_token(request):
+            return web.json_response(
+                {"error": "the dashboard stream needs the api token: /ui/stream?token=<token>"},
+                status=401,
+            )
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        self.subscribers.add(queue)
+        try:
+            await response.write(
+                f"event: snapshot\ndata: {json.dumps(self.snapshot(), default=str)}\n\n".encode()
+            )
+            while True:
+                await response.write((await queue.get()).encode())
+        except ConnectionResetError:
+            pass
+        finally:
+            self.subscribers.discard(queue)
+        return response
