@@ -82,6 +82,30 @@ ensure_kafka_jars() {
   rm -rf "$KAFKA_JARS" && mv "$KAFKA_JARS.tmp" "$KAFKA_JARS"
 }
 
+HELM_VERSION=v3.22.0
+HELM="$SHOAL_STATE/tools/helm"
+
+# Helm comes from the Go module proxy (`go install`), which compiles it: minutes on a fresh
+# machine. It builds in the background at low priority while the suite runs; the chart's
+# tests wait for it (and report the build log if it failed).
+start_helm_build() {
+  if [[ -x "$HELM" ]] && "$HELM" version --short 2>/dev/null | grep -q "^${HELM_VERSION%.*}"; then
+    return
+  fi
+  command -v go >/dev/null || die "go not found; helm is built with \`go install\` (install Go 1.22 or newer)"
+  mkdir -p "$SHOAL_STATE/tools" "$SHOAL_STATE/logs"
+  rm -f "$SHOAL_STATE/tools/helm.failed"
+  say "building helm $HELM_VERSION in the background (log: $SHOAL_STATE/logs/helm-build.log)"
+  (
+    if GOBIN="$SHOAL_STATE/tools/.build" nice -n 19 go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
+        >"$SHOAL_STATE/logs/helm-build.log" 2>&1; then
+      mv "$SHOAL_STATE/tools/.build/helm" "$HELM"
+    else
+      touch "$SHOAL_STATE/tools/helm.failed"
+    fi
+  ) </dev/null &
+}
+
 provision_all() {
   mkdir -p "$SHOAL_STATE"
   ensure_venv

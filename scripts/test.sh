@@ -2,6 +2,8 @@
 # Run the whole test suite against a real Kafka broker and Docker Engine (provisioned here).
 source "$(dirname "$0")/lib.sh"
 provision_all
+start_helm_build
+export SHOAL_HELM="$HELM"
 cd "$SHOAL_ROOT"
 set +e
 "$VENV/bin/python" -m pytest "$@"

@@ -88,7 +88,7 @@ class DockerRuntime:
             "environment": {
                 **spec.env,
                 "PORT": str(container_port),
-                "HOST": "127.0.0.1" if self.network == "host" else "0.0.0.0",
+                "HOST": self.address if self.network == "host" else "0.0.0.0",
             },
             "nano_cpus": int(spec.cpu * 1e9),
             "mem_limit": f"{spec.memory_mb}m",
@@ -100,7 +100,7 @@ class DockerRuntime:
         if self.network == "host":
             options["network_mode"] = "host"
         else:
-            options["ports"] = {f"{spec.port}/tcp": ("127.0.0.1", port)}
+            options["ports"] = {f"{spec.port}/tcp": (self.address, port)}
         try:
             await self._call(self._client.containers.run, **options)
         except ImageNotFound as exc:

@@ -1,0 +1,64 @@
+{{- define "shoal.fullname" -}}
+{{- printf "%s-shoal" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "shoal.labels" -}}
+app.kubernetes.io/name: shoal
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "shoal.selector" -}}
+app.kubernetes.io/name: shoal
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "shoal.tokenSecret" -}}
+{{- if .Values.api.existingSecret -}}{{ .Values.api.existingSecret }}{{- else -}}{{ include "shoal.fullname" . }}{{- end -}}
+{{- end -}}
+
+{{/* Environment every service shares: Kafka and logging, from the ConfigMap and Secret. */}}
+{{- define "shoal.commonEnv" -}}
+{{- if .Values.kafka.sasl.mechanism }}
+- name: SHOAL_KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ include "shoal.fullname" . }}, key: kafka-sasl-password}
+{{- end }}
+{{- range $name, $value := .Values.extraEnv }}
+- name: {{ $name }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "shoal.probes" -}}
+readinessProbe:
+  httpGet: {path: /readyz, port: http}
+  initialDelaySeconds: {{ .Values.probes.initialDelaySeconds }}
+  periodSeconds: {{ .Values.probes.periodSeconds }}
+  timeoutSeconds: {{ .Values.probes.timeoutSeconds }}
+  failureThreshold: {{ .Values.probes.failureThreshold }}
+livenessProbe:
+  httpGet: {path: /healthz, port: http}
+  initialDelaySeconds: {{ .Values.probes.initialDelaySeconds }}
+  periodSeconds: {{ .Values.probes.periodSeconds }}
+  timeoutSeconds: {{ .Values.probes.timeoutSeconds }}
+  failureThreshold: {{ .Values.probes.failureThreshold }}
+{{- end -}}
+
+{{- define "shoal.tlsVolume" -}}
+{{- if .Values.kafka.tls.secretName }}
+- name: kafka-tls
+  secret: {secretName: {{ .Values.kafka.tls.secretName }}}
+{{- end }}
+{{- end -}}
+
+{{- define "shoal.tlsMount" -}}
+{{- if .Values.kafka.tls.secretName }}
+- name: kafka-tls
+  mountPath: /etc/shoal/kafka-tls
+  readOnly: true
+{{- end }}
+{{- end -}}

@@ -1,0 +1,216 @@
+"""docker-compose.yml validated by Debian's docker-compose, and the Helm chart linted and
+rendered by helm, with the rendered manifests checked for what an operator relies on."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).parents[2]
+CHART = ROOT / "charts" / "shoal"
+STATE = Path(os.environ.get("SHOAL_STATE", ROOT / ".shoal"))
+HELM_BUILD_WAIT_S = 900
+SERVICES = {"api", "scheduler", "autoscaler", "healer", "node-agent"}
+
+
+def compose(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    tool = shutil.which("docker-compose")
+    assert tool, "docker-compose is missing: apt-get install docker-compose"
+    return subprocess.run(
+        [tool, "-f", str(ROOT / "docker-compose.yml"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+
+
+def test_compose_file_is_valid_and_runs_every_part() -> None:
+    checked = compose("config", SHOAL_API_TOKEN="compose-token-123")
+    assert checked.returncode == 0, checked.stderr
+    resolved = yaml.safe_load(checked.stdout)
+    services = resolved["services"]
+    assert set(services) == SERVICES | {"kafka"}
+    assert services["kafka"]["image"].startswith("apache/kafka:4")
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    modules = {name: services[name]["command"][-1] for name in SERVICES}
+    assert modules == {
+        "api": "services.api",
+        "scheduler": "services.scheduler",
+        "autoscaler": "services.autoscaler",
+        "healer": "services.healer",
+        "node-agent": "services.node_agent",
+    }
+    assert {services[name]["image"] for name in SERVICES} == {"shoal:dev"}
+    assert all(services[name]["build"]["context"] == str(ROOT) for name in SERVICES)
+    sockets = [v for v in services["node-agent"]["volumes"] if "docker.sock" in str(v)]
+    assert sockets, services["node-agent"]["volumes"]
+    assert not [n for n in SERVICES - {"node-agent"} if services[n].get("volumes")]
+    assert services["api"]["environment"]["SHOAL_API_HTTP_HOST"] == "0.0.0.0"
+    assert services["api"]["environment"]["SHOAL_API_TOKEN"] == "compose-token-123"
+    for name in SERVICES:
+        assert services[name]["depends_on"]["kafka"]["condition"] == "service_healthy"
+        assert "readyz" in " ".join(services[name]["healthcheck"]["test"])
+
+
+def test_compose_refuses_to_run_without_a_token() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SHOAL_API_TOKEN"}
+    tool = shutil.which("docker-compose")
+    assert tool
+    refused = subprocess.run(
+        [tool, "-f", str(ROOT / "docker-compose.yml"), "config"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert refused.returncode != 0
+    assert "set SHOAL_API_TOKEN" in refused.stderr
+
+
+@cache
+def helm() -> str:
+    """The helm binary: SHOAL_HELM, or the one scripts/test.sh builds in the background."""
+    path = Path(os.environ.get("SHOAL_HELM", STATE / "tools" / "helm"))
+    failed = path.parent / "helm.failed"
+    log = STATE / "logs" / "helm-build.log"
+    deadline = time.monotonic() + HELM_BUILD_WAIT_S
+    while not path.exists():
+        if failed.exists() or time.monotonic() > deadline:
+            tail = log.read_text()[-2000:] if log.exists() else "(no build log)"
+            raise AssertionError(
+                f"helm is not at {path}: scripts/test.sh builds it with `go install "
+                f"helm.sh/helm/v3/cmd/helm` (run it, or set SHOAL_HELM). Build log:\n{tail}"
+            )
+        time.sleep(2)
+    return str(path)
+
+
+def render(*sets: str) -> subprocess.CompletedProcess[str]:
+    args = [helm(), "template", "demo", str(CHART)]
+    for value in sets:
+        args += ["--set", value]
+    return subprocess.run(args, capture_output=True, text=True, timeout=120)
+
+
+def manifests(*sets: str) -> list[dict[str, Any]]:
+    rendered = render("api.token=chart-token-123", *sets)
+    assert rendered.returncode == 0, rendered.stderr
+    return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+
+
+def workloads(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        d["metadata"]["labels"]["app.kubernetes.io/component"]: d
+        for d in docs
+        if d["kind"] in ("Deployment", "DaemonSet")
+    }
+
+
+def test_helm_lint_passes() -> None:
+    linted = subprocess.run(
+        [helm(), "lint", str(CHART), "--strict", "--set", "api.token=chart-token-123"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+def test_rendered_chart_has_probes_resources_and_no_privileged_pod() -> None:
+    docs = manifests()
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == ["ConfigMap", "DaemonSet", "Deployment", "Deployment", "Deployment",
+                     "Deployment", "Secret", "Service"]  # fmt: skip
+    found = workloads(docs)
+    assert set(found) == SERVICES
+    assert found["node-agent"]["kind"] == "DaemonSet"
+    for name, workload in found.items():
+        pod = workload["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz", name
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz", name
+        assert container["resources"]["requests"] and container["resources"]["limits"], name
+        assert not container["securityContext"].get("privileged", False), name
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False, name
+        assert container["command"][-1] == f"services.{name.replace('-', '_')}"
+        host_paths = [v for v in pod.get("volumes", []) if "hostPath" in v]
+        if name == "node-agent":
+            assert [v["hostPath"]["path"] for v in host_paths] == ["/var/run/docker.sock"]
+            assert container["securityContext"]["runAsUser"] == 0
+        else:
+            assert not host_paths, name
+            assert pod["securityContext"]["runAsNonRoot"] is True, name
+    for decider in ("scheduler", "autoscaler", "healer"):
+        assert found[decider]["spec"]["replicas"] == 1
+        assert found[decider]["spec"]["strategy"]["type"] == "Recreate"
+    assert found["api"]["spec"]["replicas"] == 2
+
+
+def test_settings_reach_the_pods_through_configmap_and_secret() -> None:
+    docs = manifests(
+        "kafka.bootstrap=broker-0.kafka:9093",
+        "kafka.securityProtocol=SASL_SSL",
+        "kafka.sasl.mechanism=SCRAM-SHA-512",
+        "kafka.sasl.username=shoal",
+        "kafka.sasl.password=s3cret",
+        "kafka.tls.secretName=kafka-ca",
+    )
+    (config,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    assert config["data"]["SHOAL_KAFKA_BOOTSTRAP"] == "broker-0.kafka:9093"
+    assert config["data"]["SHOAL_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert config["data"]["SHOAL_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    assert config["data"]["SHOAL_KAFKA_SSL_CAFILE"] == "/etc/shoal/kafka-tls/ca.crt"
+    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    assert secret["stringData"] == {"api-token": "chart-token-123", "kafka-sasl-password": "s3cret"}
+    found = workloads(docs)
+    api = found["api"]["spec"]["template"]["spec"]["containers"][0]
+    token = next(e for e in api["env"] if e["name"] == "SHOAL_API_TOKEN")
+    assert token["valueFrom"]["secretKeyRef"]["key"] == "api-token"
+    for name, workload in found.items():
+        pod = workload["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        names = {e["name"] for e in container["env"]}
+        assert "SHOAL_KAFKA_SASL_PASSWORD" in names, name
+        assert any(v["name"] == "kafka-tls" for v in pod["volumes"]), name
+    (service,) = [d for d in docs if d["kind"] == "Service"]
+    assert service["spec"]["selector"]["app.kubernetes.io/component"] == "api"
+
+
+def test_the_chart_refuses_to_render_without_a_token() -> None:
+    refused = render()
+    assert refused.returncode != 0
+    assert "set api.token" in refused.stderr
+    own = render("api.existingSecret=my-token")
+    assert own.returncode == 0, own.stderr
+
+
+def test_the_grafana_dashboard_queries_only_metrics_the_services_export() -> None:
+    dashboard = json.loads((ROOT / "charts" / "grafana" / "shoal-dashboard.json").read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(shoal_[a-z_]+)", target["expr"])
+    }
+    exported = set()
+    for source in [*(ROOT / "services").rglob("*.py"), *(ROOT / "events").rglob("*.py")]:
+        exported |= set(re.findall(r'"(shoal_[a-z_]+)"', source.read_text()))
+    suffixes = ("_bucket", "_count", "_sum")
+    missing = {
+        q
+        for q in queried
+        if q not in exported
+        and not any(q.endswith(s) and q[: -len(s)] in exported for s in suffixes)
+    }
+    assert not missing, f"the dashboard queries metrics nobody exports: {sorted(missing)}"
+    assert len(queried) >= 12
