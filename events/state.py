@@ -198,8 +198,7 @@ def _replica(state: ClusterState, event: ReplicaEvent, at: datetime) -> None:
     if function is not None:
         if isinstance(event, ReplicaFailed):
             function.failures += 1
-            code = f"exit {event.exit_code}: " if event.exit_code is not None else ""
-            function.last_failure = f"{code}{event.reason}"[:200]
+            function.last_failure = event.summary()[:200]
         elif isinstance(event, ReplicaStarting | ReplicaReady):
             function.pending, function.pending_reason = 0, ""
             if isinstance(event, ReplicaReady):

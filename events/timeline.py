@@ -123,8 +123,7 @@ def describe(p: t.Payload) -> str:
         case t.ReplicaStopped():
             return _replica(p, f"stopped: {p.reason or 'asked'}")
         case t.ReplicaFailed():
-            code = f" (exit {p.exit_code}{', OOM killed' if p.oom_killed else ''})"
-            return _replica(p, f"failed: {p.reason}{code if p.exit_code is not None else ''}")
+            return _replica(p, f"failed: {p.summary()}")
         case t.NodeJoined():
             c = p.capacity
             return f"node {p.node} joined ({p.runtime}, {c.cpus:g} CPUs, {c.memory_mb} MB)"

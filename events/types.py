@@ -252,6 +252,15 @@ class ReplicaFailed(ReplicaEvent, frozen=True, kw_only=True):
     oom_killed: bool = False
     last_logs: list[str] = []
 
+    def summary(self) -> str:
+        """The reason, with the exit code and an OOM kill when it does not say them."""
+        extra = []
+        if self.exit_code is not None and str(self.exit_code) not in self.reason:
+            extra.append(f"exit {self.exit_code}")
+        if self.oom_killed and "OOM" not in self.reason.upper():
+            extra.append("OOM killed")
+        return self.reason + (f" ({', '.join(extra)})" if extra else "")
+
 
 # ---- nodes (topic shoal.nodes; heartbeats on shoal.heartbeats) ----------------------------
 

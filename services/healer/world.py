@@ -106,8 +106,7 @@ class HealerWorld:
                 revision = self._revision(event.function, event.revision, at)
                 if revision is not None:
                     revision.failures += 1
-                    code = f"exit {event.exit_code}: " if event.exit_code is not None else ""
-                    revision.last_failure = f"{code}{event.reason}"[:200]
+                    revision.last_failure = event.summary()[:200]
         elif isinstance(event, NodeJoined):
             watch = self._watch(event.node, at)
             watch.joined_at = max(watch.joined_at, at)

@@ -121,9 +121,9 @@ def test_a_scripted_scenario_and_its_audit_trail(
         "api        pinned hello at 2 replicas",
         "scheduler  start hello-1-",
         "failed: ",
-        "(exit 137)",
+        "code 137",
         "healer     rolled back hello revision 2 -> 1: revision 2 failed",
-        "exit 3",
+        "code 3",
         "api        rolled back hello revision 3 -> 1: rollback requested",
     ):
         assert step in audit, f"{step!r} not in the audit:\n{audit}"

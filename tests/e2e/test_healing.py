@@ -202,7 +202,7 @@ async def test_failing_revisions_are_rolled_back_while_the_old_one_serves(
             FunctionRolledBack, lambda e: e.from_revision == 2, timeout_s=40
         )
         assert crash.to_revision == 1
-        assert "exit 3" in crash.reason, crash.reason
+        assert "code 3" in crash.reason, crash.reason
         await call("PUT", url, {**base, "image": "shoal-test/never-ready:1"})
         (stuck,) = await log.wait_for(
             FunctionRolledBack, lambda e: e.from_revision == 3, timeout_s=40

@@ -215,7 +215,7 @@ def test_status_counts_failures_and_pending_until_a_replica_is_ready() -> None:
         ]
     )
     view = state.functions["hello"]
-    assert (view.failures, view.last_failure) == (2, "exit 3: exited")
+    assert (view.failures, view.last_failure) == (2, "exited (exit 3)")
     assert (view.pending, view.pending_reason) == (1, "crash loop back-off")
     apply(state, at(5, replica(ReplicaReady, "r3", endpoint="http://127.0.0.1:1")))
     assert (view.failures, view.pending) == (0, 0)
