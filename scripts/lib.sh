@@ -29,8 +29,9 @@ ensure_venv() {
   say "installing Python environment in .venv"
   [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV" || die "could not create $VENV (python3 -m venv)"
   "$VENV/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
-  "$VENV/bin/pip" install -q -e "$SHOAL_ROOT[dev]" \
-    || die "pip could not install Shoal's dependencies (is PyPI reachable?)"
+  mkdir -p "$SHOAL_STATE/logs"
+  "$VENV/bin/pip" install -q -e "$SHOAL_ROOT[dev]" >"$SHOAL_STATE/logs/pip.log" 2>&1 \
+    || die "pip could not install Shoal's dependencies (is PyPI reachable? see $SHOAL_STATE/logs/pip.log)"
   echo "$stamp" > "$VENV/.shoal-stamp"
 }
 
