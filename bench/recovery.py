@@ -50,6 +50,21 @@ async def ready_where(http: aiohttp.ClientSession, api: str, name: str) -> dict[
     return nodes
 
 
+async def deploy_held(http: aiohttp.ClientSession, api: str, name: str) -> None:
+    """A function held at REPLICAS_PER_FUNCTION replicas."""
+    spec = {
+        "name": name,
+        "image": "shoal-test/hello:1",
+        "min_replicas": REPLICAS_PER_FUNCTION,
+        "max_replicas": REPLICAS_PER_FUNCTION,
+        "initial_scale": REPLICAS_PER_FUNCTION,
+        "cpu": 0.1,
+        "memory_mb": 32,
+    }
+    async with http.post(f"{api}/v1/functions", json=spec, headers=AUTH) as reply:
+        assert reply.status == 201, await reply.text()
+
+
 async def until(check: Any, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not await check():
@@ -63,17 +78,7 @@ async def node_loss_trials(
 ) -> list[float]:
     """Each trial kills the node holding the function and times its move to a fresh node."""
     api = platform.api.url
-    spec = {
-        "name": "moving",
-        "image": "shoal-test/hello:1",
-        "min_replicas": REPLICAS_PER_FUNCTION,
-        "max_replicas": REPLICAS_PER_FUNCTION,
-        "initial_scale": REPLICAS_PER_FUNCTION,
-        "cpu": 0.1,
-        "memory_mb": 32,
-    }
-    async with http.post(f"{api}/v1/functions", json=spec, headers=AUTH) as reply:
-        assert reply.status == 201, await reply.text()
+    await deploy_held(http, api, "moving")
     dead: set[str] = set()
 
     async def all_ready_on_live_nodes() -> bool:
@@ -116,20 +121,9 @@ def remove_node_containers(client: Any, node: str) -> None:
 async def crash_trials(
     platform: Platform, http: aiohttp.ClientSession, client: Any, bus: BusSettings, trials: int
 ) -> list[float]:
-    api = platform.api.url
-    spec = {
-        "name": "crashy",
-        "image": "shoal-test/hello:1",
-        "min_replicas": REPLICAS_PER_FUNCTION,
-        "max_replicas": REPLICAS_PER_FUNCTION,
-        "initial_scale": REPLICAS_PER_FUNCTION,
-        "cpu": 0.1,
-        "memory_mb": 32,
-    }
     times = []
     async with EventLog(bus, [REPLICAS]) as log:
-        async with http.post(f"{api}/v1/functions", json=spec, headers=AUTH) as reply:
-            assert reply.status == 201, await reply.text()
+        await deploy_held(http, platform.api.url, "crashy")
         await log.wait_for(
             ReplicaReady, lambda r: r.function == "crashy", count=REPLICAS_PER_FUNCTION
         )

@@ -90,6 +90,15 @@ class NodeView:
     cordoned: bool = False
     draining: bool = False
 
+    @property
+    def condition(self) -> str:
+        """lost, draining, cordoned or ready."""
+        if self.lost:
+            return "lost"
+        if self.draining:
+            return "draining"
+        return "cordoned" if self.cordoned else "ready"
+
 
 @dataclass
 class ClusterState:
@@ -310,13 +319,7 @@ def snapshot(state: ClusterState) -> dict[str, dict[str, dict[str, object]]]:
     }
     nodes: dict[str, dict[str, object]] = {
         name: {
-            "condition": "lost"
-            if n.lost
-            else "draining"
-            if n.draining
-            else "cordoned"
-            if n.cordoned
-            else "ready",
+            "condition": n.condition,
             "cpus": n.capacity.cpus if n.capacity else None,
             "memory_mb": n.capacity.memory_mb if n.capacity else None,
             "replicas": sum(1 for r in state.replicas.values() if r.node == name),

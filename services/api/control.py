@@ -304,6 +304,7 @@ class ControlPlane:
                         "used_cpus": n.used_cpus,
                         "used_memory_mb": n.used_memory_mb,
                         "replicas": n.replicas,
+                        "condition": n.condition,
                         "lost": n.lost,
                         "cordoned": n.cordoned,
                         "draining": n.draining,

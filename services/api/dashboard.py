@@ -129,13 +129,7 @@ class Dashboard:
             found.append(
                 {
                     "node": name,
-                    "condition": "lost"
-                    if node.lost
-                    else "draining"
-                    if node.draining
-                    else "cordoned"
-                    if node.cordoned
-                    else "ready",
+                    "condition": node.condition,
                     "cpus": node.capacity.cpus if node.capacity else None,
                     "memory_mb": node.capacity.memory_mb if node.capacity else None,
                     "used_cpus": node.used_cpus,

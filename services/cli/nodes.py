@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from services.cli.api_client import ApiClient
@@ -18,14 +16,6 @@ COLUMNS = (
     ("REPLICAS", "replicas"),
     ("LAST HEARTBEAT", "last_heartbeat_at"),
 )
-
-
-def condition(node: dict[str, Any]) -> str:
-    if node["lost"]:
-        return "lost"
-    if node["draining"]:
-        return "draining"
-    return "cordoned" if node["cordoned"] else "ready"
 
 
 @click.group(invoke_without_command=True)
@@ -45,7 +35,6 @@ def list_nodes(output: str) -> None:
     rows = [
         {
             **n,
-            "condition": condition(n),
             "cpus": f"{n['used_cpus']:g}/{n['capacity']['cpus']:g}" if n["capacity"] else None,
             "memory": f"{n['used_memory_mb']:g}/{n['capacity']['memory_mb']}"
             if n["capacity"]
