@@ -59,7 +59,8 @@ class Dashboard:
     bus: BusSettings
     check_token: Callable[[web.Request], bool]
     series: dict[str, Series] = field(default_factory=dict)
-    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
+    recent: deque[Envelope] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
+    """The latest events, turned into audit lines only when a page asks (cheap on replay)."""
     subscribers: set[asyncio.Queue[str]] = field(default_factory=set)
 
     def _series(self, function: str) -> Series:
@@ -81,8 +82,7 @@ class Dashboard:
             return
         if isinstance(data, NodeHeartbeat):
             return
-        line = entry(envelope).as_json()
-        self.recent.append(line)
+        self.recent.append(envelope)
         if isinstance(data, ScaleDecision):
             marker = {
                 "t": envelope.time.timestamp(),
@@ -93,7 +93,8 @@ class Dashboard:
             }
             self._series(data.function).decisions.append(marker)
             self._publish("decision", {"function": data.function, **marker})
-        self._publish("event", line)
+        if self.subscribers:
+            self._publish("event", entry(envelope).as_json())
 
     def sample(self, now: float, interval_s: float) -> dict[str, Any]:
         """One point per function (the last `interval_s`), and the nodes."""
@@ -148,7 +149,7 @@ class Dashboard:
                 }
                 for name, series in self.series.items()
             },
-            "events": list(self.recent),
+            "events": [entry(e).as_json() for e in self.recent],
             "nodes": self.nodes(),
         }
 

@@ -341,6 +341,8 @@ class Upstream:
         def done(reusable: bool) -> None:
             self._give_back(address, conn, reusable and keep_alive)
 
+        if status == 101:
+            keep_alive = False  # the connection now speaks another protocol
         if method == "HEAD" or status in NO_BODY_STATUS or status == 101:
             framing, length = "none", (length if method == "HEAD" else 0)
         elif chunked:

@@ -4,12 +4,15 @@ say of it, and the errors users make."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator, Callable
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,6 +61,42 @@ def shoal(platform: Platform, bus: BusSettings, tmp_path: Path) -> Shoal:
         return done
 
     return run
+
+
+BUSY = {
+    "name": "busy",
+    "image": "shoal-test/sleep:1",
+    "cpu": 0.1,
+    "memory_mb": 32,
+    "min_replicas": 1,
+    "max_replicas": 3,
+    "target": 2,
+    "target_utilization": 1.0,
+    "concurrency_limit": 2,
+    "stable_window_s": 6,
+    "env": {"SLEEP_S": "0.3"},
+}
+
+
+@contextlib.contextmanager
+def steady_calls(url: str, workers: int) -> Iterator[None]:
+    """`workers` threads calling `url` until the block ends."""
+    stop = threading.Event()
+
+    def call() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=30) as reply:
+                reply.read()
+
+    threads = [threading.Thread(target=call) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
 
 
 def as_json(done: subprocess.CompletedProcess[str]) -> Any:
@@ -111,8 +150,29 @@ def test_a_scripted_scenario_and_its_audit_trail(
     shoal("rollback", "hello", "1")
     until(lambda: as_json(shoal("describe", "hello", "-o", "json"))["revision"] == 1)
 
-    top = as_json(shoal("top", "-o", "json"))
-    assert top[0]["function"] == "hello" and top[0]["ready"] >= 1
+    busy = tmp_path / "busy.json"
+    busy.write_text(json.dumps(BUSY))
+    shoal("deploy", "-f", str(busy))
+    with steady_calls(f"{platform.api.url}/fn/busy/cgi-bin/sleep", workers=6):
+        until(lambda: (as_json(shoal("describe", "busy", "-o", "json"))["desired"] or 0) >= 2)
+        top = {row["function"]: row for row in as_json(shoal("top", "-o", "json"))}
+    assert top["busy"]["rps"] > 0 and top["busy"]["concurrency"] > 0
+    assert top["hello"]["ready"] >= 1
+    grown = [
+        d
+        for d in as_json(
+            shoal("audit", "--function", "busy", "--type", "scale.decision", "-o", "json")
+        )
+        if "busy 1 -> " in d["text"]
+    ]
+    assert grown, "the load's scale decision is in the audit"
+    stats = {
+        e["id"]: e for e in as_json(shoal("audit", "--metrics", "--function", "busy", "-o", "json"))
+    }
+    cause = stats[grown[0]["causation_id"]]
+    assert cause["type"] == "dev.shoal.metrics.requests", cause
+    shoal("delete", "busy")
+    until(lambda: "busy" not in {f["name"] for f in as_json(shoal("ls", "-o", "json"))})
 
     audit = shoal("audit", "--function", "hello").stdout
     for step in (
