@@ -1,7 +1,11 @@
-"""The local platform's service processes: started detached, tracked by pid files."""
+"""The local platform's service processes: each runs detached under its supervisor
+(started again when it dies), tracked by the supervisor's pid file."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -29,7 +33,8 @@ class ServiceProcess:
         return live_pid(self.pid_file)
 
     def start(self, env: dict[str, str]) -> int:
-        """Start the service unless it runs; returns its pid."""
+        """Start the service under its supervisor unless it runs; returns the supervisor's
+        pid."""
         running = self.pid()
         if running is not None:
             return running
@@ -37,7 +42,7 @@ class ServiceProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", f"services.{self.name}"],
+                [sys.executable, "-m", "services.local.supervise", self.name],
                 env=env,
                 cwd=REPO_ROOT,
                 stdout=log,
@@ -54,6 +59,9 @@ class ServiceProcess:
             self.pid_file.unlink(missing_ok=True)
             return
         terminate(pid, wait_s=wait_s)
+        # The supervisor leads its own process group: nothing of it may outlive a stop.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -53,13 +55,40 @@ def test_up_starts_a_broker_with_every_topic_and_down_stops_it(tmp_path: Path) -
         api = f"http://127.0.0.1:{env['SHOAL_API_HTTP_PORT']}"
         with urllib.request.urlopen(f"{api}/fn/hello/", timeout=30) as reply:
             assert reply.read() == b"hello from shoal\n"
+        api_pid = int((tmp_path / "run" / "api.child.pid").read_text())
+        os.kill(api_pid, signal.SIGKILL)
+        assert answers_again(f"{api}/readyz", timeout_s=30), "the supervisor restarted the api"
+        restarted = int((tmp_path / "run" / "api.child.pid").read_text())
+        assert restarted != api_pid
     finally:
         down = shoal("down", env=env)
+    assert not alive(restarted), "shoal down leaves no service process behind"
     assert down.returncode == 0, down.stderr
     assert "replicas   removed  1 on node" in down.stdout
     status = shoal("status", env=env)
     assert status.returncode == 1
     assert "kafka      stopped" in status.stdout
+
+
+def answers_again(url: str, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_up_says_what_to_do_when_the_kafka_jars_are_missing(tmp_path: Path) -> None:

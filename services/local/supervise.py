@@ -1,0 +1,72 @@
+"""`python -m services.local.supervise NAME`: run the service `services.NAME` and start it
+again when it dies, with back-off, until told to stop (SIGTERM/SIGINT, passed on to it).
+`shoal up` runs every service under one of these."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from services.local.paths import REPO_ROOT, state_dir
+
+FIRST_DELAY_S = 1.0
+MAX_DELAY_S = 30.0
+STABLE_AFTER_S = 60.0
+
+
+def restart_delay(previous_delay: float, uptime_s: float) -> float:
+    """Back-off before the next start (pure): 1 s doubling to 30 s, and back to 1 s once
+    the service had stayed up for a minute."""
+    if uptime_s >= STABLE_AFTER_S or previous_delay <= 0:
+        return FIRST_DELAY_S
+    return min(MAX_DELAY_S, previous_delay * 2)
+
+
+def child_pid_file(name: str) -> Path:
+    return state_dir() / "run" / f"{name}.child.pid"
+
+
+def log(name: str, message: str, **fields: object) -> None:
+    line = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "logger": "shoal.supervise"}
+    print(json.dumps({**line, "msg": message, "service": name, **fields}), flush=True)
+
+
+def supervise(name: str) -> int:
+    stopping = False
+    child: subprocess.Popen[bytes] | None = None
+
+    def stop(signum: int, _: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    delay = 0.0
+    restarts = 0
+    while not stopping:
+        started = time.monotonic()
+        child = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=REPO_ROOT)
+        child_pid_file(name).write_text(str(child.pid))
+        code = child.wait()
+        if stopping:
+            break
+        delay = restart_delay(delay, time.monotonic() - started)
+        restarts += 1
+        log(name, "service died; starting it again", exit_code=code, restarts=restarts,
+            in_s=delay)  # fmt: skip
+        deadline = time.monotonic() + delay
+        while not stopping and time.monotonic() < deadline:
+            time.sleep(0.1)
+    child_pid_file(name).unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(supervise(sys.argv[1]))
