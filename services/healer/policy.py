@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass
@@ -177,8 +178,8 @@ def rollback_for(
 
 @dataclass(frozen=True)
 class Repair:
-    kind: str
-    """"unknown" (runs, nothing wants it: stop it) or "missing" (wanted, gone: replace it)."""
+    kind: Literal["unknown", "missing"]
+    """unknown: it runs and nothing wants it (stop it); missing: wanted and gone (replace it)."""
     node: str
     replica_id: str
     function: str

@@ -159,7 +159,7 @@ class Healer:
                     ctx,
                     DriftRepaired(
                         node=repair.node,
-                        kind="unknown" if repair.kind == "unknown" else "missing",
+                        kind=repair.kind,
                         replica_id=repair.replica_id,
                         function=repair.function,
                         revision=repair.revision,

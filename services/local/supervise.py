@@ -59,8 +59,7 @@ def supervise(name: str) -> int:
             break
         delay = restart_delay(delay, time.monotonic() - started)
         restarts += 1
-        log(name, "service died; starting it again", exit_code=code, restarts=restarts,
-            in_s=delay)  # fmt: skip
+        log(name, "service died; starting it again", code=code, restarts=restarts, in_s=delay)
         deadline = time.monotonic() + delay
         while not stopping and time.monotonic() < deadline:
             time.sleep(0.1)
