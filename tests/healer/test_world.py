@@ -91,21 +91,8 @@ def test_revision_health_comes_from_replica_events() -> None:
         at(0, FunctionDeployed(function="f", revision=1, spec=SPEC)),
         at(1, ReplicaReady(function="f", revision=1, replica_id="a", node="n1", endpoint="x")),
         at(10, FunctionUpdated(function="f", revision=2, spec=SPEC)),
-        *[
-            at(
-                11 + n,
-                ReplicaFailed(
-                    function="f",
-                    revision=2,
-                    replica_id=f"b{n}",
-                    node="n1",
-                    reason="exited",
-                    exit_code=3,
-                ),
-            )  # fmt: skip
-            for n in range(3)
-        ],
-        at(12, ReplicaFailed(function="f", revision=2, replica_id="b0", node="n1", reason="x")),
+        *[at(11 + n, failed(f"b{n}")) for n in range(3)],
+        at(12, failed("b0")),
     )
     health = world.health["f"]
     assert health.current == 2
