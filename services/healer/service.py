@@ -62,6 +62,18 @@ class Healer:
         ctx.log.info("repair", kind=kind, event_id=envelope.id, type=envelope.type, **why)
         return envelope
 
+    async def _stop(
+        self, ctx: ServiceContext, node: str, function: str, replica_id: str, reason: str, kind: str
+    ) -> Envelope:
+        return await self._decide(
+            ctx,
+            StopReplica(node=node, function=function, replica_id=replica_id, reason=reason),
+            kind,
+            node=node,
+            function=function,
+            replica=replica_id,
+        )
+
     async def heal(self, ctx: ServiceContext, now: float, *, reconcile: bool) -> None:
         world, settings = self.world, self.settings
         lost = sum(1 for w in world.nodes.values() if w.lost_at is not None)
@@ -85,18 +97,13 @@ class Healer:
             )
         for back in returned_nodes(world.nodes.values()):
             for replica in back.stops:
-                await self._decide(
+                await self._stop(
                     ctx,
-                    StopReplica(
-                        node=back.node,
-                        function=replica.function,
-                        replica_id=replica.replica_id,
-                        reason=f"moved to another node while {back.node} was lost",
-                    ),
+                    back.node,
+                    replica.function,
+                    replica.replica_id,
+                    f"moved to another node while {back.node} was lost",
                     "stop_moved",
-                    node=back.node,
-                    function=replica.function,
-                    replica=replica.replica_id,
                 )
             await self._decide(
                 ctx,
@@ -143,17 +150,13 @@ class Healer:
                 grace_s=self.settings.drift_grace_s,
                 start_grace_s=self.settings.start_grace_s,
             ):
-                stop = await self._decide(
+                stop = await self._stop(
                     ctx,
-                    StopReplica(
-                        node=repair.node,
-                        function=repair.function or "unknown",
-                        replica_id=repair.replica_id,
-                        reason=f"drift: {repair.reason}",
-                    ),
+                    repair.node,
+                    repair.function or "unknown",
+                    repair.replica_id,
+                    f"drift: {repair.reason}",
                     f"drift_{repair.kind}_stop",
-                    node=repair.node,
-                    replica=repair.replica_id,
                 )
                 await self._decide(
                     ctx,
