@@ -313,3 +313,36 @@ async def test_killed_healer_scheduler_and_autoscaler_are_replaced_and_converge(
     finally:
         for successor in successors:
             await successor.stop()
+
+
+async def test_a_successor_healer_rolls_back_what_its_predecessor_missed(
+    cluster: Platform, log: EventLog, bus: BusSettings
+) -> None:
+    await deploy_two(cluster, log, "hello")
+    base = {"name": "hello", **SPEC, "min_replicas": 2, "max_replicas": 2, "initial_scale": 2}
+    async with steady_load(f"{cluster.api.url}/fn/hello/") as load:
+        await cluster.healer.kill()
+        await call(
+            "PUT", f"{cluster.api.url}/v1/functions/hello", {**base, "image": "shoal-test/crash:1"}
+        )
+        await log.wait_for(ReplicaFailed, lambda r: r.revision == 2, count=3, timeout_s=30)
+        successor = ServiceProcess(
+            bus,
+            module="healer",
+            port_variable="SHOAL_HEALER_HTTP_PORT",
+            log_dir=cluster.healer.log_path.parent,
+            name="healer-2",
+            SHOAL_HEALER_PROGRESS_DEADLINE_S="8",
+        )
+        await successor.start()
+        try:
+            (rollback,) = await log.wait_for(
+                FunctionRolledBack, lambda e: e.from_revision == 2, timeout_s=20
+            )
+        finally:
+            await successor.stop()
+    assert rollback.to_revision == 1
+    (published,) = [e for e in log.events if e.data is rollback]
+    assert published.source.startswith("/shoal/healer/")
+    assert len(log.of(FunctionRolledBack, lambda e: e.from_revision == 2)) == 1
+    load.assert_no_failures()
