@@ -68,6 +68,7 @@ class ServiceProcess:
                 try:
                     async with http.get(f"http://127.0.0.1:{self.http_port}/readyz") as reply:
                         if reply.status == 200:
+                            await self._check_identity(http)
                             return self
                 except aiohttp.ClientConnectionError:
                     pass
@@ -75,6 +76,17 @@ class ServiceProcess:
         raise AssertionError(
             f"{self.module} not ready in {timeout_s} s: {self.log_path.read_text()[-3000:]}"
         )
+
+    async def _check_identity(self, http: aiohttp.ClientSession) -> None:
+        """The port answers as this service, not as another that holds it."""
+        async with http.get(f"http://127.0.0.1:{self.http_port}/healthz") as reply:
+            service = (await reply.json()).get("service")
+        expected = "node" if self.module == "node_agent" else self.module
+        if service != expected:
+            raise AssertionError(
+                f"port {self.http_port} answers as {service!r}, not {expected!r}: "
+                f"{self.log_path.read_text()[-3000:]}"
+            )
 
     async def kill(self) -> None:
         """SIGKILL: the agent gets no chance to clean up."""
