@@ -61,7 +61,8 @@ class HealerWorld:
             health = self.health.get(event.function)
             if health is None or (isinstance(event, FunctionDeployed) and health.deleted):
                 health = self.health[event.function] = FunctionHealth(current=event.revision)
-            health.revisions.setdefault(event.revision, RevisionHealth(created_at=at))
+            record = health.revisions.setdefault(event.revision, RevisionHealth(created_at=at))
+            record.created_at = min(record.created_at, at)
             health.current = max(health.current, event.revision)
         elif isinstance(event, FunctionRolledBack):
             health = self.health.get(event.function)
@@ -96,17 +97,14 @@ class HealerWorld:
                 known.acknowledged_at = known.acknowledged_at or at
                 known.ready = known.ready or isinstance(event, ReplicaReady)
             if isinstance(event, ReplicaReady):
-                revision = self._revision(event.function, event.revision, at)
-                if revision is not None:
-                    revision.ever_ready = True
+                self._revision(event.function, event.revision, at).ever_ready = True
         elif isinstance(event, ReplicaStopped | ReplicaFailed):
             first = event.replica_id not in self.ended
             self._end(event.replica_id, at + self.drift_grace_s)
             if isinstance(event, ReplicaFailed) and first:
                 revision = self._revision(event.function, event.revision, at)
-                if revision is not None:
-                    revision.failures += 1
-                    revision.last_failure = event.summary()[:200]
+                revision.failures += 1
+                revision.last_failure = event.summary()[:200]
         elif isinstance(event, NodeJoined):
             watch = self._watch(event.node, at)
             watch.joined_at = max(watch.joined_at, at)
@@ -131,10 +129,12 @@ class HealerWorld:
         elif isinstance(event, DriftRepaired):
             self._end(event.replica_id, at + self.stop_grace_s)
 
-    def _revision(self, function: str, revision: int, at: float) -> RevisionHealth | None:
+    def _revision(self, function: str, revision: int, at: float) -> RevisionHealth:
+        """A revision's record, made on first mention: replica events travel on another
+        topic than deployments, and a replaying healer may read them first."""
         health = self.health.get(function)
         if health is None:
-            return None
+            health = self.health[function] = FunctionHealth(current=0)
         return health.revisions.setdefault(revision, RevisionHealth(created_at=at))
 
     def forget_old_ends(self, before: float) -> None:

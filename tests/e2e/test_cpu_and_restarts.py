@@ -18,7 +18,6 @@ from events.types import (
 )
 from tests.e2e.conftest import AUTH, Platform
 from tests.support.event_log import EventLog
-from tests.support.service_process import ServiceProcess
 
 pytestmark = [pytest.mark.kafka, pytest.mark.docker]
 
@@ -84,14 +83,7 @@ async def test_a_restarted_scheduler_rebuilds_from_the_log_and_starts_nothing_tw
             assert reply.status == 201, await reply.text()
         await log.wait_for(ReplicaReady, lambda r: r.function == "steady", count=2)
         await platform.scheduler.kill()
-        successor = ServiceProcess(
-            bus,
-            module="scheduler",
-            port_variable="SHOAL_SCHEDULER_HTTP_PORT",
-            log_dir=platform.scheduler.log_path.parent,
-            name="scheduler-2",
-            SHOAL_SCHEDULER_DRAIN_S="0.5",
-        )
+        successor = platform.scheduler.successor("scheduler-2")
         await successor.start()
         try:
             # The successor has caught up (it is ready); give it time to act on what it read.

@@ -34,7 +34,7 @@ from services.local.images import ensure_test_images
 from tests.support.event_log import EventLog
 from tests.support.load import steady_load
 from tests.support.platform import AUTH, Platform, running_platform
-from tests.support.service_process import AgentProcess, ServiceProcess
+from tests.support.service_process import AgentProcess
 
 pytestmark = [pytest.mark.kafka, pytest.mark.docker]
 
@@ -277,22 +277,9 @@ async def test_killed_healer_scheduler_and_autoscaler_are_replaced_and_converge(
     await lost.kill()
     kill_node(docker_client, lost)
     await asyncio.sleep(NODE_TIMEOUT_S)
-    options = {
-        "SHOAL_AUTOSCALER_TICK_S": "1",
-        "SHOAL_SCHEDULER_DRAIN_S": "0.5",
-        "SHOAL_HEALER_NODE_TIMEOUT_S": str(NODE_TIMEOUT_S),
-    }
-    log_dir = cluster.healer.log_path.parent
     successors = [
-        ServiceProcess(
-            bus,
-            module=module,
-            port_variable=f"SHOAL_{module.upper()}_HTTP_PORT",
-            log_dir=log_dir,
-            name=f"{module}-2",
-            **options,
-        )
-        for module in ("healer", "scheduler", "autoscaler")
+        part.successor(f"{part.module}-2")
+        for part in (cluster.healer, cluster.scheduler, cluster.autoscaler)
     ]
     try:
         for successor in successors:
@@ -326,14 +313,7 @@ async def test_a_successor_healer_rolls_back_what_its_predecessor_missed(
             "PUT", f"{cluster.api.url}/v1/functions/hello", {**base, "image": "shoal-test/crash:1"}
         )
         await log.wait_for(ReplicaFailed, lambda r: r.revision == 2, count=3, timeout_s=30)
-        successor = ServiceProcess(
-            bus,
-            module="healer",
-            port_variable="SHOAL_HEALER_HTTP_PORT",
-            log_dir=cluster.healer.log_path.parent,
-            name="healer-2",
-            SHOAL_HEALER_PROGRESS_DEADLINE_S="8",
-        )
+        successor = cluster.healer.successor("healer-2")
         await successor.start()
         try:
             (rollback,) = await log.wait_for(

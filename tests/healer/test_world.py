@@ -105,3 +105,19 @@ def test_revision_health_comes_from_replica_events() -> None:
         at(14, FunctionRolledBack(function="f", from_revision=2, to_revision=1, reason="r"))
     )
     assert rollback_for("f", health, 15, progress_deadline_s=60, failure_threshold=3) is None
+
+
+def test_replica_events_read_before_their_deployment_still_count() -> None:
+    """A successor replays topics in any order across them."""
+    world = fold(
+        at(11, failed("b0")),
+        at(1, ReplicaReady(function="f", revision=1, replica_id="a", node="n1", endpoint="x")),
+        at(12, failed("b1")),
+        at(13, failed("b2")),
+        at(0, FunctionDeployed(function="f", revision=1, spec=SPEC)),
+        at(10, FunctionUpdated(function="f", revision=2, spec=SPEC)),
+    )
+    health = world.health["f"]
+    assert health.current == 2 and health.revisions[2].created_at == T0.timestamp() + 10
+    decision = rollback_for("f", health, 14, progress_deadline_s=60, failure_threshold=3)
+    assert decision is not None and decision.to_revision == 1

@@ -33,6 +33,8 @@ class ServiceProcess:
     ) -> None:
         self.bus = bus
         self.module = module
+        self.port_variable = port_variable
+        self.settings = settings
         self.http_port = http_port or free_port()
         self.env = {
             **os.environ,
@@ -75,6 +77,18 @@ class ServiceProcess:
                 await asyncio.sleep(0.1)
         raise AssertionError(
             f"{self.module} not ready in {timeout_s} s: {self.log_path.read_text()[-3000:]}"
+        )
+
+    def successor(self, name: str) -> ServiceProcess:
+        """Another process of the same service with the same settings, on a new port: what
+        replaces this one when it is killed."""
+        return ServiceProcess(
+            self.bus,
+            module=self.module,
+            port_variable=self.port_variable,
+            log_dir=self.log_path.parent,
+            name=name,
+            **self.settings,
         )
 
     async def _check_identity(self, http: aiohttp.ClientSession) -> None:
