@@ -24,6 +24,7 @@ from events.timeline import entry
 from events.topics import CONTAINER_STATS, REQUEST_STATS
 from events.types import ContainerStats, NodeHeartbeat, RequestStats, ScaleDecision
 from services.api.view import ApiView
+from services.common.logs import StructLog
 
 PAGE = Path(__file__).parent / "ui" / "index.html"
 HISTORY_S = 600
@@ -58,6 +59,7 @@ class Dashboard:
     view: ApiView
     bus: BusSettings
     check_token: Callable[[web.Request], bool]
+    log: StructLog
     series: dict[str, Series] = field(default_factory=dict)
     recent: deque[Envelope] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
     """The latest events, turned into audit lines only when a page asks (cheap on replay)."""
@@ -173,12 +175,18 @@ class Dashboard:
                 await follower
 
     async def _follow_stats(self) -> None:
-        since = datetime.now(UTC) - timedelta(seconds=5)
-        async for batch in read_batches(
-            self.bus, (REQUEST_STATS, CONTAINER_STATS), since=since, follow=True
-        ):
-            for envelope in batch:
-                self.observe(envelope)
+        """Read the stats topics from a few seconds ago on; start again if Kafka fails."""
+        while True:
+            since = datetime.now(UTC) - timedelta(seconds=5)
+            try:
+                async for batch in read_batches(
+                    self.bus, (REQUEST_STATS, CONTAINER_STATS), since=since, follow=True
+                ):
+                    for envelope in batch:
+                        self.observe(envelope)
+            except Exception as exc:  # the page goes on without stats until Kafka is back
+                self.log.warning("dashboard stats feed failed; retrying", error=repr(exc))
+                await asyncio.sleep(2)
 
     async def page(self, _: web.Request) -> web.FileResponse:
         return web.FileResponse(PAGE, headers={"Cache-Control": "no-cache"})

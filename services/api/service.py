@@ -50,7 +50,10 @@ class Api:
             check_token=self.control.has_token,
         )
         self.dashboard = Dashboard(
-            view=self.view, bus=ctx.settings.bus, check_token=self.control.has_token_in_query
+            view=self.view,
+            bus=ctx.settings.bus,
+            check_token=self.control.has_token_in_query,
+            log=ctx.log,
         )
         ctx.app.router.add_get("/ui", self.dashboard.page)
         ctx.app.router.add_get("/ui/stream", self.dashboard.stream)
