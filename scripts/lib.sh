@@ -6,7 +6,6 @@ SHOAL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SHOAL_STATE="${SHOAL_STATE:-$SHOAL_ROOT/.shoal}"
 VENV="$SHOAL_ROOT/.venv"
 KAFKA_JARS="$SHOAL_STATE/kafka/jars"
-APT_PACKAGES=(docker.io busybox-static kcat wrk chromium prometheus docker-compose)
 export SHOAL_ROOT SHOAL_STATE
 
 say() { printf 'shoal setup: %s\n' "$*" >&2; }
@@ -35,15 +34,26 @@ ensure_venv() {
   echo "$stamp" > "$VENV/.shoal-stamp"
 }
 
+# Debian packages: what running Shoal needs, and what only the tests and benchmarks need.
 ensure_apt_packages() {
   local missing=()
   command -v dockerd >/dev/null || missing+=(docker.io)
   [[ -x /bin/busybox ]] || missing+=(busybox-static)
   command -v kcat >/dev/null || missing+=(kcat)
+  install_apt "${missing[@]}"
+}
+
+ensure_test_packages() {
+  local missing=()
   command -v wrk >/dev/null || missing+=(wrk)
   command -v chromium >/dev/null || missing+=(chromium)
   command -v prometheus >/dev/null || missing+=(prometheus)
   command -v docker-compose >/dev/null || missing+=(docker-compose)
+  install_apt "${missing[@]}"
+}
+
+install_apt() {
+  local missing=("$@")
   ((${#missing[@]} == 0)) && return
   say "installing Debian packages: ${missing[*]}"
   [[ $(id -u) == 0 ]] || die "installing ${missing[*]} needs root (run as root or install them first)"

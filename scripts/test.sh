@@ -2,6 +2,7 @@
 # Run the whole test suite against a real Kafka broker and Docker Engine (provisioned here).
 source "$(dirname "$0")/lib.sh"
 provision_all
+ensure_test_packages
 start_helm_build
 export SHOAL_HELM="$HELM"
 cd "$SHOAL_ROOT"
