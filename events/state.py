@@ -8,6 +8,7 @@ rebuild from it on start; the CLI uses it for `replay`.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -317,12 +318,13 @@ def snapshot(state: ClusterState) -> dict[str, dict[str, dict[str, object]]]:
         rid: {"function": r.function, "revision": r.revision, "node": r.node, "state": r.state}
         for rid, r in sorted(state.replicas.items())
     }
+    per_node = Counter(r.node for r in state.replicas.values())
     nodes: dict[str, dict[str, object]] = {
         name: {
             "condition": n.condition,
             "cpus": n.capacity.cpus if n.capacity else None,
             "memory_mb": n.capacity.memory_mb if n.capacity else None,
-            "replicas": sum(1 for r in state.replicas.values() if r.node == name),
+            "replicas": per_node[name],
         }
         for name, n in sorted(state.nodes.items())
     }

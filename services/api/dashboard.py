@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections import deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,6 +20,7 @@ from aiohttp import web
 from events.envelope import Envelope
 from events.history import read_batches
 from events.settings import BusSettings
+from events.state import ReplicaView
 from events.timeline import entry
 from events.topics import CONTAINER_STATS, REQUEST_STATS
 from events.types import ContainerStats, NodeHeartbeat, RequestStats, ScaleDecision
@@ -99,21 +100,24 @@ class Dashboard:
             self._publish("event", entry(envelope).as_json())
 
     def sample(self, now: float, interval_s: float) -> dict[str, Any]:
-        """One point per function (the last `interval_s`), and the nodes."""
+        """One point per function (the last `interval_s`)."""
+        ready: Counter[str] = Counter(
+            r.function for r in self.view.cluster.replicas.values() if r.state == "ready"
+        )
         functions = {}
         for name, view in sorted(self.view.cluster.functions.items()):
             if view.deleted:
                 self.series.pop(name, None)
                 continue
             series = self._series(name)
-            fresh = [f for t, f in series.cpu.values() if now - t <= CPU_FRESH_S]
-            live = self.view.cluster.live_replicas(name)
+            series.cpu = {r: s for r, s in series.cpu.items() if now - s[0] <= CPU_FRESH_S}
+            fresh = [fraction for _, fraction in series.cpu.values()]
             point = Point(
                 t=now,
                 rps=round(series.requests / interval_s, 2),
                 concurrency=round(sum(series.concurrency.values()), 2),
                 cpu_pct=round(100 * sum(fresh) / len(fresh), 1) if fresh else None,
-                ready=sum(1 for r in live if r.state == "ready"),
+                ready=ready[name],
                 desired=view.desired,
             )
             series.requests = 0.0
@@ -123,12 +127,15 @@ class Dashboard:
                 "image": view.spec.image,
                 **point.__dict__,
             }
-        return {"t": now, "functions": functions, "nodes": self.nodes()}
+        return {"t": now, "functions": functions}
 
     def nodes(self) -> list[dict[str, Any]]:
+        on_node: dict[str, list[ReplicaView]] = defaultdict(list)
+        for replica in self.view.cluster.replicas.values():
+            on_node[replica.node].append(replica)
         found = []
         for name, node in sorted(self.view.cluster.nodes.items()):
-            replicas = [r for r in self.view.cluster.replicas.values() if r.node == name]
+            replicas = on_node.get(name, [])
             found.append(
                 {
                     "node": name,
@@ -168,7 +175,9 @@ class Dashboard:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), interval_s)
-                self._publish("tick", self.sample(time.time(), interval_s))
+                tick = self.sample(time.time(), interval_s)
+                if self.subscribers:
+                    self._publish("tick", {**tick, "nodes": self.nodes()})
         finally:
             follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -41,8 +41,11 @@ class ApiClient:
             token = saved.read_text().strip() if saved.exists() else ""
         return cls(url=url.rstrip("/"), token=token)
 
-    def call(self, method: str, path: str, body: object | None = None) -> Any:
-        """A control-plane call; a 4xx/5xx or an unreachable api raises CliError."""
+    def call(
+        self, method: str, path: str, body: object | None = None, *, missing_ok: bool = False
+    ) -> Any:
+        """A control-plane call; a 4xx/5xx or an unreachable api raises CliError (a 404
+        gives None with `missing_ok`)."""
         request = urllib.request.Request(
             f"{self.url}/v1{path}",
             method=method,
@@ -53,12 +56,17 @@ class ApiClient:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as reply:
                 return json.loads(reply.read() or b"null")
         except urllib.error.HTTPError as exc:
+            if missing_ok and exc.code == 404:
+                return None
             raise CliError(explain(exc.code, exc.read())) from None
         except (urllib.error.URLError, OSError) as exc:
-            raise CliError(
-                f"the api at {self.url} is unreachable ({getattr(exc, 'reason', exc)}); "
-                "start Shoal with `shoal up` or set SHOAL_API_URL"
-            ) from None
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: OSError) -> CliError:
+        return CliError(
+            f"the api at {self.url} is unreachable ({getattr(exc, 'reason', exc)}); "
+            "start Shoal with `shoal up` or set SHOAL_API_URL"
+        )
 
     def invoke(
         self, function: str, path: str, method: str, data: bytes | None, headers: dict[str, str]
@@ -75,10 +83,7 @@ class ApiClient:
         except urllib.error.HTTPError as exc:
             return exc.code, dict(exc.headers), exc.read()
         except (urllib.error.URLError, OSError) as exc:
-            raise CliError(
-                f"the api at {self.url} is unreachable ({getattr(exc, 'reason', exc)}); "
-                "start Shoal with `shoal up` or set SHOAL_API_URL"
-            ) from None
+            raise self._unreachable(exc) from None
 
 
 def explain(status: int, body: bytes) -> str:

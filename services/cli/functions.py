@@ -97,7 +97,7 @@ def deploy(
     """Deploy a function, or a new revision of it, and wait until it is ready."""
     api = ApiClient.from_env()
     spec = spec_from(name, spec_file, flags, env)
-    existing = _status_or_none(api, spec["name"])
+    existing = api.call("GET", f"/functions/{spec['name']}", missing_ok=True)
     if existing is None:
         status = api.call("POST", "/functions", spec)
     else:
@@ -114,14 +114,6 @@ def deploy(
         )
     else:
         emit(status, output)
-
-
-def _status_or_none(api: ApiClient, name: str) -> dict[str, Any] | None:
-    for function in api.call("GET", "/functions")["functions"]:
-        if function["name"] == name:
-            found: dict[str, Any] = function
-            return found
-    return None
 
 
 def wait_ready(
