@@ -19,7 +19,8 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.broker import kafka_bootstrap
-from events.bus import EventConsumer, EventProducer, ensure_topics
+from events.bus import EventProducer, ensure_topics
+from events.consumer import LiveConsumer, from_beginning
 from events.envelope import Envelope
 from events.settings import BusSettings
 from events.topics import REPLICAS
@@ -51,12 +52,13 @@ async def envelope_run(bootstrap: str, count: int) -> float:
         if seen >= count:
             done.set()
 
-    consumer = EventConsumer(
+    consumer = LiveConsumer(
         settings,
         name="bench",
         topics=[REPLICAS],
         handler=count_one,
         dead_letters=producer,
+        start_at=await from_beginning(settings, [REPLICAS]),
         max_batch=5000,
     )
     await consumer.start()
@@ -73,7 +75,7 @@ async def envelope_run(bootstrap: str, count: int) -> float:
     return count / elapsed
 
 
-async def _drain(consumer: EventConsumer, done: asyncio.Event) -> None:
+async def _drain(consumer: LiveConsumer, done: asyncio.Event) -> None:
     while not done.is_set():
         await consumer.poll_once(timeout_ms=100)
 

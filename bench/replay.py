@@ -20,9 +20,10 @@ from datetime import UTC, datetime, timedelta
 from bench.broker import kafka_bootstrap
 from events.bus import EventProducer, ensure_topics
 from events.envelope import Envelope, new_envelope
-from events.history import read_batches
+from events.history import HISTORY_TOPICS, HistoryReader
+from events.projections.snapshot import snapshot
+from events.projections.world import World, settle
 from events.settings import BusSettings
-from events.state import ClusterState, apply, snapshot
 from events.types import (
     DrainReplica,
     FunctionDeployed,
@@ -124,7 +125,7 @@ async def write(bus: BusSettings, total: int) -> int:
 
 def fold_only(total: int) -> tuple[float, int]:
     """Seconds the fold alone takes over the same history (generation not counted)."""
-    state = ClusterState()
+    world = World()
     spent = 0.0
     folded = 0
     chunk: list[Envelope] = []
@@ -133,13 +134,14 @@ def fold_only(total: int) -> tuple[float, int]:
         if len(chunk) == 50_000:
             started = time.perf_counter()
             for e in chunk:
-                apply(state, e)
+                world.apply(e, 0.0)
+            settle()
             spent += time.perf_counter() - started
             folded += len(chunk)
             chunk = []
     started = time.perf_counter()
     for e in chunk:
-        apply(state, e)
+        world.apply(e, 0.0)
     spent += time.perf_counter() - started
     return spent, folded + len(chunk)
 
@@ -147,14 +149,15 @@ def fold_only(total: int) -> tuple[float, int]:
 async def rebuild(bus: BusSettings) -> dict[str, object]:
     """What a fresh process does: read the whole history from Kafka and fold it."""
     started = time.perf_counter()
-    state = ClusterState()
+    world = World()
     events = 0
-    async for batch in read_batches(bus):
+    async for batch in HistoryReader(bus, topics=HISTORY_TOPICS).batches():
         for envelope in batch:
-            apply(state, envelope)
+            world.apply(envelope, 0.0)
+        settle()
         events += len(batch)
     seconds = time.perf_counter() - started
-    summary = snapshot(state)
+    summary = snapshot(world)
     return {
         "events": events,
         "seconds": seconds,

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from bench.broker import kafka_bootstrap
 from bench.node_start import rss_mb
-from events.bus import EventConsumer, EventProducer, ensure_topics
+from events.bus import EventProducer, ensure_topics
+from events.consumer import LiveConsumer, from_beginning
 from events.envelope import Envelope
 from events.settings import BusSettings
 from events.topics import NODE_COMMANDS, NODES, REPLICAS
@@ -69,7 +70,9 @@ def pure_placement(nodes: int, replicas: int, functions: int) -> float:
     placer = Placer()
     started = time.perf_counter()
     for n in range(replicas):
-        chosen = placer.place(rooms, f"fn-{n % functions}", SPEC_CPU, SPEC_MEMORY_MB)
+        chosen = placer.place(
+            rooms, f"fn-{n % functions}", SPEC_CPU, SPEC_MEMORY_MB, replica_id=f"r{n}"
+        )
         assert not isinstance(chosen, str), chosen
     return replicas / (time.perf_counter() - started)
 
@@ -83,12 +86,13 @@ async def measure(nodes: int, replicas: int, functions: int) -> dict[str, object
         await producer.start()
         tally = Tally()
         stop = asyncio.Event()
-        counter = EventConsumer(
+        counter = LiveConsumer(
             bus,
             name="tally",
             topics=[NODES, NODE_COMMANDS, REPLICAS],
             handler=tally.count,
             dead_letters=producer,
+            start_at=await from_beginning(bus, [NODES, NODE_COMMANDS, REPLICAS]),
             max_batch=10_000,
         )
         counting = asyncio.create_task(counter.run(stop))

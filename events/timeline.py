@@ -3,9 +3,10 @@ filters `shoal audit` applies."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from events import types as t
 from events.envelope import Envelope
@@ -67,87 +68,109 @@ def _replica(e: t.ReplicaEvent, what: str) -> str:
     return f"replica {e.replica_id} of {e.function} r{e.revision} on {e.node} {what}"
 
 
+def _deployed(p: t.FunctionDeployed) -> str:
+    return f"deployed {p.function} revision {p.revision} ({p.spec.image})" + _by(p.requested_by)
+
+
+def _updated(p: t.FunctionUpdated) -> str:
+    return f"updated {p.function} to revision {p.revision} ({p.spec.image})" + _by(p.requested_by)
+
+
+def _decision(p: t.ScaleDecision) -> str:
+    mode = " (panic)" if p.panic else ""
+    return f"scaled {p.function} {p.previous} -> {p.desired}{mode}: {p.reason}"
+
+
+def _pending(p: t.PlacementPending) -> str:
+    if not p.pending:
+        return f"placed what was pending of {p.function}"
+    return f"could not place {p.pending} replica(s) of {p.function}: {p.reason}"
+
+
+def _request_stats(p: t.RequestStats) -> str:
+    return (
+        f"{p.function}: {p.requests} requests, {p.errors} errors in {p.interval_s:g} s, "
+        f"concurrency {p.mean_concurrency:.1f} (peak {p.peak_concurrency}), "
+        f"{p.queue_depth} queued, from {p.api_instance}"
+    )
+
+
+def _container_stats(p: t.ContainerStats) -> str:
+    return (
+        f"{p.replica_id} of {p.function}: CPU {p.cpu_fraction:.0%} of its limit, "
+        f"memory {p.memory_bytes / 2**20:.0f} MiB"
+    )
+
+
+def _start(p: t.StartReplica) -> str:
+    return (
+        f"start {p.replica_id} of {p.function} r{p.revision} on {p.node} "
+        f"({p.spec.cpu:g} CPU, {p.spec.memory_mb} MB)"
+    )
+
+
+def _joined(p: t.NodeJoined) -> str:
+    c = p.capacity
+    return f"node {p.node} joined ({p.runtime}, {c.cpus:g} CPUs, {c.memory_mb} MB)"
+
+
+def _heartbeat(p: t.NodeHeartbeat) -> str:
+    return (
+        f"node {p.node} heartbeat {p.seq}: {p.replicas} replicas, "
+        f"{p.used_cpus:g}/{p.capacity.cpus:g} CPUs reserved"
+    )
+
+
+def _returned(p: t.NodeReturned) -> str:
+    moved = ", ".join(p.moved_replicas) or "nothing"
+    return f"node {p.node} came back after {p.lost_for_s:.1f} s; stopping {moved}"
+
+
+_DESCRIPTIONS: dict[type[t.Payload], Callable[[Any], str]] = {
+    t.FunctionDeployed: _deployed,
+    t.FunctionUpdated: _updated,
+    t.FunctionDeleted: lambda p: f"deleted {p.function}" + _by(p.requested_by),
+    t.FunctionRolledBack: lambda p: (
+        f"rolled back {p.function} revision {p.from_revision} -> {p.to_revision}: {p.reason}"
+    ),
+    t.ScaleRequested: lambda p: (
+        f"pinned {p.function} at {p.replicas} replicas" + _by(p.requested_by)
+    ),
+    t.ScaleDecision: _decision,
+    t.PlacementPending: _pending,
+    t.RequestStats: _request_stats,
+    t.ColdStartDemand: lambda p: (
+        f"{p.function}: {p.queued} request(s) waiting for a replica (cold start)"
+    ),
+    t.ContainerStats: _container_stats,
+    t.StartReplica: _start,
+    t.DrainReplica: lambda p: (
+        f"drain {p.replica_id} of {p.function} on {p.node}: {p.reason or 'asked'}"
+    ),
+    t.StopReplica: lambda p: (
+        f"stop {p.replica_id} of {p.function} on {p.node}: {p.reason or 'asked'}"
+    ),
+    t.ReplicaStarting: lambda p: _replica(p, "starting"),
+    t.ReplicaReady: lambda p: _replica(p, f"ready at {p.endpoint}"),
+    t.ReplicaDraining: lambda p: _replica(p, "draining"),
+    t.ReplicaStopped: lambda p: _replica(p, f"stopped: {p.reason or 'asked'}"),
+    t.ReplicaFailed: lambda p: _replica(p, f"failed: {p.summary()}"),
+    t.NodeJoined: _joined,
+    t.NodeHeartbeat: _heartbeat,
+    t.NodeLost: lambda p: f"node {p.node} lost: {p.evidence}",
+    t.NodeReturned: _returned,
+    t.DriftRepaired: lambda p: f"repaired drift on {p.node} ({p.kind} {p.replica_id}): {p.reason}",
+    t.NodeCordoned: lambda p: f"node {p.node} cordoned" + _by(p.requested_by),
+    t.NodeUncordoned: lambda p: f"node {p.node} uncordoned" + _by(p.requested_by),
+    t.NodeDrainRequested: lambda p: f"node {p.node} to be drained" + _by(p.requested_by),
+    t.NodeDrained: lambda p: f"node {p.node} drained: no replica left",
+}
+
+
 def describe(p: t.Payload) -> str:
     """What happened and why, in a sentence."""
-    match p:
-        case t.FunctionDeployed():
-            return f"deployed {p.function} revision {p.revision} ({p.spec.image})" + _by(
-                p.requested_by
-            )
-        case t.FunctionUpdated():
-            return f"updated {p.function} to revision {p.revision} ({p.spec.image})" + _by(
-                p.requested_by
-            )
-        case t.FunctionDeleted():
-            return f"deleted {p.function}" + _by(p.requested_by)
-        case t.FunctionRolledBack():
-            return (
-                f"rolled back {p.function} revision {p.from_revision} -> {p.to_revision}: "
-                f"{p.reason}"
-            )
-        case t.ScaleRequested():
-            return f"pinned {p.function} at {p.replicas} replicas" + _by(p.requested_by)
-        case t.ScaleDecision():
-            mode = " (panic)" if p.panic else ""
-            return f"scaled {p.function} {p.previous} -> {p.desired}{mode}: {p.reason}"
-        case t.PlacementPending():
-            return f"could not place {p.pending} replica(s) of {p.function}: {p.reason}"
-        case t.RequestStats():
-            return (
-                f"{p.function}: {p.requests} requests, {p.errors} errors in {p.interval_s:g} s, "
-                f"concurrency {p.mean_concurrency:.1f} (peak {p.peak_concurrency}), "
-                f"{p.queue_depth} queued, from {p.api_instance}"
-            )
-        case t.ColdStartDemand():
-            return f"{p.function}: {p.queued} request(s) waiting for a replica (cold start)"
-        case t.ContainerStats():
-            return (
-                f"{p.replica_id} of {p.function}: CPU {p.cpu_fraction:.0%} of its limit, "
-                f"memory {p.memory_bytes / 2**20:.0f} MiB"
-            )
-        case t.StartReplica():
-            return (
-                f"start {p.replica_id} of {p.function} r{p.revision} on {p.node} "
-                f"({p.spec.cpu:g} CPU, {p.spec.memory_mb} MB)"
-            )
-        case t.DrainReplica():
-            return f"drain {p.replica_id} of {p.function} on {p.node}: {p.reason or 'asked'}"
-        case t.StopReplica():
-            return f"stop {p.replica_id} of {p.function} on {p.node}: {p.reason or 'asked'}"
-        case t.ReplicaStarting():
-            return _replica(p, "starting")
-        case t.ReplicaReady():
-            return _replica(p, f"ready at {p.endpoint}")
-        case t.ReplicaDraining():
-            return _replica(p, "draining")
-        case t.ReplicaStopped():
-            return _replica(p, f"stopped: {p.reason or 'asked'}")
-        case t.ReplicaFailed():
-            return _replica(p, f"failed: {p.summary()}")
-        case t.NodeJoined():
-            c = p.capacity
-            return f"node {p.node} joined ({p.runtime}, {c.cpus:g} CPUs, {c.memory_mb} MB)"
-        case t.NodeHeartbeat():
-            return (
-                f"node {p.node} heartbeat {p.seq}: {p.replicas} replicas, "
-                f"{p.used_cpus:g}/{p.capacity.cpus:g} CPUs reserved"
-            )
-        case t.NodeLost():
-            return f"node {p.node} lost: {p.evidence}"
-        case t.NodeReturned():
-            moved = ", ".join(p.moved_replicas) or "nothing"
-            return f"node {p.node} came back after {p.lost_for_s:.1f} s; stopping {moved}"
-        case t.DriftRepaired():
-            return f"repaired drift on {p.node} ({p.kind} {p.replica_id}): {p.reason}"
-        case t.NodeCordoned():
-            return f"node {p.node} cordoned" + _by(p.requested_by)
-        case t.NodeUncordoned():
-            return f"node {p.node} uncordoned" + _by(p.requested_by)
-        case t.NodeDrainRequested():
-            return f"node {p.node} to be drained" + _by(p.requested_by)
-        case t.NodeDrained():
-            return f"node {p.node} drained: no replica left"
-    return type(p).__name__
+    found = _DESCRIPTIONS.get(type(p))
+    return found(p) if found is not None else type(p).__name__
 
 
 def _by(who: str) -> str:

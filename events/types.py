@@ -12,11 +12,24 @@ from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
-NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
-PosInt = Annotated[int, msgspec.Meta(ge=1)]
-NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
+from events.spec import FunctionSpec, ScalingMetric
+
+__all__ = ["FunctionSpec", "ScalingMetric"]
+
+NonNegInt = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+PosInt = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+NonNegFloat = Annotated[float, msgspec.Meta(ge=0, le=1e12)]
+"""Every float of an event is bounded: none is infinite or NaN."""
+Fraction = Annotated[float, msgspec.Meta(ge=0, le=1e6)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
-ScalingMetric = Literal["concurrency", "rps", "cpu"]
+ReplicaId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Text = Annotated[str, msgspec.Meta(max_length=2000)]
+"""Reasons and evidence: bounded, so that no event grows past what Kafka accepts."""
+LogLine = Annotated[str, msgspec.Meta(max_length=400)]
+Endpoint = Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
+LAST_LOG_LINES = 20
+InputName = Annotated[str, msgspec.Meta(max_length=64)]
+Measure = Annotated[float, msgspec.Meta(ge=-1e15, le=1e15)]
 
 # Upper bounds (ms) of the latency buckets in RequestStats; the last bucket is +Inf.
 LATENCY_BOUNDS_MS: tuple[float, ...] = (
@@ -63,38 +76,6 @@ class NodeScoped(Payload, frozen=True, kw_only=True):
         return self.node
 
 
-class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
-    """What a user asked to run; defaults follow Knative Serving where it has one."""
-
-    name: Name
-    image: Annotated[str, msgspec.Meta(min_length=1)]
-    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8080
-    env: dict[str, str] = {}
-    command: list[str] = []
-    args: list[str] = []
-    cpu: Annotated[float, msgspec.Meta(gt=0, le=64)] = 0.5
-    memory_mb: Annotated[int, msgspec.Meta(ge=8)] = 128
-    readiness_path: str = "/"
-    request_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 300.0
-    concurrency_limit: NonNegInt = 0
-    min_replicas: NonNegInt = 0
-    max_replicas: NonNegInt = 0
-    initial_scale: NonNegInt = 1
-    scaling_metric: ScalingMetric = "concurrency"
-    target: Annotated[float, msgspec.Meta(gt=0)] = 100.0
-    target_utilization: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.7
-    cpu_target_pct: Annotated[float, msgspec.Meta(gt=0, le=100)] | None = None
-    scale_to_zero_grace_s: NonNegFloat = 30.0
-    stable_window_s: Annotated[float, msgspec.Meta(ge=6, le=3600)] = 60.0
-    panic_window_pct: Annotated[float, msgspec.Meta(ge=1, le=100)] = 10.0
-    panic_threshold_pct: Annotated[float, msgspec.Meta(ge=110, le=1000)] = 200.0
-    scale_down_delay_s: NonNegFloat = 0.0
-    max_scale_up_rate: Annotated[float, msgspec.Meta(gt=1)] = 1000.0
-    max_scale_down_rate: Annotated[float, msgspec.Meta(gt=1)] = 2.0
-    private: bool = False
-    """Calls need the api's bearer token too (function calls are open by default)."""
-
-
 # ---- functions (topic shoal.functions) -------------------------------------------------
 
 
@@ -102,7 +83,7 @@ class FunctionDeployed(FunctionScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.function.deployed"
     revision: PosInt
     spec: FunctionSpec
-    requested_by: str = ""
+    requested_by: Text = ""
 
 
 class FunctionUpdated(FunctionScoped, frozen=True, kw_only=True):
@@ -111,19 +92,19 @@ class FunctionUpdated(FunctionScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.function.updated"
     revision: PosInt
     spec: FunctionSpec
-    requested_by: str = ""
+    requested_by: Text = ""
 
 
 class FunctionDeleted(FunctionScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.function.deleted"
-    requested_by: str = ""
+    requested_by: Text = ""
 
 
 class FunctionRolledBack(FunctionScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.function.rolledback"
     from_revision: PosInt
     to_revision: PosInt
-    reason: str
+    reason: Text
 
 
 class ScaleRequested(FunctionScoped, frozen=True, kw_only=True):
@@ -131,7 +112,7 @@ class ScaleRequested(FunctionScoped, frozen=True, kw_only=True):
 
     TYPE: ClassVar[str] = "dev.shoal.function.scalerequested"
     replicas: NonNegInt
-    requested_by: str = ""
+    requested_by: Text = ""
 
 
 # ---- metrics and demand (hours of retention) ---------------------------------------------
@@ -139,26 +120,26 @@ class ScaleRequested(FunctionScoped, frozen=True, kw_only=True):
 
 class RequestStats(FunctionScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.metrics.requests"
-    api_instance: str
-    interval_s: Annotated[float, msgspec.Meta(gt=0)]
+    api_instance: Name
+    interval_s: Annotated[float, msgspec.Meta(gt=0, le=3600)]
     requests: NonNegInt
     errors: NonNegInt
     mean_concurrency: NonNegFloat
     peak_concurrency: NonNegInt
     queue_depth: NonNegInt
-    latency_buckets: list[NonNegInt] = []
+    latency_buckets: Annotated[list[NonNegInt], msgspec.Meta(max_length=32)] = []
 
 
 class ColdStartDemand(FunctionScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.demand.coldstart"
-    api_instance: str
+    api_instance: Name
     queued: NonNegInt
 
 
 class ContainerStats(FunctionScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.metrics.container"
     revision: PosInt
-    replica_id: Name
+    replica_id: ReplicaId
     node: Name
     cpu_fraction: NonNegFloat
     cpu_cores_used: NonNegFloat
@@ -175,17 +156,19 @@ class ScaleDecision(FunctionScoped, frozen=True, kw_only=True):
     previous: NonNegInt
     desired: NonNegInt
     panic: bool
-    reason: str
-    inputs: dict[str, float] = {}
+    reason: Text
+    inputs: Annotated[dict[InputName, Measure], msgspec.Meta(max_length=64)] = {}
 
 
 class PlacementPending(FunctionScoped, frozen=True, kw_only=True):
-    """The scheduler found no feasible node for a replica; it stays pending."""
+    """The scheduler found no feasible node for some replicas (they stay pending), or,
+    with `pending` 0, that it placed what was pending."""
 
     TYPE: ClassVar[str] = "dev.shoal.scale.pending"
+    SCHEMA: ClassVar[str] = "1.1"
     revision: PosInt
-    pending: PosInt
-    reason: str
+    pending: NonNegInt
+    reason: Text
 
 
 # ---- node commands (topic shoal.node-commands, keyed by node) -----------------------------
@@ -193,19 +176,23 @@ class PlacementPending(FunctionScoped, frozen=True, kw_only=True):
 
 class StartReplica(NodeScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.command.start"
+    SCHEMA: ClassVar[str] = "1.1"
     function: Name
     revision: PosInt
-    replica_id: Name
+    replica_id: ReplicaId
     spec: FunctionSpec
-    ready_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    ready_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 60.0
+    node_generation: NonNegInt = 0
+    """How many times the node had been lost when this was placed: a NodeLost of this
+    generation or later ends it, whichever topic is read first."""
 
 
 class DrainReplica(NodeScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.command.drain"
     function: Name
-    replica_id: Name
+    replica_id: ReplicaId
     drain_s: NonNegFloat = 2.0
-    reason: str = ""
+    reason: Text = ""
 
 
 class StopReplica(NodeScoped, frozen=True, kw_only=True):
@@ -213,17 +200,20 @@ class StopReplica(NodeScoped, frozen=True, kw_only=True):
 
     TYPE: ClassVar[str] = "dev.shoal.command.stop"
     function: Name
-    replica_id: Name
-    reason: str = ""
+    replica_id: ReplicaId
+    reason: Text = ""
 
 
 # ---- replica lifecycle (topic shoal.replicas, keyed by function) --------------------------
 
 
 class ReplicaEvent(FunctionScoped, frozen=True, kw_only=True):
+    SCHEMA: ClassVar[str] = "1.1"
     revision: PosInt
-    replica_id: Name
+    replica_id: ReplicaId
     node: Name
+    node_generation: NonNegInt = 0
+    """The generation of its node it was placed in (from its StartReplica)."""
 
 
 class ReplicaStarting(ReplicaEvent, frozen=True, kw_only=True):
@@ -232,7 +222,7 @@ class ReplicaStarting(ReplicaEvent, frozen=True, kw_only=True):
 
 class ReplicaReady(ReplicaEvent, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.replica.ready"
-    endpoint: Annotated[str, msgspec.Meta(min_length=1)]
+    endpoint: Endpoint
     concurrency_limit: NonNegInt = 0
 
 
@@ -242,15 +232,15 @@ class ReplicaDraining(ReplicaEvent, frozen=True, kw_only=True):
 
 class ReplicaStopped(ReplicaEvent, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.replica.stopped"
-    reason: str = ""
+    reason: Text = ""
 
 
 class ReplicaFailed(ReplicaEvent, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.replica.failed"
-    reason: str
-    exit_code: int | None = None
+    reason: Text
+    exit_code: Annotated[int, msgspec.Meta(ge=-(2**31), le=2**32)] | None = None
     oom_killed: bool = False
-    last_logs: list[str] = []
+    last_logs: Annotated[list[LogLine], msgspec.Meta(max_length=LAST_LOG_LINES)] = []
 
     def summary(self) -> str:
         """The reason, with the exit code and an OOM kill when it does not say them."""
@@ -266,14 +256,14 @@ class ReplicaFailed(ReplicaEvent, frozen=True, kw_only=True):
 
 
 class NodeCapacity(msgspec.Struct, frozen=True, kw_only=True):
-    cpus: Annotated[float, msgspec.Meta(gt=0)]
+    cpus: Annotated[float, msgspec.Meta(gt=0, le=100_000)]
     memory_mb: PosInt
     max_replicas: PosInt
 
 
 class NodeJoined(NodeScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.node.joined"
-    address: str
+    address: Annotated[str, msgspec.Meta(max_length=253)]
     runtime: Literal["docker", "sim"]
     capacity: NodeCapacity
 
@@ -285,30 +275,34 @@ class NodeHeartbeat(NodeScoped, frozen=True, kw_only=True):
     used_cpus: NonNegFloat
     used_memory_mb: NonNegFloat
     replicas: NonNegInt
-    replica_ids: list[str] = []
+    replica_ids: Annotated[list[ReplicaId], msgspec.Meta(max_length=5000)] = []
     """The replicas the agent runs (starting, ready or draining), for drift repair."""
 
 
 class NodeLost(NodeScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.node.lost"
-    last_heartbeat_at: str
+    SCHEMA: ClassVar[str] = "1.1"
+    last_heartbeat_at: Annotated[str, msgspec.Meta(max_length=64)]
     timeout_s: NonNegFloat
-    evidence: str
+    evidence: Text
+    generation: NonNegInt = 0
+    """The generation of the node that ends: every replica placed on it with this
+    generation or an earlier one (`StartReplica.node_generation`) is lost with it."""
 
 
 class NodeCordoned(NodeScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.node.cordoned"
-    requested_by: str = ""
+    requested_by: Text = ""
 
 
 class NodeUncordoned(NodeScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.node.uncordoned"
-    requested_by: str = ""
+    requested_by: Text = ""
 
 
 class NodeDrainRequested(NodeScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.node.drainrequested"
-    requested_by: str = ""
+    requested_by: Text = ""
 
 
 class NodeDrained(NodeScoped, frozen=True, kw_only=True):
@@ -320,7 +314,7 @@ class NodeReturned(NodeScoped, frozen=True, kw_only=True):
 
     TYPE: ClassVar[str] = "dev.shoal.node.returned"
     lost_for_s: NonNegFloat
-    moved_replicas: list[str] = []
+    moved_replicas: Annotated[list[ReplicaId], msgspec.Meta(max_length=5000)] = []
 
 
 class DriftRepaired(NodeScoped, frozen=True, kw_only=True):
@@ -331,10 +325,10 @@ class DriftRepaired(NodeScoped, frozen=True, kw_only=True):
 
     TYPE: ClassVar[str] = "dev.shoal.node.driftrepaired"
     kind: Literal["unknown", "missing"]
-    replica_id: Name
-    function: str = ""
+    replica_id: ReplicaId
+    function: Annotated[str, msgspec.Meta(max_length=253)] = ""
     revision: NonNegInt = 0
-    reason: str
+    reason: Text
 
 
 ALL_PAYLOADS: tuple[type[Payload], ...] = (

@@ -14,8 +14,9 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from events.bus import EventProducer
-from events.state import FunctionView
+from events.lifecycle import ReplicaState
+from events.projections.functions import FunctionView
+from events.spec import MAX_REPLICAS_LIMIT
 from events.types import (
     FunctionDeleted,
     FunctionDeployed,
@@ -29,6 +30,7 @@ from events.types import (
 )
 from services.api.openapi import openapi_document
 from services.api.validation import (
+    Conflict,
     FieldError,
     InvalidInput,
     patched_scaling,
@@ -36,6 +38,7 @@ from services.api.validation import (
     whole_number,
 )
 from services.api.view import ApiView
+from services.common.journal import Journal
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -45,13 +48,15 @@ def problem(status: int, message: str, **details: Any) -> web.Response:
 
 
 def invalid(exc: InvalidInput) -> web.Response:
+    what = "conflicts with the function's settings" if exc.status == 409 else "invalid input"
     return problem(
-        422, "invalid input", fields=[{"field": e.field, "message": e.message} for e in exc.errors]
+        exc.status, what, fields=[{"field": e.field, "message": e.message} for e in exc.errors]
     )
 
 
 def function_status(view: ApiView, function: FunctionView) -> dict[str, Any]:
-    replicas = sorted(view.cluster.live_replicas(function.name), key=lambda r: r.replica_id)
+    replicas = sorted(view.world.replicas.live_of(function.name), key=lambda r: r.replica_id)
+    failures = view.world.failures.of_function(function.name)
     decision = function.last_decision
     return {
         "name": function.name,
@@ -59,13 +64,13 @@ def function_status(view: ApiView, function: FunctionView) -> dict[str, Any]:
         "revisions": sorted(function.revisions),
         "spec": msgspec.to_builtins(function.spec),
         "desired": function.desired,
-        "ready": sum(1 for r in replicas if r.state == "ready"),
+        "ready": sum(1 for r in replicas if r.state is ReplicaState.READY),
         "replicas": [
             {
                 "id": r.replica_id,
                 "revision": r.revision,
                 "node": r.node,
-                "state": r.state,
+                "state": str(r.state),
                 "endpoint": r.endpoint,
             }
             for r in replicas
@@ -81,7 +86,7 @@ def function_status(view: ApiView, function: FunctionView) -> dict[str, Any]:
         },
         "manual_replicas": function.pinned_replicas,
         "rollback_reason": function.rollback_reason,
-        "failures": {"since_last_ready": function.failures, "last": function.last_failure},
+        "failures": {"since_last_ready": failures.since_ready, "last": failures.last},
         "pending": {"replicas": function.pending, "reason": function.pending_reason},
     }
 
@@ -89,7 +94,7 @@ def function_status(view: ApiView, function: FunctionView) -> dict[str, Any]:
 @dataclass
 class ControlPlane:
     view: ApiView
-    producer: EventProducer
+    journal: Journal
     token: str
     max_body_bytes: int
 
@@ -146,7 +151,10 @@ class ControlPlane:
         except web.HTTPException as exc:
             if exc.content_type == "application/json" or exc.status < 400:
                 raise
-            return problem(exc.status, exc.reason, path=request.path)
+            response = problem(exc.status, exc.reason, path=request.path)
+            if "Allow" in exc.headers:  # RFC 9110: a 405 names the methods that are allowed
+                response.headers["Allow"] = exc.headers["Allow"]
+            return response
 
     async def _body(self, request: web.Request) -> Any:
         if request.content_length is not None and request.content_length > self.max_body_bytes:
@@ -165,16 +173,16 @@ class ControlPlane:
                 content_type="application/json",
             )
         try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return msgspec.json.decode(raw)
+        except (msgspec.DecodeError, RecursionError) as exc:
             raise web.HTTPBadRequest(
                 text=json.dumps({"error": f"the body is not JSON: {exc}"}),
                 content_type="application/json",
             ) from exc
 
     async def _record(self, payload: Payload) -> None:
-        """Publish a change and apply it to this api's view (read your writes)."""
-        await self.view.on_event(await self.producer.publish(payload))
+        """Publish a change; the journal applies it to this api's view (read your writes)."""
+        await self.journal.publish(payload)
 
     def _function_or_404(self, name: str) -> FunctionView:
         function = self.view.function(name)
@@ -189,7 +197,7 @@ class ControlPlane:
         return web.json_response(openapi_document())
 
     async def list_functions(self, _: web.Request) -> web.Response:
-        functions = [f for f in self.view.cluster.functions.values() if not f.deleted]
+        functions = [f for f in self.view.world.functions.functions.values() if not f.deleted]
         return web.json_response(
             {
                 "functions": [
@@ -211,8 +219,9 @@ class ControlPlane:
             return problem(
                 409, f"function {spec.name!r} exists; replace it with PUT /v1/functions/{spec.name}"
             )
+        revision = self.view.world.functions.next_revision(spec.name)
         await self._record(
-            FunctionDeployed(function=spec.name, revision=1, spec=spec, requested_by="api")
+            FunctionDeployed(function=spec.name, revision=revision, spec=spec, requested_by="api")
         )
         return web.json_response(
             function_status(self.view, self._function_or_404(spec.name)), status=201
@@ -255,13 +264,15 @@ class ControlPlane:
         name = request.match_info["name"]
         function = self._function_or_404(name)
         try:
-            replicas = whole_number(await self._body(request), "replicas")
+            replicas = whole_number(
+                await self._body(request), "replicas", maximum=MAX_REPLICAS_LIMIT
+            )
         except InvalidInput as exc:
             return invalid(exc)
         high = function.spec.max_replicas
         if high and replicas > high:
             return invalid(
-                InvalidInput([FieldError("replicas", f"{replicas} is above max_replicas {high}")])
+                Conflict([FieldError("replicas", f"{replicas} is above max_replicas {high}")])
             )
         await self._record(ScaleRequested(function=name, replicas=replicas, requested_by="api"))
         return web.json_response({"function": name, "replicas": replicas}, status=202)
@@ -292,7 +303,7 @@ class ControlPlane:
         return web.json_response(function_status(self.view, self._function_or_404(name)))
 
     async def list_nodes(self, _: web.Request) -> web.Response:
-        nodes = sorted(self.view.cluster.nodes.values(), key=lambda n: n.node)
+        nodes = sorted(self.view.world.nodes.nodes.values(), key=lambda n: n.node)
         return web.json_response(
             {
                 "nodes": [
@@ -319,7 +330,7 @@ class ControlPlane:
 
     async def node_action(self, request: web.Request) -> web.Response:
         node, action = request.match_info["node"], request.match_info["action"]
-        if node not in self.view.cluster.nodes:
+        if node not in self.view.world.nodes.nodes:
             return problem(404, f"no node named {node!r}")
         event: Payload = {
             "cordon": NodeCordoned(node=node, requested_by="api"),

@@ -7,25 +7,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from events.envelope import Envelope
-from events.history import read_batches
-from events.settings import BusSettings
-from events.state import ReplicaView
+from events.lifecycle import ReplicaState
+from events.projections.replicas import ReplicaView
 from events.timeline import entry
 from events.topics import CONTAINER_STATS, REQUEST_STATS
 from events.types import ContainerStats, NodeHeartbeat, RequestStats, ScaleDecision
 from services.api.view import ApiView
+from services.common.clock import Clock
 from services.common.logs import StructLog
+from services.common.loop import follow
+from services.common.runtime import ServiceContext
 
 PAGE = Path(__file__).parent / "ui" / "index.html"
 HISTORY_S = 600
@@ -58,9 +59,9 @@ class Series:
 @dataclass
 class Dashboard:
     view: ApiView
-    bus: BusSettings
     check_token: Callable[[web.Request], bool]
     log: StructLog
+    clock: Clock
     series: dict[str, Series] = field(default_factory=dict)
     recent: deque[Envelope] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
     """The latest events, turned into audit lines only when a page asks (cheap on replay)."""
@@ -79,7 +80,7 @@ class Dashboard:
             return
         if isinstance(data, ContainerStats):
             self._series(data.function).cpu[data.replica_id] = (
-                envelope.time.timestamp(),
+                self.clock.now(),
                 data.cpu_fraction,
             )
             return
@@ -99,13 +100,14 @@ class Dashboard:
         if self.subscribers:
             self._publish("event", entry(envelope).as_json())
 
-    def sample(self, now: float, interval_s: float) -> dict[str, Any]:
-        """One point per function (the last `interval_s`)."""
+    def sample(self, t: float, now: float, interval_s: float) -> dict[str, Any]:
+        """One point per function (the last `interval_s`), at time of day `t`; `now` is the
+        monotonic clock CPU samples were heard on."""
         ready: Counter[str] = Counter(
-            r.function for r in self.view.cluster.replicas.values() if r.state == "ready"
+            r.function for r in self.view.world.replicas.live() if r.state is ReplicaState.READY
         )
         functions = {}
-        for name, view in sorted(self.view.cluster.functions.items()):
+        for name, view in sorted(self.view.world.functions.functions.items()):
             if view.deleted:
                 self.series.pop(name, None)
                 continue
@@ -113,7 +115,7 @@ class Dashboard:
             series.cpu = {r: s for r, s in series.cpu.items() if now - s[0] <= CPU_FRESH_S}
             fresh = [fraction for _, fraction in series.cpu.values()]
             point = Point(
-                t=now,
+                t=t,
                 rps=round(series.requests / interval_s, 2),
                 concurrency=round(sum(series.concurrency.values()), 2),
                 cpu_pct=round(100 * sum(fresh) / len(fresh), 1) if fresh else None,
@@ -127,14 +129,14 @@ class Dashboard:
                 "image": view.spec.image,
                 **point.__dict__,
             }
-        return {"t": now, "functions": functions}
+        return {"t": t, "functions": functions}
 
     def nodes(self) -> list[dict[str, Any]]:
         on_node: dict[str, list[ReplicaView]] = defaultdict(list)
-        for replica in self.view.cluster.replicas.values():
+        for replica in self.view.world.replicas.live():
             on_node[replica.node].append(replica)
         found = []
-        for name, node in sorted(self.view.cluster.nodes.items()):
+        for name, node in sorted(self.view.world.nodes.nodes.items()):
             replicas = on_node.get(name, [])
             found.append(
                 {
@@ -168,14 +170,14 @@ class Dashboard:
             if queue.qsize() < 1000:
                 queue.put_nowait(message)
 
-    async def run(self, stop: asyncio.Event, interval_s: float = 1.0) -> None:
+    async def run(self, ctx: ServiceContext, interval_s: float = 1.0) -> None:
         """Follow the stats topics and send a tick to every page each interval."""
-        follower = asyncio.create_task(self._follow_stats())
+        follower = asyncio.create_task(self._follow_stats(ctx))
         try:
-            while not stop.is_set():
+            while not ctx.stop.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), interval_s)
-                tick = self.sample(time.time(), interval_s)
+                    await asyncio.wait_for(ctx.stop.wait(), interval_s)
+                tick = self.sample(self.clock.wall().timestamp(), self.clock.now(), interval_s)
                 if self.subscribers:
                     self._publish("tick", {**tick, "nodes": self.nodes()})
         finally:
@@ -183,16 +185,15 @@ class Dashboard:
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
 
-    async def _follow_stats(self) -> None:
+    async def _follow_stats(self, ctx: ServiceContext) -> None:
         """Read the stats topics from a few seconds ago on; start again if Kafka fails."""
-        while True:
-            since = datetime.now(UTC) - timedelta(seconds=5)
+        topics = (REQUEST_STATS, CONTAINER_STATS)
+        while not ctx.stop.is_set():
+            since = dict.fromkeys(topics, self.clock.wall() - timedelta(seconds=5))
             try:
-                async for batch in read_batches(
-                    self.bus, (REQUEST_STATS, CONTAINER_STATS), since=since, follow=True
-                ):
-                    for envelope in batch:
-                        self.observe(envelope)
+                await follow(
+                    ctx, name="dashboard-stats", topics=topics, apply=self.observe, since=since
+                )
             except Exception as exc:  # the page goes on without stats until Kafka is back
                 self.log.warning("dashboard stats feed failed; retrying", error=repr(exc))
                 await asyncio.sleep(2)

@@ -1,179 +1,173 @@
-"""The OpenAPI 3 document of the api, served at /v1/openapi.json."""
+"""The OpenAPI 3.1 document of the api, served at /v1/openapi.json, derived from the one
+declared spec (`events.spec`): the request bodies of POST, PUT and PATCH are the spec's
+own JSON Schema, with its bounds and patterns."""
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 from typing import Any
 
 import msgspec
 
-from events.types import FunctionSpec
+from events.spec import MAX_REPLICAS_LIMIT, SCALING_FIELDS, FunctionSpec
 
 ERROR = {"$ref": "#/components/schemas/Error"}
+STATUS = {"$ref": "#/components/schemas/FunctionStatus"}
+DESCRIBED = {
+    "200": "OK",
+    "201": "Created",
+    "202": "Accepted",
+    "400": "Not JSON",
+    "401": "No or wrong token",
+    "404": "Not found",
+    "409": "Conflict",
+    "413": "Body too large",
+    "422": "Invalid fields",
+}
+NODE = {"type": "string", "minLength": 1, "maxLength": 253}
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
 
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, **_json(schema)}}
+
+
 def _responses(ok: int, *errors: int, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    described = {
-        "200": "OK",
-        "201": "Created",
-        "202": "Accepted",
-        "400": "Not JSON",
-        "401": "No or wrong token",
-        "404": "Not found",
-        "409": "Conflict",
-        "413": "Body too large",
-        "422": "Invalid fields",
-    }
-    responses = {str(ok): {"description": described[str(ok)], **_json(body or {"type": "object"})}}
+    responses = {str(ok): {"description": DESCRIBED[str(ok)], **_json(body or {"type": "object"})}}
     for code in (401, *errors):
-        responses[str(code)] = {"description": described[str(code)], **_json(ERROR)}
+        responses[str(code)] = {"description": DESCRIBED[str(code)], **_json(ERROR)}
     return responses
 
 
-def _name(param: str = "name") -> dict[str, Any]:
+def _operation(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"summary": summary, **extra, "responses": responses}
+
+
+def _small_body(field: str, minimum: int, maximum: int) -> dict[str, Any]:
     return {
-        "name": param,
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string", "pattern": "^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"},
+        "type": "object",
+        "required": [field],
+        "properties": {field: {"type": "integer", "minimum": minimum, "maximum": maximum}},
+        "additionalProperties": False,
     }
 
 
-@cache
-def openapi_document() -> dict[str, Any]:
+def spec_schemas() -> dict[str, Any]:
+    """The schemas of the spec: to create (all of it), to replace (the name may be left
+    out: the path names it) and to patch (scaling settings only)."""
     _, components = msgspec.json.schema_components(
         [FunctionSpec], ref_template="#/components/schemas/{name}"
     )
-    spec_ref = {"$ref": "#/components/schemas/FunctionSpec"}
-    status = {
+    spec = components["FunctionSpec"]
+    spec["additionalProperties"] = False
+    replace = copy.deepcopy(spec)
+    replace["required"] = [f for f in spec.get("required", []) if f != "name"]
+    patch = {
+        "type": "object",
+        "properties": {k: v for k, v in spec["properties"].items() if k in SCALING_FIELDS},
+        "additionalProperties": False,
+        "minProperties": 1,
+    }
+    return {"FunctionSpec": spec, "FunctionSpecReplacement": replace, "ScalingPatch": patch}
+
+
+def _components() -> dict[str, Any]:
+    schemas = spec_schemas()
+    schemas["Error"] = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string"}},
+    }
+    schemas["FunctionStatus"] = {
         "type": "object",
         "required": ["name", "revision", "spec"],
         "properties": {
             "name": {"type": "string"},
             "revision": {"type": "integer"},
-            "spec": spec_ref,
+            "spec": {"$ref": "#/components/schemas/FunctionSpec"},
         },
     }
-    components.update(
-        {
-            "Error": {
-                "type": "object",
-                "required": ["error"],
-                "properties": {"error": {"type": "string"}},
-            },
-            "FunctionStatus": status,
-        }
-    )
-    status_ref = {"$ref": "#/components/schemas/FunctionStatus"}
-    scaling = {
-        k: v
-        for k, v in components["FunctionSpec"]["properties"].items()
-        if k
-        in {
-            "min_replicas",
-            "max_replicas",
-            "initial_scale",
-            "scaling_metric",
-            "target",
-            "target_utilization",
-            "scale_to_zero_grace_s",
-            "concurrency_limit",
-        }
+    return {
+        "schemas": schemas,
+        "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
     }
-    named = {"parameters": [_name()]}
+
+
+def _function_paths(name: dict[str, Any]) -> dict[str, Any]:
+    ref = "#/components/schemas/"
+    named = {"parameters": [{"name": "name", "in": "path", "required": True, "schema": name}]}
+    return {
+        "/v1/functions": {
+            "get": _operation("List functions", _responses(200)),
+            "post": _operation(
+                "Deploy a function",
+                _responses(201, 400, 409, 413, 422, body=STATUS),
+                **_body({"$ref": ref + "FunctionSpec"}),
+            ),
+        },
+        "/v1/functions/{name}": {
+            **named,
+            "get": _operation("A function's status", _responses(200, 404, body=STATUS)),
+            "put": _operation(
+                "Replace a function (a new revision)",
+                _responses(200, 400, 404, 413, 422, body=STATUS),
+                **_body({"$ref": ref + "FunctionSpecReplacement"}),
+            ),
+            "patch": _operation(
+                "Change scaling settings",
+                _responses(200, 400, 404, 409, 413, 422, body=STATUS),
+                **_body({"$ref": ref + "ScalingPatch"}),
+            ),
+            "delete": _operation("Delete a function", _responses(202, 404)),
+        },
+        "/v1/functions/{name}/scale": {
+            **named,
+            "post": _operation(
+                "Set the replica count by hand",
+                _responses(202, 400, 404, 409, 413, 422),
+                **_body(_small_body("replicas", 0, MAX_REPLICAS_LIMIT)),
+            ),
+        },
+        "/v1/functions/{name}/rollback": {
+            **named,
+            "post": _operation(
+                "Make an earlier revision current",
+                _responses(200, 400, 404, 409, 413, 422, body=STATUS),
+                **_body(_small_body("revision", 1, 2**31)),
+            ),
+        },
+    }
+
+
+def _node_paths() -> dict[str, Any]:
+    action = {"enum": ["cordon", "uncordon", "drain"]}
+    return {
+        "/v1/nodes": {"get": _operation("List nodes", _responses(200))},
+        "/v1/nodes/{node}/{action}": {
+            "parameters": [
+                {"name": "node", "in": "path", "required": True, "schema": NODE},
+                {"name": "action", "in": "path", "required": True, "schema": action},
+            ],
+            "post": _operation("Cordon, uncordon or drain a node", _responses(202, 404)),
+        },
+    }
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    components = _components()
+    name = components["schemas"]["FunctionSpec"]["properties"]["name"]
+    path_name = {
+        k: v for k, v in name.items() if k in ("type", "pattern", "minLength", "maxLength")
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "Shoal api", "version": "1"},
-        "components": {
-            "schemas": components,
-            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
-        },
+        "components": components,
         "security": [{"token": []}],
-        "paths": {
-            "/v1/functions": {
-                "get": {"summary": "List functions", "responses": _responses(200)},
-                "post": {
-                    "summary": "Deploy a function",
-                    "requestBody": {"required": True, **_json(spec_ref)},
-                    "responses": _responses(201, 400, 409, 413, 422, body=status_ref),
-                },
-            },
-            "/v1/functions/{name}": {
-                **named,
-                "get": {
-                    "summary": "A function's status",
-                    "responses": _responses(200, 404, body=status_ref),
-                },
-                "put": {
-                    "summary": "Replace a function (a new revision)",
-                    "requestBody": {"required": True, **_json(spec_ref)},
-                    "responses": _responses(200, 400, 404, 413, 422, body=status_ref),
-                },
-                "patch": {
-                    "summary": "Change scaling settings",
-                    "requestBody": {
-                        "required": True,
-                        **_json(
-                            {"type": "object", "properties": scaling, "additionalProperties": False}
-                        ),
-                    },
-                    "responses": _responses(200, 400, 404, 413, 422, body=status_ref),
-                },
-                "delete": {"summary": "Delete a function", "responses": _responses(202, 404)},
-            },
-            "/v1/functions/{name}/scale": {
-                **named,
-                "post": {
-                    "summary": "Set the replica count by hand",
-                    "requestBody": {
-                        "required": True,
-                        **_json(
-                            {
-                                "type": "object",
-                                "required": ["replicas"],
-                                "properties": {"replicas": {"type": "integer", "minimum": 0}},
-                            }
-                        ),
-                    },
-                    "responses": _responses(202, 400, 404, 413, 422),
-                },
-            },
-            "/v1/functions/{name}/rollback": {
-                **named,
-                "post": {
-                    "summary": "Make an earlier revision current",
-                    "requestBody": {
-                        "required": True,
-                        **_json(
-                            {
-                                "type": "object",
-                                "required": ["revision"],
-                                "properties": {"revision": {"type": "integer", "minimum": 1}},
-                            }
-                        ),
-                    },
-                    "responses": _responses(200, 400, 404, 409, 413, 422, body=status_ref),
-                },
-            },
-            "/v1/nodes": {"get": {"summary": "List nodes", "responses": _responses(200)}},
-            "/v1/nodes/{node}/{action}": {
-                "parameters": [
-                    _name("node"),
-                    {
-                        "name": "action",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"enum": ["cordon", "uncordon", "drain"]},
-                    },
-                ],
-                "post": {
-                    "summary": "Cordon, uncordon or drain a node",
-                    "responses": _responses(202, 404),
-                },
-            },
-        },
+        "paths": {**_function_paths(path_name), **_node_paths()},
     }

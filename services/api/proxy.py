@@ -4,6 +4,7 @@ function cold-starts or all its replicas are at their concurrency limit."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -12,7 +13,6 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import Counter, Gauge, Histogram
 
-from events.bus import EventProducer
 from events.types import ColdStartDemand
 from services.api.request_stats import RequestWindow
 from services.api.routing import Route
@@ -24,6 +24,7 @@ from services.api.upstream import (
     UpstreamError,
 )
 from services.api.view import ApiView
+from services.common.journal import Journal
 from services.common.logs import StructLog
 
 HOP_BY_HOP = frozenset(
@@ -90,7 +91,7 @@ class Waiting:
 @dataclass
 class FunctionProxy:
     view: ApiView
-    producer: EventProducer
+    journal: Journal
     upstream: Upstream
     log: StructLog
     source_instance: str
@@ -175,14 +176,20 @@ class FunctionProxy:
                 route.outstanding -= 1
                 self.view.notify(name)
 
-    async def _acquire(self, name: str, deadline: float, avoid: frozenset[str]) -> Route:
-        """A replica with room, waiting (bounded) while there is none."""
+    def _pick(self, name: str, avoid: frozenset[str], *, waited: bool) -> Route | None:
         function = self.view.function(name)
         if function is None:
-            raise NoReplica(error(410, f"function {name!r} was deleted", function=name))
+            said = " while the request waited" if waited else ""
+            raise NoReplica(error(410, f"function {name!r} was deleted{said}", function=name))
         route = self.view.routes.pick(name, function.revision, avoid=avoid)
         if route is not None:
             route.outstanding += 1
+        return route
+
+    async def _acquire(self, name: str, deadline: float, avoid: frozenset[str]) -> Route:
+        """A replica with room, waiting (bounded) while there is none."""
+        route = self._pick(name, avoid, waited=False)
+        if route is not None:
             return route
         waiting = self.waiting.setdefault(name, Waiting())
         if waiting.count >= self.queue_limit:
@@ -204,57 +211,47 @@ class FunctionProxy:
         QUEUE_DEPTH.labels(name).set(waiting.count)
         started = self.clock()
         try:
-            while True:
-                if not self.view.routes.routes(name):
-                    await self._publish_demand(name, waiting)
-                signal = self.view.signal(name)
-                remaining = deadline - self.clock()
-                if remaining <= 0:
-                    raise NoReplica(
-                        error(
-                            504,
-                            "cold start timeout: no replica became ready in time"
-                            if cold
-                            else "timeout: every replica stayed at its concurrency limit",
-                            function=name,
-                            waited_s=round(self.clock() - started, 3),
-                        )
-                    )
-                try:
-                    await asyncio.wait_for(signal.wait(), min(remaining, self.demand_repeat_s))
-                except TimeoutError:
-                    pass
-                function = self.view.function(name)
-                if function is None:
-                    raise NoReplica(
-                        error(
-                            410,
-                            f"function {name!r} was deleted while the request waited",
-                            function=name,
-                        )
-                    )
-                route = self.view.routes.pick(name, function.revision, avoid=avoid)
-                if route is not None:
-                    route.outstanding += 1
-                    if cold:
-                        COLD_START_SECONDS.labels(name).observe(self.clock() - started)
-                    return route
+            route = await self._wait(name, deadline, avoid, waiting, cold=cold)
         finally:
             waiting.count -= 1
             QUEUE_DEPTH.labels(name).set(waiting.count)
+        if cold:
+            COLD_START_SECONDS.labels(name).observe(self.clock() - started)
+        return route
+
+    async def _wait(
+        self, name: str, deadline: float, avoid: frozenset[str], waiting: Waiting, *, cold: bool
+    ) -> Route:
+        """Wait for a route to open up (demanding a replica while there is none)."""
+        started = self.clock()
+        while True:
+            if not self.view.routes.routes(name):
+                await self._publish_demand(name, waiting)
+            signal = self.view.signal(name)
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                what = (
+                    "cold start timeout: no replica became ready in time"
+                    if cold
+                    else "timeout: every replica stayed at its concurrency limit"
+                )
+                waited = round(self.clock() - started, 3)
+                raise NoReplica(error(504, what, function=name, waited_s=waited))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(signal.wait(), min(remaining, self.demand_repeat_s))
+            route = self._pick(name, avoid, waited=True)
+            if route is not None:
+                return route
 
     async def _publish_demand(self, name: str, waiting: Waiting) -> None:
         now = self.clock()
         if now - waiting.last_demand_at < self.demand_repeat_s:
             return
         waiting.last_demand_at = now
-        await self.producer.send(
-            self.producer.envelope(
-                ColdStartDemand(
-                    function=name, api_instance=self.source_instance, queued=waiting.count
-                )
-            )
+        demand = ColdStartDemand(
+            function=name, api_instance=self.source_instance, queued=waiting.count
         )
+        await self.journal.enqueue(demand)
 
     async def _forward(self, request: web.Request, name: str, route: Route) -> web.StreamResponse:
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED]

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
 
-from events.bus import EventConsumer
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
 from events.envelope import Envelope
 from events.topics import FUNCTIONS, HEARTBEATS, NODES, REPLICAS, SCALE
 from events.types import RequestStats
@@ -18,111 +19,127 @@ from services.api.proxy import FunctionProxy
 from services.api.settings import Settings
 from services.api.upstream import Upstream
 from services.api.view import ApiView
+from services.common.clock import SYSTEM_CLOCK, Clock
+from services.common.journal import Journal
+from services.common.loop import run_service
 from services.common.runtime import ServiceContext, run
 
 
 class Api:
-    def __init__(self, settings: Settings) -> None:
+    name = "api-view"
+    topics = (FUNCTIONS, REPLICAS, SCALE, NODES, HEARTBEATS)
+    poll_ms = 200
+
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings
-        self.view = ApiView()
-        self.control: ControlPlane | None = None
+        self.clock = clock
+        self.view = ApiView(clock=clock)
         self.proxy: FunctionProxy | None = None
         self.dashboard: Dashboard | None = None
+        self.tasks: list[asyncio.Task[None]] = []
 
     def add_routes(self, ctx: ServiceContext) -> None:
         settings = self.settings
-        self.control = ControlPlane(
+        journal = Journal(ctx.producer, apply=self.apply, clock=self.clock)
+        control = ControlPlane(
             view=self.view,
-            producer=ctx.producer,
+            journal=journal,
             token=settings.token,
             max_body_bytes=settings.max_body_bytes,
         )
         upstream = Upstream(connect_timeout_s=settings.connect_timeout_s)
         self.proxy = FunctionProxy(
             view=self.view,
-            producer=ctx.producer,
+            journal=journal,
             upstream=upstream,
             log=ctx.log,
             source_instance=ctx.settings.instance,
             queue_limit=settings.queue_limit,
             demand_repeat_s=settings.demand_repeat_s,
             connect_attempts=settings.connect_attempts,
-            check_token=self.control.has_token,
+            check_token=control.has_token,
+            clock=self.clock.now,
         )
         self.dashboard = Dashboard(
-            view=self.view,
-            bus=ctx.settings.bus,
-            check_token=self.control.has_token_in_query,
-            log=ctx.log,
+            view=self.view, check_token=control.has_token_in_query, log=ctx.log, clock=self.clock
         )
+        ctx.app.middlewares.append(until_ready(ctx))
         ctx.app.router.add_get("/ui", self.dashboard.page)
         ctx.app.router.add_get("/ui/stream", self.dashboard.stream)
-        ctx.app.add_subapp("/v1", self.control.application())
+        ctx.app.add_subapp("/v1", control.application())
         ctx.app.router.add_route("*", "/fn/{name}", self.proxy.handle)
         ctx.app.router.add_route("*", "/fn/{name}/{path:.*}", self.proxy.handle)
         ctx.app.on_cleanup.append(lambda _: _close(upstream))
 
-    async def run(self, ctx: ServiceContext) -> None:
-        consumer = EventConsumer(
-            ctx.settings.bus,
-            name="api-view",
-            topics=[FUNCTIONS, REPLICAS, SCALE, NODES, HEARTBEATS],
-            handler=self.on_event,
-            dead_letters=ctx.producer,
-        )
-        await consumer.start()
-        try:
-            await consumer.catch_up()
-            ctx.ready = True
-            ctx.log.info("api ready", functions=len(self.view.cluster.functions))
-            assert self.dashboard is not None
-            tasks = [
-                asyncio.create_task(self._publish_stats(ctx)),
-                asyncio.create_task(self.dashboard.run(ctx.stop)),
-            ]
-            try:
-                while not ctx.stop.is_set():
-                    await consumer.poll_once()
-            finally:
-                for task in tasks:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-        finally:
-            await consumer.stop()
-
-    async def on_event(self, envelope: Envelope) -> None:
-        await self.view.on_event(envelope)
+    def apply(self, envelope: Envelope) -> None:
+        self.view.apply(envelope)
         if self.dashboard is not None:
             self.dashboard.observe(envelope)
+
+    async def on_ready(self, ctx: ServiceContext) -> None:
+        assert self.dashboard is not None
+        ctx.log.info("api ready", functions=len(self.view.world.functions.functions))
+        self.tasks = [
+            asyncio.create_task(self._publish_stats(ctx)),
+            asyncio.create_task(self.dashboard.run(ctx)),
+        ]
+
+    async def after_poll(self, ctx: ServiceContext) -> None:
+        return None
+
+    async def run(self, ctx: ServiceContext) -> None:
+        try:
+            await run_service(ctx, self)
+        finally:
+            for task in self.tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _publish_stats(self, ctx: ServiceContext) -> None:
         assert self.proxy is not None
         interval = self.settings.stats_interval_s
         while True:
             await asyncio.sleep(interval)
-            now = time.monotonic()
+            now = self.clock.now()
             for name in list(self.proxy.windows):
                 if self.view.function(name) is None:
                     del self.proxy.windows[name]
                     continue
                 snap = self.proxy.windows[name].snapshot(now)
                 waiting = self.proxy.waiting.get(name)
-                await ctx.producer.send(
-                    ctx.producer.envelope(
-                        RequestStats(
-                            function=name,
-                            api_instance=ctx.settings.instance,
-                            interval_s=interval,
-                            requests=snap.requests,
-                            errors=snap.errors,
-                            mean_concurrency=snap.mean_concurrency,
-                            peak_concurrency=snap.peak_concurrency,
-                            queue_depth=waiting.count if waiting else 0,
-                            latency_buckets=snap.latency_buckets,
-                        )
-                    )
+                stats = RequestStats(
+                    function=name,
+                    api_instance=ctx.settings.instance,
+                    interval_s=interval,
+                    requests=snap.requests,
+                    errors=snap.errors,
+                    mean_concurrency=snap.mean_concurrency,
+                    peak_concurrency=snap.peak_concurrency,
+                    queue_depth=waiting.count if waiting else 0,
+                    latency_buckets=snap.latency_buckets,
                 )
+                await ctx.producer.send(ctx.producer.envelope(stats))
+
+
+GATED = ("/fn/", "/v1/")
+
+
+def until_ready(ctx: ServiceContext) -> Middleware:
+    """503 with Retry-After on the control plane and the request path until the api has
+    caught up with the log: never an answer (such as 404) from a half-built view."""
+
+    @web.middleware
+    async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not ctx.ready and request.path.startswith(GATED):
+            return web.json_response(
+                {"error": "the api is starting: it is reading the log; try again shortly"},
+                status=503,
+                headers={"Retry-After": "1"},
+            )
+        return await handler(request)
+
+    return gate
 
 
 async def _close(upstream: Upstream) -> None:

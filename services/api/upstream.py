@@ -292,70 +292,19 @@ class Upstream:
     async def _read_response(
         self, address: tuple[str, int], conn: _Connection, method: str, buffer_limit: int
     ) -> UpstreamResponse:
-        first = True
-        while True:
-            try:
-                raw = await conn.read_until(b"\r\n\r\n", MAX_HEAD_BYTES)
-            except Closed:
-                if first and not conn.buffer:
-                    raise NoResponse(
-                        "the replica closed the connection without answering"
-                    ) from None
-                raise
-            first = False
-            lines = raw.decode("latin-1").split("\r\n")
-            version, _, rest = lines[0].partition(" ")
-            code, _, reason = rest.partition(" ")
-            if not version.startswith("HTTP/1.") or not code.isdigit():
-                raise UpstreamError(f"not an HTTP/1.x response: {lines[0][:60]!r}")
-            status = int(code)
-            if 100 <= status < 200 and status != 101:
-                continue
-            break
-        headers: list[tuple[str, str]] = []
-        length: int | None = None
-        chunked = False
-        keep_alive = version == "HTTP/1.1"
-        for line in lines[1:]:
-            if not line:
-                continue
-            name, sep, value = line.partition(":")
-            if not sep:
-                raise UpstreamError(f"a bad response header line {line[:60]!r}")
-            value = value.strip()
-            lower = name.strip().lower()
-            if lower == "content-length":
-                if not value.isdigit():
-                    raise UpstreamError(f"a bad Content-Length {value[:20]!r}")
-                length = int(value)
-            elif lower == "transfer-encoding":
-                chunked = value.lower().endswith("chunked")
-            elif lower == "connection":
-                tokens = {t.strip().lower() for t in value.split(",")}
-                if version == "HTTP/1.0":
-                    keep_alive = "keep-alive" in tokens
-                else:
-                    keep_alive = "close" not in tokens
-            headers.append((name.strip(), value))
+        head = await _read_head(conn)
+        keep_alive = head.keep_alive
+        framing, length = head.framing(method)
+        if framing == "close":
+            keep_alive = False
 
         def done(reusable: bool) -> None:
             self._give_back(address, conn, reusable and keep_alive)
 
-        if status == 101:
-            keep_alive = False  # the connection now speaks another protocol
-        if method == "HEAD" or status in NO_BODY_STATUS or status == 101:
-            framing, length = "none", (length if method == "HEAD" else 0)
-        elif chunked:
-            framing, length = "chunked", None
-        elif length is not None:
-            framing = "length"
-        else:
-            framing = "close"
-            keep_alive = False
         response = UpstreamResponse(
-            status=status,
-            reason=reason,
-            headers=headers,
+            status=head.status,
+            reason=head.reason,
+            headers=head.headers,
             content_length=length,
             body=None,
             _connection=conn,
@@ -377,3 +326,74 @@ class Upstream:
             for conn in idle:
                 conn.close()
         self._idle.clear()
+
+
+@dataclass
+class _Head:
+    """A response's status line and headers, and what they say about the connection."""
+
+    version: str
+    status: int
+    reason: str
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    length: int | None = None
+    chunked: bool = False
+    keep_alive: bool = True
+
+    def header(self, name: str, value: str) -> None:
+        lower = name.lower()
+        if lower == "content-length":
+            if not value.isdigit():
+                raise UpstreamError(f"a bad Content-Length {value[:20]!r}")
+            self.length = int(value)
+        elif lower == "transfer-encoding":
+            self.chunked = value.lower().endswith("chunked")
+        elif lower == "connection":
+            tokens = {t.strip().lower() for t in value.split(",")}
+            if self.version == "HTTP/1.0":
+                self.keep_alive = "keep-alive" in tokens
+            else:
+                self.keep_alive = "close" not in tokens
+        self.headers.append((name, value))
+
+    def framing(self, method: str) -> tuple[str, int | None]:
+        """How the body is delimited (none, length, chunked, close) and its length."""
+        if self.status == 101:
+            self.keep_alive = False  # the connection now speaks another protocol
+        if method == "HEAD" or self.status in NO_BODY_STATUS or self.status == 101:
+            return "none", (self.length if method == "HEAD" else 0)
+        if self.chunked:
+            return "chunked", None
+        if self.length is not None:
+            return "length", self.length
+        return "close", None
+
+
+async def _read_head(conn: _Connection) -> _Head:
+    """The first final response head (1xx interim responses other than 101 are skipped)."""
+    first = True
+    while True:
+        try:
+            raw = await conn.read_until(b"\r\n\r\n", MAX_HEAD_BYTES)
+        except Closed:
+            if first and not conn.buffer:
+                raise NoResponse("the replica closed the connection without answering") from None
+            raise
+        first = False
+        lines = raw.decode("latin-1").split("\r\n")
+        version, _, rest = lines[0].partition(" ")
+        code, _, reason = rest.partition(" ")
+        if not version.startswith("HTTP/1.") or not code.isdigit():
+            raise UpstreamError(f"not an HTTP/1.x response: {lines[0][:60]!r}")
+        status = int(code)
+        if not 100 <= status < 200 or status == 101:
+            break
+    head = _Head(version=version, status=status, reason=reason, keep_alive=version == "HTTP/1.1")
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise UpstreamError(f"a bad response header line {line[:60]!r}")
+        head.header(name.strip(), value.strip())
+    return head

@@ -1,5 +1,5 @@
-"""What the api knows of the world: the cluster state folded from Kafka, the routes, and a
-per-function signal that wakes requests waiting for a replica."""
+"""What the api knows of the world: the shared projections, the routes derived from them,
+and a per-function signal that wakes requests waiting for a replica."""
 
 from __future__ import annotations
 
@@ -7,30 +7,22 @@ import asyncio
 from dataclasses import dataclass, field
 
 from events.envelope import Envelope
-from events.state import ClusterState, FunctionView, apply
-from events.types import (
-    DriftRepaired,
-    FunctionDeleted,
-    FunctionRolledBack,
-    FunctionUpdated,
-    NodeLost,
-    ReplicaDraining,
-    ReplicaFailed,
-    ReplicaReady,
-    ReplicaStopped,
-)
+from events.lifecycle import ReplicaState
+from events.projections.functions import FunctionView
+from events.projections.world import World
 from services.api.routing import Route, RouteTable
+from services.common.clock import SYSTEM_CLOCK, Clock
 
 
 @dataclass
 class ApiView:
-    cluster: ClusterState = field(default_factory=ClusterState)
+    world: World = field(default_factory=World)
     routes: RouteTable = field(default_factory=RouteTable)
+    clock: Clock = SYSTEM_CLOCK
     _signals: dict[str, asyncio.Event] = field(default_factory=dict)
 
     def function(self, name: str) -> FunctionView | None:
-        view = self.cluster.functions.get(name)
-        return None if view is None or view.deleted else view
+        return self.world.function(name)
 
     def signal(self, function: str) -> asyncio.Event:
         """An event set at the next change of the function's routes or existence."""
@@ -44,28 +36,25 @@ class ApiView:
         if event is not None:
             event.set()
 
-    async def on_event(self, envelope: Envelope) -> None:
-        apply(self.cluster, envelope)
-        event = envelope.data
-        if isinstance(event, ReplicaReady):
-            if event.replica_id in self.cluster.replicas:
-                self.routes.add(
-                    event.function,
-                    Route(
-                        replica_id=event.replica_id,
-                        revision=event.revision,
-                        node=event.node,
-                        endpoint=event.endpoint,
-                        limit=event.concurrency_limit,
-                    ),
+    def apply(self, envelope: Envelope) -> None:
+        """Fold one event; a replica is routed while it is ready, and not after."""
+        changes = self.world.apply(envelope, self.clock.now())
+        if changes is None:
+            return
+        for replica_id in changes.replicas:
+            replica = self.world.replicas.get(replica_id)
+            if replica is None:
+                continue
+            if replica.state is ReplicaState.READY and replica.endpoint:
+                route = Route(
+                    replica_id=replica_id,
+                    revision=replica.revision,
+                    node=replica.node,
+                    endpoint=replica.endpoint,
+                    limit=replica.concurrency_limit,
                 )
-                self.notify(event.function)
-        elif isinstance(event, ReplicaDraining | ReplicaStopped | ReplicaFailed):
-            self.routes.remove(event.function, event.replica_id)
-        elif isinstance(event, DriftRepaired):
-            if event.kind == "missing":
-                self.routes.remove(event.function, event.replica_id)
-        elif isinstance(event, NodeLost):
-            self.routes.remove_node(event.node)
-        elif isinstance(event, FunctionDeleted | FunctionUpdated | FunctionRolledBack):
-            self.notify(event.function)
+                self.routes.add(replica.function, route)
+            else:
+                self.routes.remove(replica.function, replica_id)
+        for function in changes.functions:
+            self.notify(function)

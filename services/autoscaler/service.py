@@ -1,19 +1,18 @@
 """The autoscaler process: metric windows from Kafka, a decision per function per tick
-(and at once on cold-start demand), published only when the count changes."""
+(and at once on cold-start demand or a change of spec), published only when the count
+changes."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from prometheus_client import Gauge
 
-from events.bus import EventConsumer
 from events.envelope import Envelope
-from events.state import ClusterState, apply
+from events.projections.functions import FunctionView
+from events.projections.world import World
 from events.topics import CONTAINER_STATS, DEMAND, FUNCTIONS, REPLICAS, REQUEST_STATS, SCALE
 from events.types import (
     ColdStartDemand,
@@ -25,181 +24,194 @@ from events.types import (
     ScaleDecision,
     ScaleRequested,
 )
-from services.autoscaler.decide import Observed, ScalerMemory, decide, initial_desired
+from services.autoscaler.decide import Observed, ScalerMemory, decide_function
 from services.autoscaler.settings import Settings
 from services.autoscaler.windows import MetricWindow
+from services.common.clock import SYSTEM_CLOCK, Clock, Every
+from services.common.journal import Journal
+from services.common.loop import run_service
 from services.common.runtime import ServiceContext, run
 
 DESIRED = Gauge("shoal_autoscaler_desired_replicas", "Desired replicas", ["function"])
 READY = Gauge("shoal_autoscaler_ready_replicas", "Ready replicas", ["function"])
 PANIC = Gauge("shoal_autoscaler_panic", "1 while the function is in panic mode", ["function"])
+HORIZON_S = 3600
+METRICS = (RequestStats, ContainerStats, ColdStartDemand)
+SPEC_CHANGES = (FunctionDeployed, FunctionUpdated, ScaleRequested, FunctionDeleted)
+METRIC_TOPICS = (REQUEST_STATS, CONTAINER_STATS, DEMAND)
 
 
 @dataclass
 class FunctionMetrics:
-    concurrency: MetricWindow = field(default_factory=lambda: MetricWindow(horizon_s=3600))
-    rps: MetricWindow = field(default_factory=lambda: MetricWindow(horizon_s=3600))
+    """One incarnation's metric windows; times are when this process heard the samples."""
+
+    first_revision: int
+    concurrency: MetricWindow = field(default_factory=lambda: MetricWindow(horizon_s=HORIZON_S))
+    rps: MetricWindow = field(default_factory=lambda: MetricWindow(horizon_s=HORIZON_S))
     cpu: dict[str, tuple[float, float]] = field(default_factory=dict)
-    """Replica -> (time, CPU fraction of its limit), the latest sample."""
-    demand_at: float = 0.0
+    """Replica -> (when heard, CPU fraction of its limit), the latest sample."""
     queued: int = 0
     last_stats_id: str | None = None
     """The newest stats or demand event: the cause of a decision made from the metrics."""
-    last_spec_id: str | None = None
-    """The deployment or manual scale that a decision from the spec follows."""
+    memory: ScalerMemory | None = None
 
 
 class Autoscaler:
-    def __init__(self, settings: Settings) -> None:
+    name = "autoscaler"
+    topics = (FUNCTIONS, SCALE, REPLICAS, REQUEST_STATS, CONTAINER_STATS, DEMAND)
+    poll_ms = 20
+
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings
-        self.cluster = ClusterState()
+        self.clock = clock
+        self.world = World()
         self.metrics: dict[str, FunctionMetrics] = {}
-        self.memory: dict[str, ScalerMemory] = {}
+        self.spec_causes: dict[str, str] = {}
+        """Function -> the deployment or manual scale a decision from the spec follows."""
         self.urgent: set[str] = set()
-        self.caught_up = False
-        self.decided_at: dict[str, float] = {}
-        """Function -> time of its newest scale decision."""
+        self.tick = Every(settings.tick_s)
+        self.backlog: list[Envelope] | None = []
+        """Metrics read from the history, placed in time once the history is read."""
+        self.journal: Journal | None = None
 
-    def _metrics(self, function: str) -> FunctionMetrics:
-        return self.metrics.setdefault(function, FunctionMetrics())
+    def apply(self, envelope: Envelope) -> None:
+        data = envelope.data
+        if isinstance(data, METRICS):
+            if self.backlog is not None:
+                self.backlog.append(envelope)
+            else:
+                self.observe(envelope, self.clock.now())
+            return
+        if self.world.apply(envelope, self.clock.now()) is not None and isinstance(
+            data, SPEC_CHANGES
+        ):
+            if not isinstance(data, FunctionDeleted):
+                self.spec_causes[data.function] = envelope.id
+            self.urgent.add(data.function)
 
-    async def observe(self, envelope: Envelope) -> None:
-        apply(self.cluster, envelope)
-        event, at = envelope.data, envelope.time.timestamp()
+    def observe(self, envelope: Envelope, heard_at: float) -> None:
+        """Put one metrics event in its function's windows."""
+        event = envelope.data
+        metrics = self._metrics(event.key)
+        if metrics is None:
+            return
         if isinstance(event, RequestStats):
-            metrics = self._metrics(event.function)
-            metrics.concurrency.add(at, event.mean_concurrency * event.interval_s)
-            metrics.rps.add(at, event.requests)
+            metrics.concurrency.add(heard_at, event.mean_concurrency * event.interval_s)
+            metrics.rps.add(heard_at, event.requests)
             metrics.queued = event.queue_depth
             metrics.last_stats_id = envelope.id
         elif isinstance(event, ContainerStats):
-            self._metrics(event.function).cpu[event.replica_id] = (at, event.cpu_fraction)
+            metrics.cpu[event.replica_id] = (heard_at, event.cpu_fraction)
         elif isinstance(event, ColdStartDemand):
-            metrics = self._metrics(event.function)
-            metrics.demand_at, metrics.queued = at, max(metrics.queued, event.queued)
+            metrics.queued = max(metrics.queued, event.queued)
             metrics.last_stats_id = envelope.id
             self.urgent.add(event.function)
-        elif isinstance(event, ScaleDecision):
-            memory = self.memory.setdefault(event.function, ScalerMemory(desired=event.desired))
-            memory.desired = event.desired
-            self.decided_at[event.function] = max(at, self.decided_at.get(event.function, at))
-        elif isinstance(event, FunctionDeployed):
-            # Decisions travel on another topic: one read first may be about this deployment.
-            if self.decided_at.get(event.function, float("-inf")) < at:
-                self.memory.pop(event.function, None)
-                self.metrics.pop(event.function, None)
-            self._metrics(event.function).last_spec_id = envelope.id
-            self.urgent.add(event.function)
-        elif isinstance(event, FunctionUpdated | ScaleRequested | FunctionDeleted):
-            if not isinstance(event, FunctionDeleted):
-                self._metrics(event.function).last_spec_id = envelope.id
-            self.urgent.add(event.function)
 
-    def _observed(self, function: str, now: float) -> Observed:
-        view = self.cluster.functions[function]
+    def _metrics(self, function: str) -> FunctionMetrics | None:
+        """The windows of the function's current incarnation (new ones for a new one)."""
+        view = self.world.function(function)
+        if view is None:
+            self.metrics.pop(function, None)
+            return None
+        found = self.metrics.get(function)
+        if found is None or found.first_revision != view.first_revision:
+            found = self.metrics[function] = FunctionMetrics(first_revision=view.first_revision)
+        return found
+
+    async def on_ready(self, ctx: ServiceContext) -> None:
+        self._place_backlog()
+        self.journal = Journal(ctx.producer, apply=self.apply, clock=self.clock)
+        self.urgent.update(self.world.functions.functions)
+        ctx.log.info("autoscaler ready", functions=len(self.world.functions.functions))
+
+    def _place_backlog(self) -> None:
+        """Metrics from the history count as heard as long before now as they were written
+        before the newest one from the same source (one host's clock against itself)."""
+        backlog, self.backlog = self.backlog or [], None
+        now = self.clock.now()
+        newest: dict[str, datetime] = {}
+        for envelope in backlog:
+            newest[envelope.source] = max(newest.get(envelope.source, envelope.time), envelope.time)
+        for envelope in backlog:
+            age = (newest[envelope.source] - envelope.time).total_seconds()
+            if age <= HORIZON_S:
+                self.observe(envelope, now - age)
+
+    async def after_poll(self, ctx: ServiceContext) -> None:
+        now = self.clock.now()
+        due, self.urgent = self.urgent, set()
+        if self.tick.due(now):
+            due.update(self.world.functions.functions)
+        for function in sorted(due):
+            view = self.world.function(function)
+            if view is not None:
+                await self.decide_for(ctx, view, now)
+            else:
+                self.metrics.pop(function, None)
+
+    def _observed(self, view: FunctionView, metrics: FunctionMetrics, now: float) -> Observed:
         spec = view.spec
-        metrics = self._metrics(function)
         window = metrics.rps if spec.scaling_metric == "rps" else metrics.concurrency
-        panic_s = spec.stable_window_s * spec.panic_window_pct / 100
-        fresh_cpu = [
-            fraction
-            for at, fraction in metrics.cpu.values()
-            if now - at <= self.settings.cpu_sample_fresh_s
-        ]
+        fresh_s = self.settings.cpu_sample_fresh_s
+        metrics.cpu = {r: s for r, s in metrics.cpu.items() if now - s[0] <= fresh_s}
+        fresh_cpu = [fraction for _, fraction in metrics.cpu.values()]
         return Observed(
             stable=window.average(now, spec.stable_window_s),
-            panic=window.average(now, panic_s),
+            panic=window.average(now, spec.stable_window_s * spec.panic_window_pct / 100),
             cpu_fraction=sum(fresh_cpu) / len(fresh_cpu) if fresh_cpu else None,
             last_request_at=metrics.rps.last_nonzero_at(),
             queued=metrics.queued,
         )
 
-    async def decide_for(self, ctx: ServiceContext, function: str, now: float) -> None:
-        view = self.cluster.functions.get(function)
-        if view is None or view.deleted:
+    async def decide_for(self, ctx: ServiceContext, view: FunctionView, now: float) -> None:
+        metrics = self._metrics(view.name)
+        assert metrics is not None and self.journal is not None
+        if metrics.memory is None:
+            metrics.memory = ScalerMemory(desired=view.desired or 0, created_at=now)
+        ready = len(self.world.ready_replicas(view.name))
+        decision = decide_function(
+            view.spec,
+            self._observed(view, metrics, now),
+            metrics.memory,
+            desired=view.desired,
+            pinned=view.pinned_replicas,
+            ready=ready,
+            now=now,
+        )
+        DESIRED.labels(view.name).set(decision.desired)
+        READY.labels(view.name).set(ready)
+        PANIC.labels(view.name).set(int(decision.panic))
+        if decision.desired == view.desired:
             return
-        ready = sum(1 for r in self.cluster.live_replicas(function) if r.state == "ready")
-        memory = self.memory.get(function)
-        if memory is None:
-            desired = initial_desired(view.spec)
-            self.memory[function] = ScalerMemory(desired=desired, created_at=now)
-            reason, panic = "initial scale of a new function", False
-            inputs = {"initial_scale": float(view.spec.initial_scale)}
-            cause = self._metrics(function).last_spec_id
-        elif view.pinned_replicas is not None:
-            desired = memory.desired = view.pinned_replicas
-            reason, panic = "manual scale requested through the api", False
-            inputs = {"manual_replicas": float(view.pinned_replicas)}
-            cause = self._metrics(function).last_spec_id
-        else:
-            decision = decide(
-                view.spec, self._observed(function, now), memory, ready=ready, now=now
-            )
-            desired, reason, panic, inputs = (
-                decision.desired,
-                decision.reason,
-                decision.panic,
-                decision.inputs,
-            )
-            cause = self._metrics(function).last_stats_id
-        DESIRED.labels(function).set(desired)
-        READY.labels(function).set(ready)
-        PANIC.labels(function).set(int(panic))
-        if desired == view.desired:
-            return
+        cause = (
+            self.spec_causes.get(view.name) if decision.cause == "spec" else metrics.last_stats_id
+        )
         previous = view.desired or 0
-        envelope = await ctx.producer.publish(
+        envelope = await self.journal.publish(
             ScaleDecision(
-                function=function,
+                function=view.name,
                 revision=view.revision,
                 previous=previous,
-                desired=desired,
-                panic=panic,
-                reason=reason,
-                inputs=inputs,
+                desired=decision.desired,
+                panic=decision.panic,
+                reason=decision.reason,
+                inputs=decision.inputs,
             ),
             causation_id=cause,
         )
-        apply(self.cluster, envelope)
         ctx.log.info(
             "scaled",
-            function=function,
+            function=view.name,
             previous=previous,
-            desired=desired,
-            reason=reason,
+            desired=decision.desired,
+            reason=decision.reason,
             event_id=envelope.id,
         )
 
     async def run(self, ctx: ServiceContext) -> None:
-        consumer = EventConsumer(
-            ctx.settings.bus,
-            name="autoscaler",
-            topics=[FUNCTIONS, SCALE, REPLICAS, REQUEST_STATS, CONTAINER_STATS, DEMAND],
-            handler=self.observe,
-            dead_letters=ctx.producer,
-            max_batch=5000,
-        )
-        await consumer.start()
-        try:
-            await consumer.catch_up()
-            ctx.ready = True
-            ctx.log.info("autoscaler ready", functions=len(self.cluster.functions))
-            self.urgent.update(self.cluster.functions)
-            next_tick = time.time()
-            while not ctx.stop.is_set():
-                await consumer.poll_once(timeout_ms=20)
-                now = time.time()
-                due = set(self.urgent)
-                self.urgent.clear()
-                if now >= next_tick:
-                    due.update(self.cluster.functions)
-                    next_tick = now + self.settings.tick_s
-                for function in sorted(due):
-                    await self.decide_for(ctx, function, now)
-                await asyncio.sleep(0)
-        finally:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
+        """Metrics older than the horizon are not read back at all."""
+        since = self.clock.wall() - timedelta(seconds=HORIZON_S)
+        await run_service(ctx, self, since=dict.fromkeys(METRIC_TOPICS, since))
 
 
 def main() -> None:

@@ -13,22 +13,9 @@ import yaml
 
 from services.cli.api_client import ApiClient, CliError
 from services.cli.output import emit, output_option, waiting
+from services.cli.spec_flags import given, spec_flags
 from services.common.labels import LABEL_FUNCTION, LABEL_REPLICA
 
-FLAG_FIELDS = {
-    "image": "image",
-    "port": "port",
-    "cpu": "cpu",
-    "memory_mb": "memory_mb",
-    "min_replicas": "min_replicas",
-    "max_replicas": "max_replicas",
-    "initial_scale": "initial_scale",
-    "concurrency_limit": "concurrency_limit",
-    "scaling_metric": "scaling_metric",
-    "target": "target",
-    "readiness_path": "readiness_path",
-    "request_timeout_s": "request_timeout_s",
-}
 LIST_COLUMNS = (
     ("NAME", "name"),
     ("REVISION", "revision"),
@@ -39,9 +26,8 @@ LIST_COLUMNS = (
 )
 
 
-def spec_from(
-    name: str | None, spec_file: str | None, flags: dict[str, Any], env: tuple[str, ...]
-) -> dict[str, Any]:
+def spec_from(name: str | None, spec_file: str | None, flags: dict[str, Any]) -> dict[str, Any]:
+    """A spec from a file, with the flags given on top, named NAME when given."""
     spec: dict[str, Any] = {}
     if spec_file:
         try:
@@ -53,12 +39,10 @@ def spec_from(
                 f"{spec_file} must hold one mapping (a function spec)", param_hint="-f"
             )
         spec.update(loaded)
-    spec.update({FLAG_FIELDS[k]: v for k, v in flags.items() if v is not None})
-    for pair in env:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--env")
-        spec.setdefault("env", {})[key] = value
+    flagged = given(flags)
+    if "env" in flagged:
+        flagged["env"] = {**spec.get("env", {}), **flagged["env"]}
+    spec.update(flagged)
     if name:
         spec["name"] = name
     if "name" not in spec:
@@ -69,26 +53,13 @@ def spec_from(
 @click.command()
 @click.argument("name", required=False)
 @click.option("-f", "--file", "spec_file", help="a function spec, YAML or JSON")
-@click.option("--image")
-@click.option("--port", type=int)
-@click.option("--cpu", type=float, help="CPUs per replica")
-@click.option("--memory", "memory_mb", type=int, help="MB per replica")
-@click.option("--min", "min_replicas", type=int)
-@click.option("--max", "max_replicas", type=int)
-@click.option("--initial", "initial_scale", type=int)
-@click.option("--concurrency", "concurrency_limit", type=int, help="per replica, 0 = no limit")
-@click.option("--metric", "scaling_metric", type=click.Choice(["concurrency", "rps", "cpu"]))
-@click.option("--target", type=float)
-@click.option("--readiness-path", "readiness_path")
-@click.option("--timeout-s", "request_timeout_s", type=float, help="request timeout")
-@click.option("--env", "-e", multiple=True, help="KEY=VALUE, repeatable")
+@spec_flags
 @click.option("--no-wait", is_flag=True, help="return once accepted, not when ready")
 @click.option("--wait-s", default=120.0, show_default=True, help="how long to wait for ready")
 @output_option
 def deploy(
     name: str | None,
     spec_file: str | None,
-    env: tuple[str, ...],
     no_wait: bool,
     wait_s: float,
     output: str,
@@ -96,7 +67,7 @@ def deploy(
 ) -> None:
     """Deploy a function, or a new revision of it, and wait until it is ready."""
     api = ApiClient.from_env()
-    spec = spec_from(name, spec_file, flags, env)
+    spec = spec_from(name, spec_file, flags)
     existing = api.call("GET", f"/functions/{spec['name']}", missing_ok=True)
     if existing is None:
         status = api.call("POST", "/functions", spec)

@@ -16,8 +16,8 @@ import click
 from events.envelope import Envelope
 from events.errors import BusUnavailable
 from events.history import HISTORY_TOPICS, METRIC_TOPICS, ReadCounts, read_all
+from events.projections.snapshot import diff, snapshot, world_at
 from events.settings import BusSettings
-from events.state import diff, snapshot, state_at
 from events.timeline import Filters, timeline
 from events.topics import CONTAINER_STATS, REQUEST_STATS
 from events.types import ContainerStats, RequestStats
@@ -118,7 +118,7 @@ def replay(at: datetime | None, between: tuple[datetime, datetime] | None, outpu
     """The whole cluster state at a time, rebuilt from Kafka alone."""
     events = read(HISTORY_TOPICS)
     if between is not None:
-        before, after = (snapshot(state_at(events, t)) for t in between)
+        before, after = (snapshot(world_at(events, t)) for t in between)
         changes = diff(before, after)
         if output == "table":
             for line in changes or ["no change"]:
@@ -126,7 +126,7 @@ def replay(at: datetime | None, between: tuple[datetime, datetime] | None, outpu
         else:
             emit(changes, output)
         return
-    state = snapshot(state_at(events, at))
+    state = snapshot(world_at(events, at))
     if output != "table":
         emit(state, output)
         return

@@ -1,60 +1,25 @@
 """What is broken and what repairs it (pure): lost nodes, nodes that come back, revisions
-to roll back, and drift between the log and what the node-agents report."""
+to roll back, and drift between the log and what the node-agents report.
+
+Every time here is on the healer's own clock: when it heard a heartbeat, a command or a
+report, never a time written on another host."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
-
-@dataclass
-class Placed:
-    """A replica the log says runs on a node: commanded there and not ended."""
-
-    replica_id: str
-    function: str
-    revision: int
-    node: str
-    commanded_at: float
-    acknowledged_at: float | None = None
-    """When the node-agent first reported it (starting or ready)."""
-    ready: bool = False
-    leaving: bool = False
-
-
-@dataclass
-class Heartbeat:
-    at: float
-    seq: int
-    replica_ids: frozenset[str]
-
-
-@dataclass
-class NodeWatch:
-    node: str
-    joined_at: float
-    recent: list[Heartbeat] = field(default_factory=list)
-    """The newest heartbeats, oldest first (at most two are kept)."""
-    lost_at: float | None = None
-    """When the node was declared lost; None while it is not."""
-    moved: list[Placed] = field(default_factory=list)
-    """Replicas it ran when it was lost, which run elsewhere now."""
-
-    @property
-    def last_seen(self) -> float:
-        return self.recent[-1].at if self.recent else self.joined_at
-
-    def heard(self, beat: Heartbeat) -> None:
-        if self.recent and beat.at < self.recent[-1].at:
-            return
-        self.recent = [*self.recent[-1:], beat]
+from events.lifecycle import ReplicaState
+from events.projections.failures import FailuresProjection
+from events.projections.functions import FunctionView
+from events.projections.nodes import Beat, NodeView
+from events.projections.replicas import ReplicaView
 
 
 @dataclass(frozen=True)
 class NodeLoss:
     node: str
-    last_heartbeat_at: float
     silent_s: float
     evidence: str
 
@@ -63,11 +28,10 @@ class NodeLoss:
 class NodeReturn:
     node: str
     lost_for_s: float
-    stops: list[Placed]
 
 
 def lost_nodes(
-    nodes: Iterable[NodeWatch], now: float, timeout_s: float, watching_since: float = 0.0
+    nodes: Iterable[NodeView], now: float, timeout_s: float, watching_since: float = 0.0
 ) -> list[NodeLoss]:
     """Nodes silent for longer than the timeout that are not already lost.
 
@@ -75,51 +39,32 @@ def lost_nodes(
     healer that was down itself does not blame nodes for what it could not hear, as
     Kubernetes' node controller gives every node a fresh grace period when it starts."""
     found = []
-    for watch in nodes:
-        silent = now - max(watch.last_seen, watching_since)
-        if watch.lost_at is None and silent > timeout_s:
-            seq = f", last seq {watch.recent[-1].seq}" if watch.recent else ", never heartbeated"
-            found.append(
-                NodeLoss(
-                    node=watch.node,
-                    last_heartbeat_at=watch.last_seen,
-                    silent_s=silent,
-                    evidence=f"no heartbeat for {silent:.1f} s (timeout {timeout_s:g} s{seq})",
-                )
+    for node in nodes:
+        silent = now - max(node.heard_at or watching_since, watching_since)
+        if node.lost or silent <= timeout_s:
+            continue
+        seq = f", last seq {node.recent[-1].seq}" if node.recent else ", never heartbeated"
+        found.append(
+            NodeLoss(
+                node=node.node,
+                silent_s=silent,
+                evidence=f"no heartbeat for {silent:.1f} s (timeout {timeout_s:g} s{seq})",
             )
+        )
     return found
 
 
-def returned_nodes(nodes: Iterable[NodeWatch]) -> list[NodeReturn]:
-    """Lost nodes heartbeating again: what moved away while they were gone must stop there."""
+def returned_nodes(nodes: Iterable[NodeView], watching_since: float = 0.0) -> list[NodeReturn]:
+    """Lost nodes heard again since they were declared lost (and since this healer began
+    to listen: heartbeats replayed from before its start prove nothing)."""
     back = []
-    for watch in nodes:
-        if watch.lost_at is not None and watch.recent and watch.recent[-1].at > watch.lost_at:
-            back.append(
-                NodeReturn(
-                    node=watch.node,
-                    lost_for_s=watch.recent[-1].at - watch.lost_at,
-                    stops=list(watch.moved),
-                )
-            )
+    for node in nodes:
+        if not node.lost or not node.recent or node.lost_heard_at is None:
+            continue
+        heard = node.recent[-1].heard_at
+        if heard > max(node.lost_heard_at, watching_since):
+            back.append(NodeReturn(node=node.node, lost_for_s=heard - node.lost_heard_at))
     return back
-
-
-@dataclass
-class RevisionHealth:
-    created_at: float
-    ever_ready: bool = False
-    failures: int = 0
-    last_failure: str = ""
-
-
-@dataclass
-class FunctionHealth:
-    current: int
-    revisions: dict[int, RevisionHealth] = field(default_factory=dict)
-    rolled_back: set[int] = field(default_factory=set)
-    """Revisions already rolled back from: never a rollback target, never judged again."""
-    deleted: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,8 +76,8 @@ class Rollback:
 
 
 def rollback_for(
-    name: str,
-    health: FunctionHealth,
+    view: FunctionView,
+    failures: FailuresProjection,
     now: float,
     *,
     progress_deadline_s: float,
@@ -143,34 +88,37 @@ def rollback_for(
     A revision fails when it crashes `failure_threshold` times within its progress deadline,
     or when the deadline passes without one ready replica. With no healthy revision to go
     back to there is no rollback (the crash-loop back-off goes on)."""
-    current = health.revisions.get(health.current)
-    if health.deleted or current is None or health.current in health.rolled_back:
+    current = view.revision
+    if view.deleted or current in view.rolled_back:
         return None
-    age = now - current.created_at
-    if current.failures >= failure_threshold and age <= progress_deadline_s:
+    record = failures.of(view.name, current)
+    age = now - view.revision_heard_at.get(current, now)
+    if record.failures >= failure_threshold and age <= progress_deadline_s:
         reason = (
-            f"revision {health.current} failed {current.failures} times within "
-            f"{age:.1f} s of its rollout (last: {current.last_failure})"
+            f"revision {current} failed {record.failures} times within "
+            f"{age:.1f} s of its rollout (last: {record.last_failure})"
         )
-    elif not current.ever_ready and age > progress_deadline_s:
+    elif not record.ever_ready and age > progress_deadline_s:
+        last = f" (last failure: {record.last_failure})" if record.last_failure else ""
         reason = (
-            f"revision {health.current} had no ready replica within its progress deadline "
-            f"of {progress_deadline_s:g} s"
-            + (f" (last failure: {current.last_failure})" if current.last_failure else "")
+            f"revision {current} had no ready replica within its progress deadline "
+            f"of {progress_deadline_s:g} s{last}"
         )
     else:
         return None
     healthy = [
         revision
-        for revision, record in health.revisions.items()
-        if revision < health.current and record.ever_ready and revision not in health.rolled_back
+        for revision in view.revisions
+        if revision < current
+        and revision not in view.rolled_back
+        and failures.of(view.name, revision).ever_ready
     ]
     if not healthy:
         return None
     target = max(healthy)
     return Rollback(
-        function=name,
-        from_revision=health.current,
+        function=view.name,
+        from_revision=current,
         to_revision=target,
         reason=f"{reason}; back to revision {target}, the last that was healthy",
     )
@@ -187,71 +135,107 @@ class Repair:
     reason: str
 
 
+@dataclass(frozen=True)
+class Graces:
+    """How long each kind of news may take to reach every topic before it counts as drift."""
+
+    report_s: float
+    """After a replica was reported, or ended by its node's report."""
+    start_s: float
+    """After a start was commanded and not yet reported."""
+    stop_s: float
+    """After a stop was commanded, or the replica was ended by a node loss or a repair."""
+
+
 def drift(
-    watch: NodeWatch,
-    placed: Mapping[str, Placed],
-    ended: Mapping[str, float],
-    *,
-    grace_s: float,
-    start_grace_s: float,
+    node: NodeView,
+    placed: Iterable[ReplicaView],
+    known: Mapping[str, ReplicaView],
+    unknown_stops: Mapping[str, float],
+    graces: Graces,
 ) -> list[Repair]:
     """Differences between what the log says runs on a node and what its agent reported in
     its two newest heartbeats, ignoring anything younger than the grace periods (events and
     heartbeats travel on different topics and can overtake each other).
 
-    `ended` maps replicas that ended (or were told to stop) to the time from which a node
-    still reporting them is drift."""
-    if watch.lost_at is not None or len(watch.recent) < 2:
+    `placed` are the node's live replicas; `known` every replica heard of (ended ones
+    too); `unknown_stops` the stops commanded for replicas never heard of, with when."""
+    if node.lost or len(node.recent) < 2:
         return []
-    older, newer = watch.recent
+    older, newer = node.recent
+    found = [
+        _unknown(node.node, replica_id, known.get(replica_id), unknown_stops, graces, older)
+        for replica_id in sorted(older.replica_ids & newer.replica_ids)
+    ]
+    return [r for r in found if r is not None] + _missing(node, placed, graces)
+
+
+def _quiet_until(
+    replica: ReplicaView | None, stopped_at: float | None, graces: Graces
+) -> float | None:
+    """Until when a node may still report a replica that should not run there."""
+    times = []
+    if stopped_at is not None:
+        times.append(stopped_at + graces.stop_s)
+    if replica is not None and replica.leaving_heard_at is not None:
+        times.append(replica.leaving_heard_at + graces.stop_s)
+    if replica is not None and replica.ended_heard_at is not None:
+        inferred = replica.state in (ReplicaState.LOST, ReplicaState.MISSING)
+        grace = graces.stop_s if inferred else graces.report_s
+        times.append(replica.ended_heard_at + grace)
+    return max(times) if times else None
+
+
+def _unknown(
+    node: str,
+    replica_id: str,
+    replica: ReplicaView | None,
+    unknown_stops: Mapping[str, float],
+    graces: Graces,
+    older: Beat,
+) -> Repair | None:
+    if replica is not None and replica.live:
+        return None
+    quiet_until = _quiet_until(replica, unknown_stops.get(replica_id), graces)
+    if quiet_until is not None and older.heard_at < quiet_until:
+        return None
+    said = "has ended" if replica is not None else "was never started there"
+    return Repair(
+        kind="unknown",
+        node=node,
+        replica_id=replica_id,
+        function="",
+        revision=0,
+        reason=f"node {node} runs {replica_id}, which the log says {said}",
+    )
+
+
+def _missing(node: NodeView, placed: Iterable[ReplicaView], graces: Graces) -> list[Repair]:
+    """Replicas the log places on a node that its two newest heartbeats leave out."""
+    older, newer = node.recent
     repairs = []
-    for replica_id in sorted(older.replica_ids & newer.replica_ids):
-        if replica_id in placed:
+    for replica in placed:
+        rid = replica.replica_id
+        if replica.leaving or rid in older.replica_ids or rid in newer.replica_ids:
             continue
-        quiet_until = ended.get(replica_id)
-        if quiet_until is not None and older.at < quiet_until:
-            continue
-        repairs.append(
-            Repair(
-                kind="unknown",
-                node=watch.node,
-                replica_id=replica_id,
-                function="",
-                revision=0,
-                reason=(
-                    f"node {watch.node} runs {replica_id}, which the log says "
-                    + ("has ended" if quiet_until is not None else "was never started there")
-                ),
-            )
-        )
-    for replica in placed.values():
-        if replica.node != watch.node or replica.leaving:
-            continue
-        if replica_id_in(replica.replica_id, older, newer):
-            continue
-        if replica.acknowledged_at is not None:
-            since = replica.acknowledged_at + grace_s
-            what = "its agent reported it"
+        if replica.reported_heard_at is not None:
+            since, what = replica.reported_heard_at + graces.report_s, "its agent reported it"
         else:
-            since = replica.commanded_at + start_grace_s
+            since = (replica.commanded_heard_at or 0.0) + graces.start_s
             what = "it was commanded"
-        if older.at < since:
+        if older.heard_at < since:
             continue
         repairs.append(
             Repair(
                 kind="missing",
-                node=watch.node,
-                replica_id=replica.replica_id,
+                node=node.node,
+                replica_id=rid,
                 function=replica.function,
                 revision=replica.revision,
                 reason=(
-                    f"node {watch.node} stopped reporting {replica.replica_id} "
+                    f"node {node.node} stopped reporting {rid} "
                     f"(absent from heartbeats {older.seq} and {newer.seq} after {what})"
                 ),
             )
         )
     return repairs
-
-
-def replica_id_in(replica_id: str, *beats: Heartbeat) -> bool:
-    return any(replica_id in beat.replica_ids for beat in beats)

@@ -4,13 +4,11 @@ that come back, rolls failing revisions back and repairs drift, each as an event
 from __future__ import annotations
 
 import os
-import time
-from datetime import UTC, datetime
 
 from prometheus_client import Counter, Gauge
 
-from events.bus import EventConsumer
 from events.envelope import Envelope
+from events.projections.world import World
 from events.topics import FUNCTIONS, HEARTBEATS, NODE_COMMANDS, NODES, REPLICAS
 from events.types import (
     DriftRepaired,
@@ -20,194 +18,172 @@ from events.types import (
     Payload,
     StopReplica,
 )
+from services.common.clock import SYSTEM_CLOCK, Clock, Every
+from services.common.journal import Journal
+from services.common.loop import run_service
 from services.common.runtime import ServiceContext, run
-from services.healer.policy import drift, lost_nodes, returned_nodes, rollback_for
+from services.healer.policy import (
+    Graces,
+    NodeLoss,
+    NodeReturn,
+    Repair,
+    drift,
+    lost_nodes,
+    returned_nodes,
+    rollback_for,
+)
 from services.healer.settings import Settings
-from services.healer.world import HealerWorld
 
 REPAIRS = Counter("shoal_healer_repairs_total", "Repairs the healer decided", ["kind"])
 WATCHED = Gauge("shoal_healer_nodes", "Nodes the healer watches, by condition", ["condition"])
-FORGET_ENDS_AFTER_S = 600.0
 
 
 class Healer:
-    def __init__(self, settings: Settings) -> None:
+    name = "healer"
+    topics = (FUNCTIONS, REPLICAS, NODES, HEARTBEATS, NODE_COMMANDS)
+
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings
-        self.world = HealerWorld(
-            drift_grace_s=settings.drift_grace_s, stop_grace_s=settings.stop_grace_s
+        self.clock = clock
+        self.poll_ms = int(settings.tick_s * 1000)
+        self.world = World()
+        self.graces = Graces(
+            report_s=settings.drift_grace_s,
+            start_s=settings.start_grace_s,
+            stop_s=settings.stop_grace_s,
         )
         self.watching_since = 0.0
-        self.own: set[str] = set()
-        """Ids of events this healer published and already applied."""
+        self.tick = Every(settings.tick_s)
+        self.reconcile = Every(settings.reconcile_s)
+        self.journal: Journal | None = None
+        self.ctx: ServiceContext | None = None
 
-    async def observe(self, envelope: Envelope) -> None:
-        if envelope.id in self.own:
-            self.own.discard(envelope.id)
-            return
-        self.world.apply(envelope)
+    def apply(self, envelope: Envelope) -> None:
+        self.world.apply(envelope, self.clock.now())
 
-    async def _decide(
-        self,
-        ctx: ServiceContext,
-        payload: Payload,
-        kind: str,
-        causation_id: str | None = None,
-        **why: object,
-    ) -> Envelope:
-        """Publish a decision and apply it at once (its echo from Kafka is skipped)."""
-        envelope = await ctx.producer.publish(payload, causation_id=causation_id)
-        self.own.add(envelope.id)
-        self.world.apply(envelope)
-        REPAIRS.labels(kind).inc()
-        ctx.log.info("repair", kind=kind, event_id=envelope.id, type=envelope.type, **why)
-        return envelope
-
-    async def _stop(
-        self, ctx: ServiceContext, node: str, function: str, replica_id: str, reason: str, kind: str
-    ) -> Envelope:
-        return await self._decide(
-            ctx,
-            StopReplica(node=node, function=function, replica_id=replica_id, reason=reason),
-            kind,
-            node=node,
-            function=function,
-            replica=replica_id,
+    async def on_ready(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.journal = Journal(ctx.producer, apply=self.apply, clock=self.clock)
+        self.watching_since = self.clock.now()
+        self.reconcile.due(self.watching_since)
+        ctx.log.info(
+            "healer ready",
+            nodes=len(self.world.nodes.nodes),
+            replicas=sum(1 for _ in self.world.replicas.live()),
+            functions=len(self.world.functions.functions),
         )
 
-    async def heal(self, ctx: ServiceContext, now: float, *, reconcile: bool) -> None:
-        world, settings = self.world, self.settings
-        lost = sum(1 for w in world.nodes.values() if w.lost_at is not None)
+    async def after_poll(self, ctx: ServiceContext) -> None:
+        now = self.clock.now()
+        if self.tick.due(now):
+            await self.heal(now, reconcile=self.reconcile.due(now))
+
+    async def heal(self, now: float, *, reconcile: bool) -> None:
+        nodes = self.world.nodes.nodes.values()
+        lost = sum(1 for n in nodes if n.lost)
         WATCHED.labels("lost").set(lost)
-        WATCHED.labels("live").set(len(world.nodes) - lost)
-        for loss in lost_nodes(
-            world.nodes.values(), now, settings.node_timeout_s, self.watching_since
-        ):
-            last = datetime.fromtimestamp(loss.last_heartbeat_at, UTC)
-            await self._decide(
-                ctx,
-                NodeLost(
-                    node=loss.node,
-                    last_heartbeat_at=last.isoformat(),
-                    timeout_s=settings.node_timeout_s,
-                    evidence=loss.evidence,
-                ),
-                "node_lost",
-                node=loss.node,
-                evidence=loss.evidence,
-            )
-        for back in returned_nodes(world.nodes.values()):
-            for replica in back.stops:
-                await self._stop(
-                    ctx,
-                    back.node,
-                    replica.function,
-                    replica.replica_id,
-                    f"moved to another node while {back.node} was lost",
-                    "stop_moved",
-                )
-            await self._decide(
-                ctx,
-                NodeReturned(
-                    node=back.node,
-                    lost_for_s=round(back.lost_for_s, 3),
-                    moved_replicas=[r.replica_id for r in back.stops],
-                ),
-                "node_returned",
-                node=back.node,
-            )
-        for name, health in list(world.health.items()):
+        WATCHED.labels("live").set(len(nodes) - lost)
+        for loss in lost_nodes(nodes, now, self.settings.node_timeout_s, self.watching_since):
+            await self._declare_lost(loss)
+        for back in returned_nodes(nodes, self.watching_since):
+            await self._welcome_back(back)
+        for view in list(self.world.functions.functions.values()):
             rollback = rollback_for(
-                name,
-                health,
+                view,
+                self.world.failures,
                 now,
-                progress_deadline_s=settings.progress_deadline_s,
-                failure_threshold=settings.rollback_failures,
+                progress_deadline_s=self.settings.progress_deadline_s,
+                failure_threshold=self.settings.rollback_failures,
             )
             if rollback is not None:
-                await self._decide(
-                    ctx,
-                    FunctionRolledBack(
-                        function=name,
-                        from_revision=rollback.from_revision,
-                        to_revision=rollback.to_revision,
-                        reason=rollback.reason,
-                    ),
-                    "rollback",
-                    function=name,
+                rolled = FunctionRolledBack(
+                    function=rollback.function,
+                    from_revision=rollback.from_revision,
+                    to_revision=rollback.to_revision,
                     reason=rollback.reason,
                 )
+                await self._decide(rolled, "rollback", function=view.name, reason=rollback.reason)
         if reconcile:
-            await self._reconcile(ctx, now)
+            await self._reconcile()
 
-    async def _reconcile(self, ctx: ServiceContext, now: float) -> None:
-        world = self.world
-        world.forget_old_ends(now - FORGET_ENDS_AFTER_S)
-        for watch in list(world.nodes.values()):
+    async def _declare_lost(self, loss: NodeLoss) -> None:
+        view = self.world.nodes.nodes[loss.node]
+        last = view.last_heartbeat_at.isoformat() if view.last_heartbeat_at else ""
+        event = NodeLost(
+            node=loss.node,
+            last_heartbeat_at=last,
+            timeout_s=self.settings.node_timeout_s,
+            evidence=loss.evidence,
+            generation=view.generation,
+        )
+        await self._decide(event, "node_lost", node=loss.node, evidence=loss.evidence)
+
+    async def _welcome_back(self, back: NodeReturn) -> None:
+        """Stop what moved away while the node was lost, then say it is back."""
+        node = self.world.nodes.nodes[back.node]
+        moved = self.world.replicas.moved_from(back.node, node.lost_through)
+        for replica in moved:
+            reason = f"moved to another node while {back.node} was lost"
+            await self._stop(back.node, replica.function, replica.replica_id, reason, "stop_moved")
+        returned = NodeReturned(
+            node=back.node,
+            lost_for_s=round(back.lost_for_s, 3),
+            moved_replicas=[r.replica_id for r in moved],
+        )
+        await self._decide(returned, "node_returned", node=back.node)
+
+    async def _reconcile(self) -> None:
+        replicas = self.world.replicas
+        for node in list(self.world.nodes.nodes.values()):
+            placed = replicas.live_on(node.node)
             for repair in drift(
-                watch,
-                world.placed,
-                world.ended,
-                grace_s=self.settings.drift_grace_s,
-                start_grace_s=self.settings.start_grace_s,
+                node, placed, replicas.replicas, replicas.leave_unknown, self.graces
             ):
-                stop = await self._stop(
-                    ctx,
-                    repair.node,
-                    repair.function or "unknown",
-                    repair.replica_id,
-                    f"drift: {repair.reason}",
-                    f"drift_{repair.kind}_stop",
-                )
-                await self._decide(
-                    ctx,
-                    DriftRepaired(
-                        node=repair.node,
-                        kind=repair.kind,
-                        replica_id=repair.replica_id,
-                        function=repair.function,
-                        revision=repair.revision,
-                        reason=repair.reason,
-                    ),
-                    f"drift_{repair.kind}",
-                    node=repair.node,
-                    replica=repair.replica_id,
-                    reason=repair.reason,
-                    causation_id=stop.id,
-                )
+                await self._repair(repair)
+
+    async def _repair(self, repair: Repair) -> None:
+        stop = await self._stop(
+            repair.node,
+            repair.function or "unknown",
+            repair.replica_id,
+            f"drift: {repair.reason}",
+            f"drift_{repair.kind}_stop",
+        )
+        repaired = DriftRepaired(
+            node=repair.node,
+            kind=repair.kind,
+            replica_id=repair.replica_id,
+            function=repair.function,
+            revision=repair.revision,
+            reason=repair.reason,
+        )
+        await self._decide(
+            repaired,
+            f"drift_{repair.kind}",
+            causation_id=stop.id,
+            node=repair.node,
+            replica=repair.replica_id,
+            reason=repair.reason,
+        )
+
+    async def _stop(
+        self, node: str, function: str, replica_id: str, reason: str, kind: str
+    ) -> Envelope:
+        stop = StopReplica(node=node, function=function, replica_id=replica_id, reason=reason)
+        return await self._decide(stop, kind, node=node, function=function, replica=replica_id)
+
+    async def _decide(
+        self, payload: Payload, kind: str, causation_id: str | None = None, **why: object
+    ) -> Envelope:
+        """Publish a decision and apply it at once (its echo from Kafka is skipped)."""
+        assert self.journal is not None and self.ctx is not None
+        envelope = await self.journal.publish(payload, causation_id=causation_id)
+        REPAIRS.labels(kind).inc()
+        self.ctx.log.info("repair", kind=kind, event_id=envelope.id, type=envelope.type, **why)
+        return envelope
 
     async def run(self, ctx: ServiceContext) -> None:
-        consumer = EventConsumer(
-            ctx.settings.bus,
-            name="healer",
-            topics=[FUNCTIONS, REPLICAS, NODES, HEARTBEATS, NODE_COMMANDS],
-            handler=self.observe,
-            dead_letters=ctx.producer,
-            max_batch=5000,
-        )
-        await consumer.start()
-        try:
-            await consumer.catch_up()
-            self.watching_since = time.time()
-            ctx.ready = True
-            ctx.log.info(
-                "healer ready",
-                nodes=len(self.world.nodes),
-                replicas=len(self.world.placed),
-                functions=len(self.world.health),
-            )
-            last_tick = last_reconcile = 0.0
-            while not ctx.stop.is_set():
-                await consumer.poll_once(timeout_ms=int(self.settings.tick_s * 1000))
-                now = time.time()
-                if now - last_tick < self.settings.tick_s:
-                    continue
-                last_tick = now
-                reconcile = now - last_reconcile >= self.settings.reconcile_s
-                if reconcile:
-                    last_reconcile = now
-                await self.heal(ctx, now, reconcile=reconcile)
-        finally:
-            await consumer.stop()
+        await run_service(ctx, self)
 
 
 def main() -> None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiohttp
@@ -15,8 +13,9 @@ from prometheus_client import Gauge, Histogram
 from events.bus import EventProducer
 from events.envelope import Envelope
 from events.idempotency import SeenIds
+from events.lifecycle import LIVE, ReplicaState, transition
+from events.projections.world import World
 from events.types import (
-    ContainerStats,
     DrainReplica,
     NodeCapacity,
     NodeHeartbeat,
@@ -31,15 +30,15 @@ from events.types import (
     StartReplica,
     StopReplica,
 )
+from services.common.clock import Clock
 from services.common.logs import StructLog
-from services.node_agent.lifecycle import LIVE, ReplicaState, transition
 from services.node_agent.ports import PortAllocator, PortsExhausted
 from services.node_agent.probe import wait_until_ready
+from services.node_agent.reconcile import plan_reconcile
+from services.node_agent.replica import Replica, exit_reason
 from services.node_agent.runtime import Exit, ReplicaRuntime, Running
 from services.node_agent.settings import Settings
-from services.node_agent.wanted import fold_commands
 
-STATS_CONCURRENCY = 16
 E = TypeVar("E", bound=ReplicaEvent)
 
 
@@ -49,28 +48,6 @@ START_SECONDS = Histogram(
     "From a start command to the replica ready (container start plus readiness probe)",
     buckets=(0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60),
 )
-
-
-@dataclass
-class Replica:
-    command: StartReplica
-    port: int
-    state: ReplicaState = ReplicaState.STARTING
-    endpoint: str = ""
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    commanded_at: float = field(default_factory=time.monotonic)
-
-    @property
-    def replica_id(self) -> str:
-        return self.command.replica_id
-
-
-def exit_reason(exit_: Exit) -> str:
-    if exit_.removed:
-        return "container removed behind the agent's back"
-    if exit_.oom_killed:
-        return "OOM-killed: the container exceeded its memory limit"
-    return f"container exited with code {exit_.exit_code}"
 
 
 class NodeAgent:
@@ -83,6 +60,8 @@ class NodeAgent:
         producer: EventProducer,
         http: aiohttp.ClientSession,
         log: StructLog,
+        world: World,
+        clock: Clock,
     ) -> None:
         self.node_id = node_id
         self.settings = settings
@@ -90,9 +69,13 @@ class NodeAgent:
         self.producer = producer
         self.http = http
         self.log = log
+        self.world = world
+        """The shared projections of this process's nodes' commands."""
+        self.clock = clock
         self.replicas: dict[str, Replica] = {}
         self.done = SeenIds(50_000)
-        self.wanted: dict[str, StartReplica] = {}
+        self.commands: dict[str, StartReplica] = {}
+        """The start commands of the replicas still wanted here."""
         self.ports = PortAllocator(settings.port_first, settings.port_last)
         self.heartbeats = 0
 
@@ -114,6 +97,7 @@ class NodeAgent:
             revision=command.revision,
             replica_id=command.replica_id,
             node=self.node_id,
+            node_generation=command.node_generation,
             **extra,
         )
 
@@ -128,14 +112,28 @@ class NodeAgent:
             None,
         )
 
-    async def remember(self, envelope: Envelope) -> None:
+    def remember(self, envelope: Envelope) -> None:
         """A command from before this agent started: it only says what should run here."""
-        fold_commands(self.wanted, envelope.data)
-
-    async def carry_out(self, envelope: Envelope) -> None:
-        """A live command for this node."""
+        self.world.apply(envelope, self.clock.now())
         command = envelope.data
-        fold_commands(self.wanted, command)
+        if isinstance(command, StartReplica):
+            self.commands.setdefault(command.replica_id, command)
+        else:
+            self.commands.pop(command.replica_id, None)  # type: ignore[attr-defined]
+
+    def wanted(self) -> dict[str, StartReplica]:
+        """The replicas the log still wants here (commanded, not told to leave, not ended)."""
+        found = {}
+        for replica_id, command in self.commands.items():
+            view = self.world.replicas.get(replica_id)
+            if view is not None and view.live and not view.leaving:
+                found[replica_id] = command
+        return found
+
+    def carry_out(self, envelope: Envelope) -> None:
+        """A live command for this node."""
+        self.remember(envelope)
+        command = envelope.data
         if isinstance(command, StartReplica):
             self._start(command, envelope.id)
         elif isinstance(command, DrainReplica):
@@ -166,11 +164,11 @@ class NodeAgent:
         try:
             port = self._free_port()
         except PortsExhausted as exc:
-            replica = Replica(command=command, port=0)
+            replica = Replica(command=command, port=0, commanded_at=self.clock.now())
             self.replicas[command.replica_id] = replica
             self._spawn(replica, self._fail(replica, str(exc), cause))
             return
-        replica = Replica(command=command, port=port)
+        replica = Replica(command=command, port=port, commanded_at=self.clock.now())
         self.replicas[command.replica_id] = replica
         self._spawn(replica, self._bring_up(replica, cause))
 
@@ -212,6 +210,7 @@ class NodeAgent:
             timeout_s=replica.command.ready_timeout_s,
             interval_s=self.settings.probe_interval_s,
             still_wanted=lambda: replica.state is ReplicaState.STARTING,
+            clock=self.clock,
         )
         if replica.state is not ReplicaState.STARTING:
             return
@@ -224,7 +223,7 @@ class NodeAgent:
             )
             return
         replica.state = transition(replica.state, ReplicaState.READY)
-        START_SECONDS.observe(time.monotonic() - replica.commanded_at)
+        START_SECONDS.observe(self.clock.now() - replica.commanded_at)
         await self._publish(
             self._event(
                 ReplicaReady,
@@ -299,45 +298,33 @@ class NodeAgent:
 
     async def reconcile(self) -> None:
         """Adopt wanted containers, remove unwanted ones, report the wanted that are gone."""
-        owned = {running.replica_id: running for running in await self.runtime.owned()}
-        for replica_id, running in owned.items():
-            if replica_id in self.replicas:
-                continue
-            command = self.wanted.get(replica_id)
-            if command is not None and running.running:
-                replica = Replica(
-                    command=command,
-                    port=running.port,
-                    endpoint=self.runtime.endpoint_for(running.port),
-                )
-                self.ports.reserve(running.port)
-                self.replicas[replica_id] = replica
-                self.log.info("adopting replica", replica=replica_id, function=command.function)
-                self._spawn(replica, self._await_ready(replica, None))
-                continue
-            await self.runtime.stop(replica_id, timeout_s=self.settings.stop_timeout_s)
-            self.done.add(replica_id)
-            if command is None:
+        plan = plan_reconcile(
+            await self.runtime.owned(), self.wanted(), tracked=self.replicas, done=self.done
+        )
+        for running, command in plan.adopt:
+            replica = Replica(
+                command=command,
+                port=running.port,
+                commanded_at=self.clock.now(),
+                endpoint=self.runtime.endpoint_for(running.port),
+            )
+            self.ports.reserve(running.port)
+            self.replicas[running.replica_id] = replica
+            self.log.info("adopting replica", replica=running.replica_id, function=command.function)
+            self._spawn(replica, self._await_ready(replica, None))
+        for running, wanted in plan.remove:
+            await self.runtime.stop(running.replica_id, timeout_s=self.settings.stop_timeout_s)
+            self.done.add(running.replica_id)
+            if wanted is None:
                 reason = "orphan removed: no command wants it"
                 await self._publish(self._event(ReplicaStopped, running, reason=reason), None)
             else:
                 reason = "container stopped while the agent was away"
                 await self._publish(self._event(ReplicaFailed, running, reason=reason), None)
-        for replica_id, command in self.wanted.items():
-            if (
-                replica_id not in owned
-                and replica_id not in self.replicas
-                and replica_id not in self.done
-            ):
-                self.done.add(replica_id)
-                await self._publish(
-                    self._event(
-                        ReplicaFailed,
-                        command,
-                        reason="container gone while the agent was away",
-                    ),
-                    None,
-                )
+        for command in plan.gone:
+            self.done.add(command.replica_id)
+            reason = "container gone while the agent was away"
+            await self._publish(self._event(ReplicaFailed, command, reason=reason), None)
 
     async def after_runtime_restart(self) -> None:
         """The runtime reconnected (e.g. dockerd restarted): fail what no longer runs."""
@@ -364,35 +351,6 @@ class NodeAgent:
             replicas=len(live),
             replica_ids=sorted(r.command.replica_id for r in live),
         )
-
-    async def report_usage(self) -> None:
-        """Publish CPU and memory of every ready replica."""
-        limit = asyncio.Semaphore(STATS_CONCURRENCY)
-
-        async def one(replica: Replica) -> None:
-            async with limit:
-                usage = await self.runtime.usage(
-                    replica.replica_id, cpu_limit=replica.command.spec.cpu
-                )
-            if usage is None or replica.state is not ReplicaState.READY:
-                return
-            await self.producer.send(
-                self.producer.envelope(
-                    ContainerStats(
-                        function=replica.command.function,
-                        revision=replica.command.revision,
-                        replica_id=replica.replica_id,
-                        node=self.node_id,
-                        cpu_fraction=usage.cpu_fraction_of_limit,
-                        cpu_cores_used=usage.cpu_cores,
-                        memory_bytes=usage.memory_bytes,
-                        memory_limit_bytes=usage.memory_limit_bytes,
-                    )
-                )
-            )
-
-        ready = [r for r in self.replicas.values() if r.state is ReplicaState.READY]
-        await asyncio.gather(*(one(r) for r in ready), return_exceptions=True)
 
     async def close(self) -> None:
         tasks = [t for r in self.replicas.values() for t in r.tasks]

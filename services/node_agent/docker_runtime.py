@@ -18,6 +18,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 from events.types import StartReplica
 from services.common.labels import (
     LABEL_FUNCTION,
+    LABEL_GENERATION,
     LABEL_NODE,
     LABEL_PORT,
     LABEL_REPLICA,
@@ -84,6 +85,7 @@ class DockerRuntime:
                 LABEL_REPLICA: command.replica_id,
                 LABEL_NODE: self.node_id,
                 LABEL_PORT: str(port),
+                LABEL_GENERATION: str(command.node_generation),
             },
             "environment": {
                 **spec.env,
@@ -157,6 +159,7 @@ class DockerRuntime:
                         revision=int(labels[LABEL_REVISION]),
                         port=int(labels[LABEL_PORT]),
                         running=container.status == "running",
+                        node_generation=int(labels.get(LABEL_GENERATION, "0")),
                     )
                 )
             except (KeyError, ValueError):

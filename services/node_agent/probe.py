@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 import aiohttp
+
+from services.common.clock import Clock
 
 HTTP_TIMEOUT_S = 1.0
 FAST_PROBING_S = 2.0
@@ -43,14 +44,15 @@ async def wait_until_ready(
     timeout_s: float,
     interval_s: float,
     still_wanted: Callable[[], bool],
+    clock: Clock,
 ) -> bool:
     """Probe until ready (True), or until the deadline or the replica is no longer wanted."""
-    started = time.monotonic()
+    started = clock.now()
     deadline = started + timeout_s
     while still_wanted():
         if await probe_once(http, endpoint, path):
             return True
-        now = time.monotonic()
+        now = clock.now()
         if now >= deadline:
             return False
         # Probe fast while a cold start is likely to finish, then back off to spare the host.

@@ -19,6 +19,8 @@ class Running:
     revision: int
     port: int
     running: bool
+    node_generation: int = 0
+    """The generation of the node it was placed in (from its start command, kept in a label)."""
 
 
 @dataclass(frozen=True)

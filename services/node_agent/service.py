@@ -10,12 +10,17 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 
-from events.bus import EventConsumer, partitions_of
+from events.bus import partitions_of
+from events.consumer import LiveConsumer
 from events.envelope import Envelope
+from events.projections.world import World
 from events.topics import NODE_COMMANDS, partition_for
+from services.common.clock import SYSTEM_CLOCK, Clock
+from services.common.loop import live_consumer, rebuild
 from services.common.runtime import ServiceContext, run
 from services.node_agent.agent import NodeAgent
 from services.node_agent.docker_runtime import DockerRuntime
+from services.node_agent.reports import report_usage
 from services.node_agent.runtime import ReplicaRuntime, Resync
 from services.node_agent.settings import Settings
 from services.node_agent.sim_runtime import SimRuntime
@@ -38,14 +43,14 @@ def make_runtime(settings: Settings, node_id: str) -> ReplicaRuntime:
 
 
 def to_agent(
-    agents: dict[str, NodeAgent], pick: Callable[[NodeAgent], Callable[[Envelope], Awaitable[None]]]
-) -> Callable[[Envelope], Awaitable[None]]:
+    agents: dict[str, NodeAgent], pick: Callable[[NodeAgent], Callable[[Envelope], None]]
+) -> Callable[[Envelope], None]:
     """Route a command to the agent of its node; other nodes' commands share the partition."""
 
-    async def route(envelope: Envelope) -> None:
+    def route(envelope: Envelope) -> None:
         agent = agents.get(envelope.subject)
         if agent is not None:
-            await pick(agent)(envelope)
+            pick(agent)(envelope)
 
     return route
 
@@ -67,61 +72,86 @@ async def watch_exits(agent: NodeAgent) -> None:
             await agent.on_exit(item)
 
 
-async def run_agents(ctx: ServiceContext, settings: Settings) -> None:
-    bus = ctx.settings.bus
-    async with aiohttp.ClientSession() as http:
-        agents = {
-            node_id: NodeAgent(
-                node_id=node_id,
-                settings=settings,
-                runtime=make_runtime(settings, node_id),
-                producer=ctx.producer,
-                http=http,
-                log=ctx.log,
-            )
-            for node_id in node_ids(settings)
-        }
-        await asyncio.gather(*(agent.join() for agent in agents.values()))
-        topic = NODE_COMMANDS.name(bus.namespace)
-        count = len((await partitions_of(bus, [topic]))[topic])
-        mine = sorted({partition_for(node_id, count) for node_id in agents})
-        consumer = EventConsumer(
-            bus,
-            name="node-commands",
-            topics=[NODE_COMMANDS],
-            partitions={NODE_COMMANDS: mine},
-            handler=to_agent(agents, lambda a: a.carry_out),
-            history_handler=to_agent(agents, lambda a: a.remember),
-            dead_letters=ctx.producer,
+def make_agents(
+    ctx: ServiceContext, settings: Settings, http: aiohttp.ClientSession, clock: Clock
+) -> dict[str, NodeAgent]:
+    """The agents this process hosts (one node, or many hollow ones), sharing one world."""
+    world = World()
+    return {
+        node_id: NodeAgent(
+            node_id=node_id,
+            settings=settings,
+            runtime=make_runtime(settings, node_id),
+            producer=ctx.producer,
+            http=http,
+            log=ctx.log,
+            world=world,
+            clock=clock,
         )
+        for node_id in node_ids(settings)
+    }
+
+
+async def follow_commands(ctx: ServiceContext, agents: dict[str, NodeAgent]) -> LiveConsumer:
+    """Fold the command partitions of these nodes, then follow them live."""
+    bus = ctx.settings.bus
+    topic = NODE_COMMANDS.name(bus.namespace)
+    count = len((await partitions_of(bus, [topic]))[topic])
+    mine = sorted({partition_for(node_id, count) for node_id in agents})
+    ends = await rebuild(
+        ctx,
+        name="node-commands",
+        topics=[NODE_COMMANDS],
+        apply=to_agent(agents, lambda a: a.remember),
+        partitions={NODE_COMMANDS: mine},
+    )
+    return live_consumer(
+        ctx,
+        name="node-commands",
+        topics=[NODE_COMMANDS],
+        apply=to_agent(agents, lambda a: a.carry_out),
+        start_at=ends,
+        max_batch=500,
+    )
+
+
+def background(
+    ctx: ServiceContext, settings: Settings, agents: dict[str, NodeAgent], consumer: LiveConsumer
+) -> list[asyncio.Task[None]]:
+    """Commands, heartbeats, usage reports and every agent's exit watcher."""
+
+    async def heartbeat() -> None:
+        futures = [
+            await ctx.producer.send(ctx.producer.envelope(agent.heartbeat()))
+            for agent in agents.values()
+        ]
+        await asyncio.gather(*futures)
+
+    async def usage() -> None:
+        await asyncio.gather(*(report_usage(agent) for agent in agents.values()))
+
+    async def consume() -> None:
+        while not ctx.stop.is_set():
+            await consumer.poll_once()
+
+    return [
+        asyncio.create_task(consume()),
+        asyncio.create_task(every(settings.heartbeat_s, ctx.stop, heartbeat)),
+        asyncio.create_task(every(settings.stats_s, ctx.stop, usage)),
+        *(asyncio.create_task(watch_exits(agent)) for agent in agents.values()),
+    ]
+
+
+async def run_agents(ctx: ServiceContext, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
+    async with aiohttp.ClientSession() as http:
+        agents = make_agents(ctx, settings, http, clock)
+        await asyncio.gather(*(agent.join() for agent in agents.values()))
+        consumer = await follow_commands(ctx, agents)
         await consumer.start()
-        await consumer.catch_up()
         await asyncio.gather(*(agent.reconcile() for agent in agents.values()))
         ctx.ready = True
-        ctx.log.info(
-            "node-agent ready", nodes=len(agents), partitions=mine, runtime=settings.runtime
-        )
-
-        async def heartbeat() -> None:
-            futures = [
-                await ctx.producer.send(ctx.producer.envelope(agent.heartbeat()))
-                for agent in agents.values()
-            ]
-            await asyncio.gather(*futures)
-
-        async def usage() -> None:
-            await asyncio.gather(*(agent.report_usage() for agent in agents.values()))
-
-        async def consume() -> None:
-            while not ctx.stop.is_set():
-                await consumer.poll_once()
-
-        tasks = [
-            asyncio.create_task(consume()),
-            asyncio.create_task(every(settings.heartbeat_s, ctx.stop, heartbeat)),
-            asyncio.create_task(every(settings.stats_s, ctx.stop, usage)),
-            *(asyncio.create_task(watch_exits(agent)) for agent in agents.values()),
-        ]
+        ctx.log.info("node-agent ready", nodes=len(agents), runtime=settings.runtime)
+        tasks = background(ctx, settings, agents, consumer)
         try:
             await ctx.stop.wait()
         finally:

@@ -48,6 +48,7 @@ class SimRuntime:
                 revision=r.command.revision,
                 port=r.port,
                 running=True,
+                node_generation=r.command.node_generation,
             )
             for r in self._replicas.values()
         ]

@@ -12,7 +12,8 @@ Policy = Literal["spread", "binpack"]
 
 @dataclass
 class NodeRoom:
-    """What the scheduler has reserved on a node (from its own commands, not heartbeats)."""
+    """What the scheduler has reserved on a node (from its own commands, not heartbeats),
+    held per replica so that placing and hearing the placement back reserve once."""
 
     node: str
     cpus: float
@@ -25,6 +26,8 @@ class NodeRoom:
     used_memory_mb: float = 0.0
     replicas: int = 0
     by_function: dict[str, int] = field(default_factory=dict)
+    held: dict[str, tuple[str, float, float]] = field(default_factory=dict)
+    """Replica id -> (function, CPU, memory) reserved for it."""
 
     def fits(self, cpu: float, memory_mb: float) -> str | None:
         """None when the replica fits, else why not."""
@@ -38,17 +41,27 @@ class NodeRoom:
             return "not enough memory"
         return None
 
-    def reserve(self, function: str, cpu: float, memory_mb: float) -> None:
-        self.used_cpus += cpu
-        self.used_memory_mb += memory_mb
-        self.replicas += 1
-        self.by_function[function] = self.by_function.get(function, 0) + 1
+    def reserve(self, replica_id: str, function: str, cpu: float, memory_mb: float) -> None:
+        """Hold room for a replica; holding it again with the same amounts changes nothing."""
+        wanted = (function, cpu, memory_mb)
+        before = self.held.get(replica_id)
+        if before == wanted:
+            return
+        if before is not None:
+            self._count(*before, sign=-1)
+        self.held[replica_id] = wanted
+        self._count(*wanted, sign=1)
 
-    def release(self, function: str, cpu: float, memory_mb: float) -> None:
-        self.used_cpus = max(0.0, self.used_cpus - cpu)
-        self.used_memory_mb = max(0.0, self.used_memory_mb - memory_mb)
-        self.replicas = max(0, self.replicas - 1)
-        left = self.by_function.get(function, 0) - 1
+    def release(self, replica_id: str) -> None:
+        before = self.held.pop(replica_id, None)
+        if before is not None:
+            self._count(*before, sign=-1)
+
+    def _count(self, function: str, cpu: float, memory_mb: float, *, sign: int) -> None:
+        self.used_cpus = max(0.0, self.used_cpus + sign * cpu)
+        self.used_memory_mb = max(0.0, self.used_memory_mb + sign * memory_mb)
+        self.replicas = max(0, self.replicas + sign)
+        left = self.by_function.get(function, 0) + sign
         if left > 0:
             self.by_function[function] = left
         else:
@@ -84,9 +97,9 @@ class Placer:
         cpu: float,
         memory_mb: float,
         *,
-        avoid: frozenset[str] = frozenset(),
+        replica_id: str,
     ) -> NodeRoom | str:
-        """The chosen node (reserved), or the reason none fits."""
+        """The chosen node (reserved for `replica_id`), or the reason none fits."""
         if not rooms:
             return "no nodes have joined"
         feasible: list[NodeRoom] = []
@@ -94,9 +107,6 @@ class Placer:
         count = len(rooms)
         for step in range(count):
             room = rooms[(self._offset + step) % count]
-            if room.node in avoid:
-                reasons["avoided"] = reasons.get("avoided", 0) + 1
-                continue
             why = room.fits(cpu, memory_mb)
             if why is None:
                 feasible.append(room)
@@ -109,7 +119,7 @@ class Placer:
             summary = ", ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
             return f"no node fits {cpu:g} CPU / {memory_mb:g} MB ({summary})"
         best = max(feasible, key=lambda r: score(r, function, cpu, memory_mb, self.policy))
-        best.reserve(function, cpu, memory_mb)
+        best.reserve(replica_id, function, cpu, memory_mb)
         return best
 
 

@@ -1,4 +1,4 @@
-"""The scheduler process: folds history, then turns desired-vs-actual into node commands."""
+"""The scheduler process: folds the history, then turns desired-vs-actual into node commands."""
 
 from __future__ import annotations
 
@@ -10,15 +10,19 @@ from typing import Any
 
 from prometheus_client import Gauge, Histogram
 
-from events.bus import EventConsumer
 from events.envelope import Envelope
+from events.projections.functions import FunctionView
+from events.projections.world import Changes, World
 from events.topics import FUNCTIONS, HEARTBEATS, NODE_COMMANDS, NODES, REPLICAS, SCALE
 from events.types import DrainReplica, NodeDrained, Payload, PlacementPending, StartReplica
+from services.common.clock import SYSTEM_CLOCK, Clock, Every
+from services.common.journal import Journal
+from services.common.loop import run_service
 from services.common.runtime import ServiceContext, run
 from services.scheduler.placement import Placer
-from services.scheduler.plan import Failures, plan_function
+from services.scheduler.plan import FunctionPlan, plan_function
+from services.scheduler.rooms import Rooms
 from services.scheduler.settings import Settings
-from services.scheduler.world import World
 
 PENDING = Gauge(
     "shoal_scheduler_pending_replicas", "Replicas that could not be placed", ["function"]
@@ -28,130 +32,141 @@ PLACEMENT_SECONDS = Histogram(
     "Planning and commanding one replica's placement",
     buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5),
 )
+SWEEP_S = 1.0
 
 
 class Scheduler:
-    def __init__(self, settings: Settings) -> None:
+    name = "scheduler"
+    topics = (FUNCTIONS, SCALE, REPLICAS, NODES, HEARTBEATS, NODE_COMMANDS)
+
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings
+        self.clock = clock
+        self.poll_ms = int(settings.plan_interval_s * 1000)
         self.world = World()
+        self.rooms = Rooms()
         self.placer = Placer(policy=settings.policy, sample=settings.sample)
-        self.pending_reasons: dict[str, str] = {}
+        self.dirty: set[str] = set()
+        self.sweep = Every(SWEEP_S)
+        self.journal: Journal | None = None
 
-    async def observe(self, envelope: Envelope) -> None:
-        self.world.apply(envelope, now=time.time(), stale_s=self.settings.heartbeat_stale_s)
+    def apply(self, envelope: Envelope) -> None:
+        now = self.clock.now()
+        changes = self.world.apply(envelope, now)
+        if changes is not None:
+            self._changed(changes, now)
 
-    async def _command(
-        self, ctx: ServiceContext, payload: Payload, acks: list[asyncio.Future[Any]]
-    ) -> None:
-        """Enqueue a command and apply it to the world at once; acks are awaited per round."""
-        envelope = ctx.producer.envelope(payload)
-        acks.append(await ctx.producer.send(envelope))
-        await self.observe(envelope)
+    def _changed(self, changes: Changes, now: float) -> None:
+        for replica_id in changes.replicas:
+            view = self.world.replicas.get(replica_id)
+            if view is not None:
+                self.rooms.replica(view)
+        for node in changes.nodes:
+            if self._refresh(node, now):
+                self.dirty.update(self.world.functions.functions)
+        self.dirty |= changes.functions
 
-    async def plan_dirty(self, ctx: ServiceContext) -> None:
-        world = self.world
-        dirty, world.dirty = world.dirty, set()
-        now = time.time()
+    def _refresh(self, node: str, now: float) -> bool:
+        view = self.world.nodes.nodes.get(node)
+        if view is None:
+            return False
+        return self.rooms.node(view, now=now, stale_s=self.settings.heartbeat_stale_s)
+
+    async def on_ready(self, ctx: ServiceContext) -> None:
+        self.journal = Journal(ctx.producer, apply=self.apply, clock=self.clock)
+        ctx.log.info(
+            "scheduler ready",
+            functions=len(self.world.functions.functions),
+            replicas=sum(1 for _ in self.world.replicas.live()),
+            nodes=len(self.rooms.rooms),
+        )
+
+    async def after_poll(self, ctx: ServiceContext) -> None:
+        now = self.clock.now()
+        if self.sweep.due(now):
+            for node in list(self.world.nodes.nodes):
+                if self._refresh(node, now):
+                    self.dirty.update(self.world.functions.functions)
+            # Pending replicas wait for capacity or a back-off: try them again.
+            self.dirty.update(f.name for f in self.world.functions.functions.values() if f.pending)
+        if self.dirty:
+            await self.plan_dirty(now)
+
+    async def plan_dirty(self, now: float) -> None:
+        dirty, self.dirty = self.dirty, set()
         acks: list[asyncio.Future[Any]] = []
         for function in sorted(dirty):
-            planned_at = time.perf_counter()
-            view = world.cluster.functions.get(function)
-            spec = None if view is None or view.deleted else view.spec
-            plan = plan_function(
-                function=function,
-                spec=spec,
-                revision=view.revision if view else 1,
-                desired=view.desired if view else None,
-                replicas=world.replicas_of(function),
-                rooms=world.rooms,
-                placer=self.placer,
-                failures=world.failures.get(function, Failures()),
-                now=now,
-                new_replica_id=f"{function}-{view.revision if view else 0}-{uuid.uuid4().hex[:6]}",
-            )
-            for replica_id, revision, node in plan.starts:
-                assert view is not None
-                # The placer reserved room already; the command's echo must not reserve twice.
-                world.rooms[node].release(
-                    function, view.revisions[revision].cpu, view.revisions[revision].memory_mb
-                )
-                await self._command(
-                    ctx,
-                    StartReplica(
-                        node=node,
-                        function=function,
-                        revision=revision,
-                        replica_id=replica_id,
-                        spec=view.revisions[revision],
-                    ),
-                    acks,
-                )
-            if plan.starts:
-                PLACEMENT_SECONDS.observe((time.perf_counter() - planned_at) / len(plan.starts))
-            PENDING.labels(function).set(plan.pending)
-            for replica, reason in plan.drains:
-                await self._command(
-                    ctx,
-                    DrainReplica(
-                        node=replica.node,
-                        function=function,
-                        replica_id=replica.replica_id,
-                        drain_s=self.settings.drain_s,
-                        reason=reason,
-                    ),
-                    acks,
-                )
-            if plan.pending and view is not None:
-                if self.pending_reasons.get(function) != plan.pending_reason:
-                    self.pending_reasons[function] = plan.pending_reason
-                    await ctx.producer.publish(
-                        PlacementPending(
-                            function=function,
-                            revision=view.revision,
-                            pending=plan.pending,
-                            reason=plan.pending_reason,
-                        )
-                    )
-            else:
-                self.pending_reasons.pop(function, None)
-        for node in world.drained_nodes():
-            await self._command(ctx, NodeDrained(node=node), acks)
+            view = self.world.functions.functions.get(function)
+            if view is not None:
+                await self._plan(view, now, acks)
+        for node in self.world.nodes.nodes.values():
+            if node.draining and not self.world.replicas.live_on(node.node):
+                await self._command(NodeDrained(node=node.node), acks)
         await asyncio.gather(*acks)
 
-    async def run(self, ctx: ServiceContext) -> None:
-        consumer = EventConsumer(
-            ctx.settings.bus,
-            name="scheduler",
-            topics=[FUNCTIONS, SCALE, REPLICAS, NODES, HEARTBEATS, NODE_COMMANDS],
-            handler=self.observe,
-            dead_letters=ctx.producer,
-            max_batch=5000,
+    async def _plan(self, view: FunctionView, now: float, acks: list[asyncio.Future[Any]]) -> None:
+        planned_at = time.perf_counter()
+        name = view.name
+        plan = plan_function(
+            function=name,
+            spec=None if view.deleted else view.spec,
+            revision=view.revision,
+            desired=view.desired,
+            replicas=self.world.replicas.live_of(name),
+            rooms=self.rooms.rooms,
+            placer=self.placer,
+            failures=self.world.failures.of(name, view.revision),
+            now=now,
+            new_replica_id=f"{name}-{view.revision}-{uuid.uuid4().hex[:6]}",
         )
-        await consumer.start()
-        try:
-            await consumer.catch_up()
-            ctx.ready = True
-            ctx.log.info(
-                "scheduler ready",
-                functions=len(self.world.cluster.functions),
-                replicas=len(self.world.assigned),
-                nodes=len(self.world.rooms),
+        for replica_id, revision, node in plan.starts:
+            start = StartReplica(
+                node=node,
+                function=name,
+                revision=revision,
+                replica_id=replica_id,
+                spec=view.revisions[revision],
+                node_generation=self.world.nodes.generation(node),
             )
-            last_sweep = 0.0
-            while not ctx.stop.is_set():
-                await consumer.poll_once(timeout_ms=int(self.settings.plan_interval_s * 1000))
-                now = time.time()
-                if now - last_sweep >= 1.0:
-                    last_sweep = now
-                    for node in list(self.world.rooms):
-                        self.world.refresh_schedulable(node, now, self.settings.heartbeat_stale_s)
-                    # Pending replicas wait for capacity or a back-off: try them again.
-                    self.world.dirty.update(self.pending_reasons)
-                if self.world.dirty:
-                    await self.plan_dirty(ctx)
-                await asyncio.sleep(0)
-        finally:
-            await consumer.stop()
+            await self._command(start, acks)
+        if plan.starts:
+            PLACEMENT_SECONDS.observe((time.perf_counter() - planned_at) / len(plan.starts))
+        for replica, reason in plan.drains:
+            drain = DrainReplica(
+                node=replica.node,
+                function=name,
+                replica_id=replica.replica_id,
+                drain_s=self.settings.drain_s,
+                reason=reason,
+            )
+            await self._command(drain, acks)
+        if not view.deleted:
+            await self._report_pending(view, plan, acks)
+
+    async def _report_pending(
+        self, view: FunctionView, plan: FunctionPlan, acks: list[asyncio.Future[Any]]
+    ) -> None:
+        """Say what cannot be placed and why, when that changes; and when it is placed."""
+        PENDING.labels(view.name).set(plan.pending)
+        if (plan.pending, plan.pending_reason) == (view.pending, view.pending_reason):
+            return
+        if plan.pending or view.pending:
+            pending = PlacementPending(
+                function=view.name,
+                revision=view.revision,
+                pending=plan.pending,
+                reason=plan.pending_reason or "placed",
+            )
+            await self._command(pending, acks)
+
+    async def _command(self, payload: Payload, acks: list[asyncio.Future[Any]]) -> None:
+        """Enqueue an event, applied to this scheduler's world at once; acks per round."""
+        assert self.journal is not None
+        _, acknowledged = await self.journal.enqueue(payload)
+        acks.append(acknowledged)
+
+    async def run(self, ctx: ServiceContext) -> None:
+        await run_service(ctx, self)
 
 
 def main() -> None:

@@ -133,7 +133,8 @@ async def test_a_function_is_created_replaced_patched_scaled_rolled_back_and_del
     updates = await events.wait_for(FunctionUpdated, count=2)
     assert [u.revision for u in updates] == [2, 2]
     async with http.post(f"{url}/scale", json={"replicas": 12}, headers=AUTH) as reply:
-        assert reply.status == 422
+        assert reply.status == 409, "above the function's max_replicas: a conflict"
+        assert (await reply.json())["fields"][0]["field"] == "replicas"
     async with http.post(f"{url}/scale", json={"replicas": 3}, headers=AUTH) as reply:
         assert reply.status == 202
     assert (await events.wait_for(ScaleRequested))[0].replicas == 3

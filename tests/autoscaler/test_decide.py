@@ -53,7 +53,7 @@ def once(
         ({}, 1),
         ({"initial_scale": 0}, 0),
         ({"min_replicas": 3}, 3),
-        ({"initial_scale": 5, "max_replicas": 2}, 2),
+        ({"initial_scale": 5, "max_replicas": 5, "min_replicas": 2}, 5),
     ],
 )
 def test_a_new_function_starts_at_its_initial_scale_within_bounds(

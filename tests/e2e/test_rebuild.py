@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 
 from events.history import read_all
+from events.projections.snapshot import snapshot, world_at
 from events.settings import BusSettings
-from events.state import snapshot, state_at
 from services.local.images import ensure_test_images
 from tests.support.platform import AUTH, Platform, running_platform
 
@@ -84,7 +84,7 @@ async def test_all_services_restarted_rebuild_the_same_state(
         async with http.post(f"{api}/v1/nodes/{node}/cordon") as reply:
             assert reply.status == 202
     before = await steady(api, {"alpha": 2, "beta": 2})
-    replayed_before = snapshot(state_at(await read_all(bus), None))
+    replayed_before = snapshot(world_at(await read_all(bus), None))
 
     parts = [*cluster.agents, cluster.scheduler, cluster.autoscaler, cluster.healer, cluster.api]
     for part in reversed(parts):
@@ -95,7 +95,7 @@ async def test_all_services_restarted_rebuild_the_same_state(
     after = await steady(api, {"alpha": 2, "beta": 2})
     assert after == before, f"before: {before}\nafter:  {after}"
     await asyncio.sleep(2)
-    replayed_after = snapshot(state_at(await read_all(bus), None))
+    replayed_after = snapshot(world_at(await read_all(bus), None))
     assert replayed_after["functions"] == replayed_before["functions"]
     assert replayed_after["replicas"] == replayed_before["replicas"]
     assert replayed_after["nodes"] == replayed_before["nodes"]

@@ -4,95 +4,86 @@ from __future__ import annotations
 
 import pytest
 
-from services.healer.policy import (
-    FunctionHealth,
-    Heartbeat,
-    NodeWatch,
-    Placed,
-    RevisionHealth,
-    drift,
-    lost_nodes,
-    returned_nodes,
-    rollback_for,
-)
+from events.lifecycle import ReplicaState
+from events.projections.failures import FailuresProjection, RevisionRecord
+from events.projections.functions import FunctionView
+from events.projections.nodes import Beat, NodeView
+from events.projections.replicas import ReplicaView
+from events.types import FunctionSpec
+from services.healer.policy import Graces, drift, lost_nodes, returned_nodes, rollback_for
+
+SPEC = FunctionSpec(name="f", image="i")
+GRACES = Graces(report_s=2.0, start_s=30.0, stop_s=30.0)
 
 
-def watch(node: str, *beats: tuple[float, set[str]], lost_at: float | None = None) -> NodeWatch:
-    w = NodeWatch(node=node, joined_at=0.0, lost_at=lost_at)
-    for seq, (at, ids) in enumerate(beats, start=1):
-        w.heard(Heartbeat(at=at, seq=seq, replica_ids=frozenset(ids)))
-    return w
+def node(
+    name: str, *beats: tuple[float, set[str]], lost_at: float | None = None, joined: float = 0.0
+) -> NodeView:
+    view = NodeView(node=name, joined_heard_at=joined)
+    view.recent = [
+        Beat(seq=seq, replica_ids=frozenset(ids), heard_at=at)
+        for seq, (at, ids) in enumerate(beats, start=1)
+    ][-2:]
+    if lost_at is not None:
+        view.lost, view.lost_heard_at = True, lost_at
+    return view
 
 
 @pytest.mark.parametrize(
-    ("last_beat", "now", "lost_at", "expected"),
+    ("last_beat", "now", "lost", "expected"),
     [
-        (10.0, 12.9, None, False),  # within the 3 s timeout
-        (10.0, 13.0, None, False),  # exactly at it: not yet
-        (10.0, 13.1, None, True),
-        (10.0, 60.0, 20.0, False),  # already lost: said once
+        (10.0, 12.9, False, False),  # within the 3 s timeout
+        (10.0, 13.0, False, False),  # exactly at it: not yet
+        (10.0, 13.1, False, True),
+        (10.0, 60.0, True, False),  # already lost: said once
     ],
 )
 def test_a_node_is_lost_once_after_the_timeout(
-    last_beat: float, now: float, lost_at: float | None, expected: bool
+    last_beat: float, now: float, lost: bool, expected: bool
 ) -> None:
-    found = lost_nodes([watch("n1", (last_beat, set()), lost_at=lost_at)], now, 3.0)
+    view = node("n1", (last_beat, set()), lost_at=20.0 if lost else None)
+    found = lost_nodes([view], now, 3.0)
     assert [loss.node for loss in found] == (["n1"] if expected else [])
     if found:
-        assert found[0].last_heartbeat_at == last_beat
         assert "no heartbeat for 3.1 s" in found[0].evidence
 
 
 def test_a_restarted_healer_gives_every_node_a_fresh_timeout() -> None:
-    silent_long = watch("n1", (10.0, set()))
+    silent_long = node("n1", (10.0, set()))
     assert lost_nodes([silent_long], 100.0, 3.0, watching_since=98.0) == []
     assert [n.node for n in lost_nodes([silent_long], 101.5, 3.0, watching_since=98.0)] == ["n1"]
 
 
 def test_a_node_that_never_heartbeated_is_lost_from_its_join() -> None:
-    (loss,) = lost_nodes([NodeWatch(node="n2", joined_at=5.0)], 9.0, 3.0)
+    (loss,) = lost_nodes([node("n2", joined=5.0)], 9.0, 3.0)
     assert "never heartbeated" in loss.evidence
 
 
-def test_heartbeats_out_of_order_do_not_move_last_seen_back() -> None:
-    w = watch("n1", (10.0, set()), (8.0, set()))
-    assert w.last_seen == 10.0
-
-
-def placed(rid: str, node: str = "n1", **kw: object) -> Placed:
-    fields: dict[str, object] = {
-        "replica_id": rid,
-        "function": "f",
-        "revision": 1,
-        "node": node,
-        "commanded_at": 0.0,
-        "acknowledged_at": 1.0,
-        "ready": True,
-    }
-    fields.update(kw)
-    return Placed(**fields)  # type: ignore[arg-type]
-
-
-def test_a_returning_node_is_told_to_stop_what_moved_away() -> None:
-    w = watch("n1", (30.0, {"r1"}), lost_at=20.0)
-    w.moved = [placed("r1"), placed("r2")]
-    (back,) = returned_nodes([w])
+def test_a_node_is_back_only_when_heard_after_its_loss_and_after_the_healer_began() -> None:
+    (back,) = returned_nodes([node("n1", (30.0, {"r1"}), lost_at=20.0)])
     assert back.lost_for_s == 10.0
-    assert [r.replica_id for r in back.stops] == ["r1", "r2"]
-    stale = watch("n1", (19.0, {"r1"}), lost_at=20.0)
-    assert returned_nodes([stale]) == []
+    assert returned_nodes([node("n1", (19.0, {"r1"}), lost_at=20.0)]) == []
+    assert returned_nodes([node("n1", (30.0, set()), lost_at=20.0)], watching_since=31.0) == []
 
 
-def health(*revisions: tuple[int, float, bool, int], current: int) -> FunctionHealth:
-    return FunctionHealth(
-        current=current,
-        revisions={
-            rev: RevisionHealth(
-                created_at=created, ever_ready=ready, failures=fails, last_failure="exit 3: boom"
-            )
-            for rev, created, ready, fails in revisions
-        },
+def function(*revisions: int, current: int, rolled_back: set[int] | None = None) -> FunctionView:
+    return FunctionView(
+        name="f",
+        spec=SPEC,
+        revision=current,
+        revisions=dict.fromkeys(revisions, SPEC),
+        first_revision=min(revisions),
+        rolled_back=rolled_back or set(),
     )
+
+
+def records(*revisions: tuple[int, float, bool, int]) -> tuple[FailuresProjection, list[int]]:
+    failures = FailuresProjection()
+    for rev, _, ready, fails in revisions:
+        failures.revisions[("f", rev)] = RevisionRecord(
+            failures=fails, ever_ready=ready, last_failure="exit 3: boom"
+        )
+    return failures, [rev for rev, *_ in revisions]
 
 
 @pytest.mark.parametrize(
@@ -121,13 +112,10 @@ def test_rollback_table(
     to: int | None,
     why: str,
 ) -> None:
-    decision = rollback_for(
-        "f",
-        health(*revisions, current=current),
-        now,
-        progress_deadline_s=60,
-        failure_threshold=3,
-    )
+    failures, numbers = records(*revisions)
+    view = function(*numbers, current=current)
+    view.revision_heard_at = {rev: heard for rev, heard, *_ in revisions}
+    decision = rollback_for(view, failures, now, progress_deadline_s=60, failure_threshold=3)
     if to is None:
         assert decision is None
         return
@@ -137,27 +125,44 @@ def test_rollback_table(
 
 
 def test_no_rollback_twice_nor_to_a_rolled_back_revision() -> None:
-    h = health((1, 0, True, 0), (2, 10, True, 0), (3, 100, False, 3), current=3)
-    h.rolled_back = {3}
-    assert rollback_for("f", h, 101, progress_deadline_s=60, failure_threshold=3) is None
-    h = health((1, 0, True, 0), (2, 10, True, 0), (3, 100, False, 3), current=3)
-    h.rolled_back = {2}
-    decision = rollback_for("f", h, 101, progress_deadline_s=60, failure_threshold=3)
+    failures, numbers = records((1, 0, True, 0), (2, 10, True, 0), (3, 100, False, 3))
+    view = function(*numbers, current=3, rolled_back={3})
+    view.revision_heard_at = {1: 0, 2: 10, 3: 100}
+    assert rollback_for(view, failures, 101, progress_deadline_s=60, failure_threshold=3) is None
+    view.rolled_back = {2}
+    decision = rollback_for(view, failures, 101, progress_deadline_s=60, failure_threshold=3)
     assert decision is not None and decision.to_revision == 1
 
 
+def replica(rid: str, node_name: str = "n1", **fields: object) -> ReplicaView:
+    view = ReplicaView(
+        replica_id=rid,
+        function="f",
+        revision=1,
+        node=node_name,
+        state=ReplicaState.READY,
+        commanded=True,
+        commanded_heard_at=0.0,
+        reported_heard_at=1.0,
+    )
+    for name, value in fields.items():
+        setattr(view, name, value)
+    return view
+
+
 def test_drift_unknown_and_missing() -> None:
-    w = watch("n1", (10.0, {"r1", "stray", "old"}), (11.0, {"r1", "stray", "old"}))
-    wanted = {
-        "r1": placed("r1"),
-        "gone": placed("gone"),
-        "young": placed("young", acknowledged_at=9.5),
-        "leaving": placed("leaving", leaving=True),
-        "elsewhere": placed("elsewhere", node="n2"),
-        "never-acked": placed("never-acked", acknowledged_at=None, commanded_at=-40.0),
-        "slow-start": placed("slow-start", acknowledged_at=None, commanded_at=0.0),
-    }
-    repairs = drift(w, wanted, {"old": 9.0}, grace_s=2.0, start_grace_s=30.0)
+    n1 = node("n1", (10.0, {"r1", "stray", "old"}), (11.0, {"r1", "stray", "old"}))
+    placed = [
+        replica("r1"),
+        replica("gone"),
+        replica("young", reported_heard_at=9.5),
+        replica("leaving", leaving=True),
+        replica("never-acked", reported_heard_at=None, commanded_heard_at=-40.0),
+        replica("slow-start", reported_heard_at=None, commanded_heard_at=0.0),
+    ]
+    ended = replica("old", state=ReplicaState.STOPPED, ended_heard_at=7.0)
+    known = {r.replica_id: r for r in [*placed, ended]}
+    repairs = drift(n1, placed, known, {}, GRACES)
     found = {(r.kind, r.replica_id) for r in repairs}
     assert found == {
         ("unknown", "stray"),
@@ -171,12 +176,22 @@ def test_drift_unknown_and_missing() -> None:
 
 
 def test_no_drift_while_lost_with_one_heartbeat_or_inside_the_grace() -> None:
-    wanted = {"gone": placed("gone")}
-    one = watch("n1", (10.0, set()))
-    assert drift(one, wanted, {}, grace_s=2.0, start_grace_s=30.0) == []
-    lost = watch("n1", (10.0, set()), (11.0, set()), lost_at=12.0)
-    assert drift(lost, wanted, {}, grace_s=2.0, start_grace_s=30.0) == []
-    just_ended = watch("n1", (10.0, {"x"}), (11.0, {"x"}))
-    assert drift(just_ended, {}, {"x": 10.5}, grace_s=2.0, start_grace_s=30.0) == []
-    flicker = watch("n1", (10.0, {"x"}), (11.0, set()))
-    assert drift(flicker, {}, {}, grace_s=2.0, start_grace_s=30.0) == []
+    placed = [replica("gone")]
+    known = {"gone": placed[0]}
+    assert drift(node("n1", (10.0, set())), placed, known, {}, GRACES) == []
+    lost = node("n1", (10.0, set()), (11.0, set()), lost_at=12.0)
+    assert drift(lost, placed, known, {}, GRACES) == []
+    just_ended = replica("x", state=ReplicaState.STOPPED, ended_heard_at=9.5)
+    reported = node("n1", (10.0, {"x"}), (11.0, {"x"}))
+    assert drift(reported, [], {"x": just_ended}, {}, GRACES) == []
+    assert drift(reported, [], {}, {"x": 9.0}, GRACES) == [], "a stop was just commanded"
+    flicker = node("n1", (10.0, {"x"}), (11.0, set()))
+    assert drift(flicker, [], {}, {}, GRACES) == []
+
+
+def test_a_replica_moved_off_a_lost_node_is_quiet_for_the_stop_grace() -> None:
+    moved = replica("m", state=ReplicaState.LOST, ended_heard_at=0.0)
+    back = node("n1", (20.0, {"m"}), (21.0, {"m"}))
+    assert drift(back, [], {"m": moved}, {}, GRACES) == []
+    later = node("n1", (40.0, {"m"}), (41.0, {"m"}))
+    assert [r.kind for r in drift(later, [], {"m": moved}, {}, GRACES)] == ["unknown"]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from events.lifecycle import ReplicaState
+from events.projections.failures import RevisionRecord
+from events.projections.replicas import ReplicaView
 from events.types import FunctionSpec
 from services.scheduler.placement import NodeRoom, Placer
-from services.scheduler.plan import Assigned, Failures, FunctionPlan, plan_function
+from services.scheduler.plan import FunctionPlan, plan_function
 
 SPEC = FunctionSpec(name="f", image="i", cpu=0.5, memory_mb=128)
 
@@ -27,27 +30,27 @@ def rooms(
 
 def replica(
     rid: str, *, revision: int = 1, node: str = "a", state: str = "ready", leaving: bool = False
-) -> Assigned:
-    return Assigned(
+) -> ReplicaView:
+    return ReplicaView(
         replica_id=rid,
         function="f",
         revision=revision,
         node=node,
         cpu=0.5,
         memory_mb=128,
-        state=state,
+        state=ReplicaState(state),
         leaving=leaving,
     )
 
 
 def plan(
-    replicas: list[Assigned],
+    replicas: list[ReplicaView],
     desired: int | None,
     *,
     revision: int = 1,
     nodes: dict[str, NodeRoom] | None = None,
     spec: FunctionSpec | None = SPEC,
-    failures: Failures | None = None,
+    failures: RevisionRecord | None = None,
     now: float = 100.0,
 ) -> FunctionPlan:
     return plan_function(
@@ -58,7 +61,7 @@ def plan(
         replicas=replicas,
         rooms=nodes or rooms("a", "b"),
         placer=Placer(),
-        failures=failures or Failures(),
+        failures=failures or RevisionRecord(),
         now=now,
         new_replica_id="f-x",
     )
@@ -121,7 +124,7 @@ def test_a_rollout_never_leaves_fewer_ready_replicas_than_before() -> None:
             replica(f"n{step}-{rid}", revision=rev, node=node, state="ready")
             for rid, rev, node in p.starts
         ]
-        assert sum(1 for r in replicas if r.state == "ready") >= ready_before
+        assert sum(1 for r in replicas if r.state is ReplicaState.READY) >= ready_before
     assert {r.revision for r in replicas} == {2}
     assert len(replicas) == 2
 
@@ -160,12 +163,19 @@ def test_no_feasible_node_leaves_replicas_pending_with_the_reason() -> None:
     assert "not enough CPU" in p.pending_reason
 
 
+def crash_loop(count: int, last: float) -> RevisionRecord:
+    return RevisionRecord(failures=count, since_ready=count, last_failure_heard_at=last)
+
+
 def test_a_crash_looping_function_backs_off_exponentially() -> None:
-    assert len(plan([], 1, failures=Failures(count=1, last_at=100.0), now=100.0).starts) == 1
-    failures = Failures(count=3, last_at=100.0)
+    assert len(plan([], 1, failures=crash_loop(1, 100.0), now=100.0).starts) == 1
+    failures = crash_loop(3, 100.0)
     waiting = plan([], 1, failures=failures, now=101.5)
     assert waiting.starts == [] and waiting.pending == 1
     assert "back-off" in waiting.pending_reason
+    assert waiting.pending_reason == plan([], 1, failures=failures, now=101.9).pending_reason, (
+        "the reason does not change while the back-off counts down"
+    )
     assert len(plan([], 1, failures=failures, now=102.5).starts) == 1
-    assert Failures(count=4, last_at=0).back_off_until() == 4.0
-    assert Failures(count=30, last_at=0).back_off_until() == 60.0
+    assert crash_loop(4, 0).back_off_until() == 4.0
+    assert crash_loop(30, 0).back_off_until() == 60.0

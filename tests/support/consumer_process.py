@@ -9,7 +9,8 @@ import os
 import signal
 from typing import TextIO
 
-from events.bus import EventConsumer, EventProducer
+from events.bus import EventProducer
+from events.consumer import LiveConsumer
 from events.envelope import Envelope
 from events.settings import BusSettings
 from events.topics import REPLICAS
@@ -33,7 +34,7 @@ async def consume(args: argparse.Namespace, out: TextIO) -> None:
         if args.expect and len(distinct) >= args.expect:
             stop.set()
 
-    consumer = EventConsumer(
+    consumer = LiveConsumer(
         settings,
         name="proc",
         topics=[REPLICAS],

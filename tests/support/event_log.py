@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from events.bus import EventConsumer, EventProducer
+from events.bus import EventProducer
+from events.consumer import LiveConsumer, from_beginning
 from events.envelope import Envelope
 from events.settings import BusSettings
 from events.topics import Topic
@@ -28,12 +29,13 @@ class EventLog:
 
     async def __aenter__(self) -> EventLog:
         await self._producer.start()
-        consumer = EventConsumer(
+        consumer = LiveConsumer(
             self.settings,
             name="event-log",
             topics=self.topics,
             handler=self._keep,
             dead_letters=self._producer,
+            start_at=await from_beginning(self.settings, self.topics),
         )
         self._task = asyncio.create_task(consumer.run(self._stop))
         return self

@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import ClassVar
 
 import aiohttp
 
@@ -124,13 +125,21 @@ class ServiceProcess:
 class AgentProcess(ServiceProcess):
     """A node-agent with a port range of its own."""
 
+    ranges_used: ClassVar[set[int]] = set()
+
     def __init__(
         self, bus: BusSettings, *, log_dir: Path, node_id: str | None = None, **settings: str
     ) -> None:
         self.node_id = node_id or f"node-{uuid.uuid4().hex[:8]}"
         # Below Linux's ephemeral range (32768-60999), where brokers and test servers
-        # get their free ports, and apart from `shoal up`'s default 30000-32767.
-        first = random.randrange(20000, 29900, 100)
+        # get their free ports, and apart from `shoal up`'s default 30000-32767; never the
+        # range of another agent of this test run (two agents on one range race for ports).
+        free = sorted(set(range(20000, 29900, 100)) - AgentProcess.ranges_used)
+        if not free:
+            AgentProcess.ranges_used.clear()
+            free = list(range(20000, 29900, 100))
+        first = random.choice(free)
+        AgentProcess.ranges_used.add(first)
         defaults = {
             "SHOAL_NODE_ID": self.node_id,
             "SHOAL_NODE_PORT_FIRST": str(first),

@@ -1,0 +1,174 @@
+"""The one model of the world: the projections composed, applied once per event id.
+
+Every service, the dashboard and `shoal replay` fold the history with `World.apply`; a
+service adds on top only what is its own (room accounting, metric windows), driven by
+the `Changes` each event makes.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from events.envelope import Envelope
+from events.idempotency import SeenIds
+from events.lifecycle import ReplicaState
+from events.projections.failures import FailuresProjection
+from events.projections.functions import FunctionsProjection, FunctionView
+from events.projections.nodes import NodesProjection
+from events.projections.replicas import ReplicasProjection, ReplicaView
+from events.types import (
+    DrainReplica,
+    DriftRepaired,
+    FunctionDeleted,
+    FunctionDeployed,
+    FunctionRolledBack,
+    FunctionUpdated,
+    NodeCordoned,
+    NodeDrained,
+    NodeDrainRequested,
+    NodeHeartbeat,
+    NodeJoined,
+    NodeLost,
+    NodeReturned,
+    NodeUncordoned,
+    Payload,
+    PlacementPending,
+    ReplicaDraining,
+    ReplicaEvent,
+    ReplicaFailed,
+    ReplicaReady,
+    ReplicaStarting,
+    ReplicaStopped,
+    ScaleDecision,
+    ScaleRequested,
+    StartReplica,
+    StopReplica,
+)
+
+SEEN_IDS = 200_000
+
+
+def settle() -> None:
+    """Call between batches of a long fold: what the fold built so far leaves the cyclic
+    collector's view (`gc.freeze`), which would otherwise scan every kept object again at
+    each collection (that made a rebuild 1.7 times slower)."""
+    gc.freeze()
+
+
+@dataclass
+class Changes:
+    """What one event changed: the functions, replicas and nodes to look at again."""
+
+    functions: set[str] = field(default_factory=set)
+    replicas: set[str] = field(default_factory=set)
+    nodes: set[str] = field(default_factory=set)
+
+
+@dataclass
+class World:
+    nodes: NodesProjection = field(default_factory=NodesProjection)
+    functions: FunctionsProjection = field(default_factory=FunctionsProjection)
+    failures: FailuresProjection = field(default_factory=FailuresProjection)
+    seen: SeenIds = field(default_factory=lambda: SeenIds(SEEN_IDS))
+    as_of: datetime | None = None
+    replicas: ReplicasProjection = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.replicas = ReplicasProjection(self.nodes)
+
+    def function(self, name: str) -> FunctionView | None:
+        """The function, unless it was never deployed or was deleted."""
+        return self.functions.live(name)
+
+    def ready_replicas(self, function: str) -> list[ReplicaView]:
+        return [r for r in self.replicas.live_of(function) if r.state is ReplicaState.READY]
+
+    def apply(self, envelope: Envelope, now: float) -> Changes | None:
+        """Fold one event; None when it was applied before (same id). `now` is when this
+        process heard it, on its own clock. Metrics events change nothing here."""
+        fold = _FOLDS.get(type(envelope.data))
+        if fold is None:
+            return Changes()
+        if not self.seen.add(envelope.id):
+            return None
+        if self.as_of is None or envelope.time > self.as_of:
+            self.as_of = envelope.time
+        changes = Changes()
+        fold(self, envelope, now, changes)
+        return changes
+
+    def _function_event(self, envelope: Envelope, now: float, changes: Changes) -> None:
+        event = envelope.data
+        self.functions.apply(event, event_id=envelope.id, at=envelope.time, now=now)
+        changes.functions.add(event.key)
+
+    def _command(self, envelope: Envelope, now: float, changes: Changes) -> None:
+        event: StartReplica | DrainReplica | StopReplica = envelope.data  # type: ignore[assignment]
+        changes.functions.add(self.replicas.command(event, now))
+        changes.replicas.add(event.replica_id)
+
+    def _report(self, envelope: Envelope, now: float, changes: Changes) -> None:
+        event: ReplicaEvent = envelope.data  # type: ignore[assignment]
+        before = self.replicas.get(event.replica_id)
+        was_failed = before is not None and before.state is ReplicaState.FAILED
+        view = self.replicas.report(event, now)
+        if isinstance(event, ReplicaReady):
+            self.failures.ready(event.function, event.revision)
+        elif isinstance(event, ReplicaFailed) and not was_failed:
+            self.failures.failed(event.function, event.revision, view.reason, now)
+        changes.functions.add(event.function)
+        changes.replicas.add(event.replica_id)
+
+    def _drift(self, envelope: Envelope, now: float, changes: Changes) -> None:
+        event: DriftRepaired = envelope.data  # type: ignore[assignment]
+        changes.functions.add(self.replicas.drift(event, now))
+        changes.replicas.add(event.replica_id)
+        changes.nodes.add(event.node)
+
+    def _node(self, envelope: Envelope, now: float, changes: Changes) -> None:
+        event = envelope.data
+        self.nodes.apply(event, at=envelope.time, now=now)
+        changes.nodes.add(event.key)
+        if isinstance(event, NodeLost):
+            for ended in self.replicas.node_lost(event.node, event.generation, now):
+                changes.replicas.add(ended.replica_id)
+                changes.functions.add(ended.function)
+
+
+_Fold = Callable[[World, Envelope, float, Changes], None]
+_FOLDS: dict[type[Payload], _Fold] = {
+    **dict.fromkeys(
+        (
+            FunctionDeployed,
+            FunctionUpdated,
+            FunctionDeleted,
+            FunctionRolledBack,
+            ScaleRequested,
+            ScaleDecision,
+            PlacementPending,
+        ),
+        World._function_event,
+    ),
+    **dict.fromkeys((StartReplica, DrainReplica, StopReplica), World._command),
+    **dict.fromkeys(
+        (ReplicaStarting, ReplicaReady, ReplicaDraining, ReplicaStopped, ReplicaFailed),
+        World._report,
+    ),
+    DriftRepaired: World._drift,
+    **dict.fromkeys(
+        (
+            NodeJoined,
+            NodeHeartbeat,
+            NodeLost,
+            NodeReturned,
+            NodeCordoned,
+            NodeUncordoned,
+            NodeDrainRequested,
+            NodeDrained,
+        ),
+        World._node,
+    ),
+}

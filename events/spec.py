@@ -1,0 +1,202 @@
+"""The function spec, declared once with its bounds.
+
+Every field carries its constraints (ranges, lengths, patterns; every number is bounded,
+so none is infinite or NaN) and a description. The api's validation, the OpenAPI
+document, the CLI's flags and every consumer of an event that holds a spec derive from
+this one declaration: a field added here appears everywhere.
+
+Field metadata (`msgspec.Meta.extra`):
+- `scaling`: a scaling setting, changeable with PATCH without a new revision;
+- `flag`: the CLI flag, when it is not `--` plus the field name with dashes; `short`, a
+  one-letter alias.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+DNS_LABEL = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+IMAGE_REFERENCE = (
+    r"^([a-zA-Z0-9][-a-zA-Z0-9.]*[a-zA-Z0-9](:[0-9]{1,5})?/|[a-zA-Z0-9](:[0-9]{1,5})?/)?"
+    r"[a-z0-9]+([._-]{1,2}[a-z0-9]+)*(/[a-z0-9]+([._-]{1,2}[a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+)
+"""A Docker image reference: [registry[:port]/]path[:tag][@sha256:digest]."""
+READINESS_PATH = r"^(/[!-~]*)?$"
+"""Empty (a TCP probe) or an absolute path of printable ASCII."""
+
+MAX_REPLICAS_LIMIT = 1000
+ScalingMetric = Literal["concurrency", "rps", "cpu"]
+
+
+def _meta(
+    description: str,
+    *,
+    flag: str | None = None,
+    short: str | None = None,
+    scaling: bool = False,
+    **bounds: Any,
+) -> Any:
+    extra: dict[str, Any] = {}
+    if scaling:
+        extra["scaling"] = True
+    if flag:
+        extra["flag"] = flag
+    if short:
+        extra["short"] = short
+    return msgspec.Meta(description=description, extra=extra or None, **bounds)
+
+
+EnvName = Annotated[str, msgspec.Meta(pattern=ENV_NAME)]
+EnvValue = Annotated[str, msgspec.Meta(max_length=4096)]
+Word = Annotated[str, msgspec.Meta(max_length=1024)]
+
+
+class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """What a user asked to run; defaults follow Knative Serving where it has one."""
+
+    name: Annotated[
+        str,
+        _meta(
+            "A DNS label: lowercase letters, digits and '-', starting with a letter",
+            min_length=1,
+            max_length=63,
+            pattern=DNS_LABEL,
+        ),
+    ]
+    image: Annotated[
+        str,
+        _meta(
+            "The container image: [registry/]path[:tag][@sha256:digest]",
+            min_length=1,
+            max_length=512,
+            pattern=IMAGE_REFERENCE,
+        ),
+    ]
+    port: Annotated[int, _meta("The port the function listens on ($PORT)", ge=1, le=65535)] = 8080
+    env: Annotated[
+        dict[EnvName, EnvValue],
+        _meta("Environment variables, KEY=VALUE", flag="--env", short="-e", max_length=64),
+    ] = {}
+    command: Annotated[
+        list[Word], _meta("The entrypoint (default: the image's)", max_length=64)
+    ] = []
+    args: Annotated[
+        list[Word], _meta("Arguments of the entrypoint", flag="--arg", max_length=64)
+    ] = []
+    cpu: Annotated[float, _meta("CPUs per replica", ge=0.01, le=64)] = 0.5
+    memory_mb: Annotated[int, _meta("Memory per replica, MB", flag="--memory", ge=8, le=65536)] = (
+        128
+    )
+    readiness_path: Annotated[
+        str,
+        _meta(
+            "HTTP path of the readiness probe; empty for a TCP probe",
+            max_length=1024,
+            pattern=READINESS_PATH,
+        ),
+    ] = "/"
+    request_timeout_s: Annotated[
+        float, _meta("Longest a call may take, seconds", flag="--timeout-s", ge=0.1, le=3600)
+    ] = 300.0
+    concurrency_limit: Annotated[
+        int,
+        _meta(
+            "Requests one replica serves at once (0: no limit)",
+            flag="--concurrency",
+            scaling=True,
+            ge=0,
+            le=10000,
+        ),
+    ] = 0
+    min_replicas: Annotated[
+        int, _meta("Fewest replicas", flag="--min", scaling=True, ge=0, le=MAX_REPLICAS_LIMIT)
+    ] = 0
+    max_replicas: Annotated[
+        int,
+        _meta(
+            "Most replicas (0: the platform's cap)",
+            flag="--max",
+            scaling=True,
+            ge=0,
+            le=MAX_REPLICAS_LIMIT,
+        ),
+    ] = 0
+    initial_scale: Annotated[
+        int,
+        _meta(
+            "Replicas of a new function",
+            flag="--initial",
+            scaling=True,
+            ge=0,
+            le=MAX_REPLICAS_LIMIT,
+        ),
+    ] = 1
+    scaling_metric: Annotated[
+        ScalingMetric, _meta("What scaling follows", flag="--metric", scaling=True)
+    ] = "concurrency"
+    target: Annotated[
+        float,
+        _meta("Per-replica target of the metric", scaling=True, ge=0.01, le=1_000_000),
+    ] = 100.0
+    target_utilization: Annotated[
+        float, _meta("Fraction of the target aimed at", scaling=True, ge=0.01, le=1)
+    ] = 0.7
+    cpu_target_pct: Annotated[
+        Annotated[float, msgspec.Meta(ge=1, le=100)] | None,
+        _meta("Also scale on CPU above this percent of the limit", scaling=True),
+    ] = None
+    scale_to_zero_grace_s: Annotated[
+        float, _meta("Seconds without requests before zero", scaling=True, ge=0, le=86400)
+    ] = 30.0
+    stable_window_s: Annotated[
+        float, _meta("Seconds the stable window averages", scaling=True, ge=6, le=3600)
+    ] = 60.0
+    panic_window_pct: Annotated[
+        float, _meta("The panic window, percent of the stable one", scaling=True, ge=1, le=100)
+    ] = 10.0
+    panic_threshold_pct: Annotated[
+        float,
+        _meta("Panic at this percent of ready capacity", scaling=True, ge=110, le=1000),
+    ] = 200.0
+    scale_down_delay_s: Annotated[
+        float, _meta("Seconds a scale-down waits", scaling=True, ge=0, le=3600)
+    ] = 0.0
+    max_scale_up_rate: Annotated[
+        float, _meta("Most growth per decision, times ready", scaling=True, gt=1, le=1000)
+    ] = 1000.0
+    max_scale_down_rate: Annotated[
+        float, _meta("Most shrinking per decision, ready divided by", scaling=True, gt=1, le=1000)
+    ] = 2.0
+    private: Annotated[bool, _meta("Calls need a token (function calls are open by default)")] = (
+        False
+    )
+
+    def __post_init__(self) -> None:
+        problems = spec_problems(self.__getattribute__)
+        if problems:
+            raise ValueError("; ".join(f"{field}: {message}" for field, message in problems))
+
+
+def spec_problems(value: Callable[[str], Any]) -> list[tuple[str, str]]:
+    """The rules that span fields, as (field, message) pairs; `value` gives a field's value
+    (of a spec, or of a request body merged with the defaults)."""
+    problems = []
+    low, high, initial = value("min_replicas"), value("max_replicas"), value("initial_scale")
+    if high and low > high:
+        problems.append(("min_replicas", f"{low} is above max_replicas {high}"))
+    if high and initial > high:
+        problems.append(("initial_scale", f"{initial} is above max_replicas {high}"))
+    return problems
+
+
+SPEC_FIELDS: tuple[str, ...] = FunctionSpec.__struct_fields__
+SCALING_FIELDS: frozenset[str] = frozenset(
+    field.name
+    for field in msgspec.inspect.type_info(FunctionSpec).fields  # type: ignore[attr-defined]
+    if isinstance(field.type, msgspec.inspect.Metadata) and (field.type.extra or {}).get("scaling")
+)

@@ -1,0 +1,44 @@
+"""One way to publish: an event this process publishes is applied to its own projections
+at once, so that it reads its own writes; its echo from Kafka is then skipped by the fold,
+which applies each event id once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from events.bus import EventProducer
+from events.envelope import Envelope, new_envelope
+from events.types import Payload
+from services.common.clock import Clock
+
+
+class Journal:
+    def __init__(
+        self, producer: EventProducer, *, apply: Callable[[Envelope], object], clock: Clock
+    ) -> None:
+        self.producer = producer
+        self.apply = apply
+        self.clock = clock
+
+    def envelope(self, payload: Payload, *, causation_id: str | None = None) -> Envelope:
+        return new_envelope(
+            payload, source=self.producer.source, causation_id=causation_id, at=self.clock.wall()
+        )
+
+    async def publish(self, payload: Payload, *, causation_id: str | None = None) -> Envelope:
+        """Publish, wait for Kafka's acknowledgement, then apply."""
+        envelope = self.envelope(payload, causation_id=causation_id)
+        await (await self.producer.send(envelope))
+        self.apply(envelope)
+        return envelope
+
+    async def enqueue(
+        self, payload: Payload, *, causation_id: str | None = None
+    ) -> tuple[Envelope, asyncio.Future[Any]]:
+        """Apply at once and hand to the producer; the future resolves on acknowledgement."""
+        envelope = self.envelope(payload, causation_id=causation_id)
+        acknowledged = await self.producer.send(envelope)
+        self.apply(envelope)
+        return envelope, acknowledged

@@ -1,0 +1,128 @@
+"""The one service loop: rebuild from the history, follow it live, and after every poll let
+the service act (decide, plan, heal) on what it now knows."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from aiokafka import TopicPartition
+
+from events.consumer import LiveConsumer
+from events.deadletter import DeadLetters
+from events.envelope import Envelope
+from events.history import HistoryReader
+from events.projections.world import settle
+from events.topics import Topic
+from services.common.runtime import ServiceContext
+
+Apply = Callable[[Envelope], object]
+
+
+class EventService(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def topics(self) -> Sequence[Topic]: ...
+
+    @property
+    def poll_ms(self) -> int: ...
+
+    def apply(self, envelope: Envelope) -> object:
+        """Fold one event (from the history or live) into the service's memory."""
+
+    async def on_ready(self, ctx: ServiceContext) -> None:
+        """Called once, when the history is folded and before following it live."""
+
+    async def after_poll(self, ctx: ServiceContext) -> None:
+        """Called after every poll of the live topics: act on what is known now."""
+
+
+async def rebuild(
+    ctx: ServiceContext,
+    *,
+    name: str,
+    topics: Sequence[Topic],
+    apply: Apply,
+    partitions: Mapping[Topic, Sequence[int]] | None = None,
+    since: Mapping[Topic, datetime] | None = None,
+) -> dict[TopicPartition, int]:
+    """Fold everything the topics hold now; returns where each partition ended."""
+    dead = DeadLetters(ctx.producer, consumer=name)
+    reader = HistoryReader(
+        ctx.settings.bus, topics=topics, partitions=partitions, since=since, refused=dead.send
+    )
+    async for batch in reader.batches():
+        for envelope in batch:
+            apply(envelope)
+        settle()
+        await asyncio.sleep(0)
+    return reader.ends
+
+
+def live_consumer(
+    ctx: ServiceContext,
+    *,
+    name: str,
+    topics: Sequence[Topic],
+    apply: Apply,
+    start_at: Mapping[TopicPartition, int],
+    max_batch: int = 5000,
+) -> LiveConsumer:
+    async def handle(envelope: Envelope) -> None:
+        apply(envelope)
+
+    return LiveConsumer(
+        ctx.settings.bus,
+        name=name,
+        topics=topics,
+        handler=handle,
+        dead_letters=ctx.producer,
+        start_at=start_at,
+        max_batch=max_batch,
+    )
+
+
+async def follow(
+    ctx: ServiceContext,
+    *,
+    name: str,
+    topics: Sequence[Topic],
+    apply: Apply,
+    since: Mapping[Topic, datetime] | None = None,
+) -> None:
+    """Fold the topics (from `since`) and go on with what arrives, until stopped."""
+    ends = await rebuild(ctx, name=name, topics=topics, apply=apply, since=since)
+    consumer = live_consumer(ctx, name=name, topics=topics, apply=apply, start_at=ends)
+    await consumer.start()
+    try:
+        while not ctx.stop.is_set():
+            await consumer.poll_once()
+    finally:
+        await consumer.stop()
+
+
+async def run_service(
+    ctx: ServiceContext, service: EventService, *, since: Mapping[Topic, datetime] | None = None
+) -> None:
+    """Rebuild, become ready, then poll and act until the service is asked to stop. Topics
+    named in `since` are read back only from then."""
+    ends = await rebuild(
+        ctx, name=service.name, topics=service.topics, apply=service.apply, since=since
+    )
+    consumer = live_consumer(
+        ctx, name=service.name, topics=service.topics, apply=service.apply, start_at=ends
+    )
+    await consumer.start()
+    try:
+        await service.on_ready(ctx)
+        ctx.ready = True
+        while not ctx.stop.is_set():
+            await consumer.poll_once(timeout_ms=service.poll_ms)
+            await service.after_poll(ctx)
+            await asyncio.sleep(0)
+    finally:
+        await consumer.stop()
