@@ -241,6 +241,10 @@ class ReplicaFailed(ReplicaEvent, frozen=True, kw_only=True):
     exit_code: Annotated[int, msgspec.Meta(ge=-(2**31), le=2**32)] | None = None
     oom_killed: bool = False
     last_logs: Annotated[list[LogLine], msgspec.Meta(max_length=LAST_LOG_LINES)] = []
+    cause: Literal["function", "platform"] = "function"
+    """Whose failure it is: the function's own code (an exit, OOM, a failed probe), which
+    counts toward its crash-loop back-off and rollback, or the platform's (its node or
+    container engine), which does not."""
 
     def summary(self) -> str:
         """The reason, with the exit code and an OOM kill when it does not say them."""

@@ -46,6 +46,12 @@ class FailuresProjection:
     revisions: dict[tuple[str, int], RevisionRecord] = field(default_factory=dict)
     functions: dict[str, FunctionFailures] = field(default_factory=dict)
 
+    def shift(self, offset: float) -> None:
+        """Move every time this projection heard something by `offset` seconds."""
+        for record in self.revisions.values():
+            if record.failures:
+                record.last_failure_heard_at += offset
+
     def of(self, function: str, revision: int) -> RevisionRecord:
         found = self.revisions.get((function, revision))
         return found if found is not None else RevisionRecord()
@@ -54,14 +60,18 @@ class FailuresProjection:
         found = self.functions.get(function)
         return found if found is not None else FunctionFailures()
 
-    def failed(self, function: str, revision: int, summary: str, now: float) -> None:
+    def failed(
+        self, function: str, revision: int, summary: str, now: float, *, counts: bool = True
+    ) -> None:
+        """A replica failed; one the platform caused (`counts` False) is told, not counted."""
         record = self.revisions.setdefault((function, revision), RevisionRecord())
-        record.failures += 1
-        record.since_ready += 1
-        record.last_failure, record.last_failure_heard_at = summary, now
         whole = self.functions.setdefault(function, FunctionFailures())
-        whole.since_ready += 1
-        whole.last = summary
+        record.last_failure, whole.last = summary, summary
+        if counts:
+            record.failures += 1
+            record.since_ready += 1
+            record.last_failure_heard_at = now
+            whole.since_ready += 1
 
     def ready(self, function: str, revision: int) -> None:
         record = self.revisions.setdefault((function, revision), RevisionRecord())

@@ -59,6 +59,11 @@ class FunctionsProjection:
     """The newest decision about each function (it may be read before the function)."""
     pendings: dict[str, PlacementPending] = field(default_factory=dict)
 
+    def shift(self, offset: float) -> None:
+        """Move every time this projection heard something by `offset` seconds."""
+        for view in self.functions.values():
+            view.revision_heard_at = {r: at + offset for r, at in view.revision_heard_at.items()}
+
     def live(self, name: str) -> FunctionView | None:
         view = self.functions.get(name)
         return None if view is None or view.deleted else view

@@ -51,6 +51,7 @@ class NodeView:
     cordoned: bool = False
     draining: bool = False
     joined_heard_at: float | None = None
+    joined: bool = False
     last_heartbeat_at: datetime | None = None
     """The time written in the newest heartbeat (for display)."""
     used_cpus: float = 0.0
@@ -96,6 +97,16 @@ class NodesProjection:
         found = self.nodes.get(node)
         return found.lost_through if found is not None else -1
 
+    def shift(self, offset: float) -> None:
+        """Move every time this projection heard something by `offset` seconds."""
+        for view in self.nodes.values():
+            view.lost_heard_at = _moved(view.lost_heard_at, offset)
+            view.joined_heard_at = _moved(view.joined_heard_at, offset)
+            view.recent = [
+                Beat(seq=b.seq, replica_ids=b.replica_ids, heard_at=b.heard_at + offset)
+                for b in view.recent
+            ]
+
     def apply(self, event: Payload, *, at: datetime, now: float) -> None:
         """Fold one node event (`at`: its written time; `now`: when it was heard)."""
         if isinstance(event, NodeHeartbeat):
@@ -105,6 +116,7 @@ class NodesProjection:
         if isinstance(event, NodeJoined):
             view.address, view.runtime = event.address, event.runtime
             view.capacity, view.joined_heard_at = event.capacity, now
+            view.joined = True
         elif isinstance(event, NodeLost):
             view.lost, view.lost_heard_at = True, now
             view.lost_through = max(view.lost_through, event.generation)
@@ -116,11 +128,19 @@ class NodesProjection:
 
     @staticmethod
     def _heartbeat(view: NodeView, beat: NodeHeartbeat, at: datetime, now: float) -> None:
-        view.capacity, view.last_heartbeat_at = beat.capacity, at
+        # Capacity comes from the node's joins (one topic); a heartbeat says it only for a
+        # node whose join was never read, so the result does not depend on topic order.
+        if not view.joined:
+            view.capacity = beat.capacity
+        view.last_heartbeat_at = at
         view.used_cpus, view.used_memory_mb = beat.used_cpus, beat.used_memory_mb
         view.replicas = beat.replicas
         heard = Beat(seq=beat.seq, replica_ids=frozenset(beat.replica_ids), heard_at=now)
         view.recent = [*view.recent[1 - RECENT_BEATS :], heard]
+
+
+def _moved(at: float | None, offset: float) -> float | None:
+    return None if at is None else at + offset
 
 
 def _maintenance(view: NodeView, event: Payload) -> None:

@@ -37,6 +37,9 @@ REPORTED: dict[type[ReplicaEvent], ReplicaState] = {
 }
 
 
+HEARD_FIELDS = ("commanded_heard_at", "reported_heard_at", "ended_heard_at", "leaving_heard_at")
+
+
 @dataclass(slots=True)
 class ReplicaView:
     replica_id: str
@@ -77,6 +80,15 @@ class ReplicasProjection:
     """(node, generation) -> the replicas a NodeLost of that generation ended."""
     leave_unknown: dict[str, float] = field(default_factory=dict)
     """Stops commanded for replicas not heard of (yet), and when they were heard."""
+
+    def shift(self, offset: float) -> None:
+        """Move every time this projection heard something by `offset` seconds."""
+        for view in self.replicas.values():
+            for name in HEARD_FIELDS:
+                at = getattr(view, name)
+                if at is not None:
+                    setattr(view, name, at + offset)
+        self.leave_unknown = {rid: at + offset for rid, at in self.leave_unknown.items()}
 
     def get(self, replica_id: str) -> ReplicaView | None:
         return self.replicas.get(replica_id)

@@ -77,9 +77,12 @@ def _nodes(world: World) -> dict[str, dict[str, object]]:
 
 
 def world_at(envelopes: Iterable[Envelope], at: datetime | None) -> World:
-    """The world as it was at `at` (everything when None): events up to it, in time order.
-    Each event counts as heard at the time written in it."""
-    chosen = sorted((e for e in envelopes if at is None or e.time <= at), key=lambda e: e.time)
+    """The world as it was at `at` (everything when None): the events written up to then,
+    folded in the order they were read (Kafka's order per partition). They are not sorted
+    by the times written in them: one key has several writers, whose clocks may differ,
+    and the fold does not depend on the order across partitions. Each event counts as
+    heard at the time written in it."""
+    chosen = [e for e in envelopes if at is None or e.time <= at]
     world = World()
     for n, envelope in enumerate(chosen, start=1):
         world.apply(envelope, envelope.time.timestamp())

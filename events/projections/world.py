@@ -49,6 +49,9 @@ from events.types import (
 )
 
 SEEN_IDS = 200_000
+UNREMEMBERED = frozenset({NodeHeartbeat})
+"""Events whose ids are not remembered: applying one twice is harmless, and there are so
+many of them that they would push every other id out of the window."""
 
 
 def settle() -> None:
@@ -92,13 +95,22 @@ class World:
         fold = _FOLDS.get(type(envelope.data))
         if fold is None:
             return Changes()
-        if not self.seen.add(envelope.id):
+        remembered = type(envelope.data) not in UNREMEMBERED
+        if remembered and envelope.id in self.seen:
             return None
-        if self.as_of is None or envelope.time > self.as_of:
-            self.as_of = envelope.time
         changes = Changes()
         fold(self, envelope, now, changes)
+        if remembered:
+            self.seen.add(envelope.id)
+        if self.as_of is None or envelope.time > self.as_of:
+            self.as_of = envelope.time
         return changes
+
+    def shift(self, offset: float) -> None:
+        """Move every time the projections heard something by `offset` seconds (history
+        read back is placed on this process's clock once it is all read)."""
+        for projection in (self.nodes, self.replicas, self.functions, self.failures):
+            projection.shift(offset)
 
     def _function_event(self, envelope: Envelope, now: float, changes: Changes) -> None:
         event = envelope.data
@@ -118,7 +130,9 @@ class World:
         if isinstance(event, ReplicaReady):
             self.failures.ready(event.function, event.revision)
         elif isinstance(event, ReplicaFailed) and not was_failed:
-            self.failures.failed(event.function, event.revision, view.reason, now)
+            self.failures.failed(
+                event.function, event.revision, view.reason, now, counts=event.cause == "function"
+            )
         changes.functions.add(event.function)
         changes.replicas.add(event.replica_id)
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from events.envelope import Envelope
-from events.topics import FUNCTIONS, HEARTBEATS, NODES, REPLICAS, SCALE
+from events.topics import FUNCTIONS, HEARTBEATS, NODE_COMMANDS, NODES, REPLICAS, SCALE
 from events.types import RequestStats
 from services.api.control import ControlPlane
 from services.api.dashboard import Dashboard
@@ -27,7 +27,7 @@ from services.common.runtime import ServiceContext, run
 
 class Api:
     name = "api-view"
-    topics = (FUNCTIONS, REPLICAS, SCALE, NODES, HEARTBEATS)
+    topics = (FUNCTIONS, REPLICAS, SCALE, NODES, HEARTBEATS, NODE_COMMANDS)
     poll_ms = 200
 
     def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -72,12 +72,12 @@ class Api:
         ctx.app.on_cleanup.append(lambda _: _close(upstream))
 
     def apply(self, envelope: Envelope) -> None:
-        self.view.apply(envelope)
-        if self.dashboard is not None:
+        if self.view.apply(envelope) and self.dashboard is not None:
             self.dashboard.observe(envelope)
 
     async def on_ready(self, ctx: ServiceContext) -> None:
         assert self.dashboard is not None
+        self.view.world.shift(self.view.hearing.go_live())
         ctx.log.info("api ready", functions=len(self.view.world.functions.functions))
         self.tasks = [
             asyncio.create_task(self._publish_stats(ctx)),

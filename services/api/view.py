@@ -11,7 +11,7 @@ from events.lifecycle import ReplicaState
 from events.projections.functions import FunctionView
 from events.projections.world import World
 from services.api.routing import Route, RouteTable
-from services.common.clock import SYSTEM_CLOCK, Clock
+from services.common.clock import SYSTEM_CLOCK, Clock, Hearing
 
 
 @dataclass
@@ -19,7 +19,11 @@ class ApiView:
     world: World = field(default_factory=World)
     routes: RouteTable = field(default_factory=RouteTable)
     clock: Clock = SYSTEM_CLOCK
+    hearing: Hearing = field(init=False)
     _signals: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.hearing = Hearing(self.clock)
 
     def function(self, name: str) -> FunctionView | None:
         return self.world.function(name)
@@ -36,11 +40,12 @@ class ApiView:
         if event is not None:
             event.set()
 
-    def apply(self, envelope: Envelope) -> None:
-        """Fold one event; a replica is routed while it is ready, and not after."""
-        changes = self.world.apply(envelope, self.clock.now())
+    def apply(self, envelope: Envelope) -> bool:
+        """Fold one event (False: it was applied before); a replica is routed while it is
+        ready, and not after."""
+        changes = self.world.apply(envelope, self.hearing.heard(envelope))
         if changes is None:
-            return
+            return False
         for replica_id in changes.replicas:
             replica = self.world.replicas.get(replica_id)
             if replica is None:
@@ -58,3 +63,4 @@ class ApiView:
                 self.routes.remove(replica.function, replica_id)
         for function in changes.functions:
             self.notify(function)
+        return True

@@ -6,14 +6,22 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from prometheus_client import Gauge
 
 from events.envelope import Envelope
 from events.projections.functions import FunctionView
 from events.projections.world import World
-from events.topics import CONTAINER_STATS, DEMAND, FUNCTIONS, REPLICAS, REQUEST_STATS, SCALE
+from events.topics import (
+    CONTAINER_STATS,
+    DEMAND,
+    FUNCTIONS,
+    NODES,
+    REPLICAS,
+    REQUEST_STATS,
+    SCALE,
+)
 from events.types import (
     ColdStartDemand,
     ContainerStats,
@@ -27,7 +35,7 @@ from events.types import (
 from services.autoscaler.decide import Observed, ScalerMemory, decide_function
 from services.autoscaler.settings import Settings
 from services.autoscaler.windows import MetricWindow
-from services.common.clock import SYSTEM_CLOCK, Clock, Every
+from services.common.clock import SYSTEM_CLOCK, Clock, Every, Hearing
 from services.common.journal import Journal
 from services.common.loop import run_service
 from services.common.runtime import ServiceContext, run
@@ -58,13 +66,14 @@ class FunctionMetrics:
 
 class Autoscaler:
     name = "autoscaler"
-    topics = (FUNCTIONS, SCALE, REPLICAS, REQUEST_STATS, CONTAINER_STATS, DEMAND)
+    topics = (FUNCTIONS, SCALE, REPLICAS, NODES, REQUEST_STATS, CONTAINER_STATS, DEMAND)
     poll_ms = 20
 
     def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings
         self.clock = clock
         self.world = World()
+        self.hearing = Hearing(clock)
         self.metrics: dict[str, FunctionMetrics] = {}
         self.spec_causes: dict[str, str] = {}
         """Function -> the deployment or manual scale a decision from the spec follows."""
@@ -75,16 +84,15 @@ class Autoscaler:
         self.journal: Journal | None = None
 
     def apply(self, envelope: Envelope) -> None:
-        data = envelope.data
+        data, heard = envelope.data, self.hearing.heard(envelope)
         if isinstance(data, METRICS):
             if self.backlog is not None:
                 self.backlog.append(envelope)
             else:
-                self.observe(envelope, self.clock.now())
+                self.observe(envelope, heard)
             return
-        if self.world.apply(envelope, self.clock.now()) is not None and isinstance(
-            data, SPEC_CHANGES
-        ):
+        changed = self.world.apply(envelope, heard) is not None
+        if changed and isinstance(data, SPEC_CHANGES):
             if not isinstance(data, FunctionDeleted):
                 self.spec_causes[data.function] = envelope.id
             self.urgent.add(data.function)
@@ -119,23 +127,22 @@ class Autoscaler:
         return found
 
     async def on_ready(self, ctx: ServiceContext) -> None:
-        self._place_backlog()
+        offset = self.hearing.go_live()
+        self.world.shift(offset)
+        self._place_backlog(offset)
         self.journal = Journal(ctx.producer, apply=self.apply, clock=self.clock)
         self.urgent.update(self.world.functions.functions)
         ctx.log.info("autoscaler ready", functions=len(self.world.functions.functions))
 
-    def _place_backlog(self) -> None:
-        """Metrics from the history count as heard as long before now as they were written
-        before the newest one from the same source (one host's clock against itself)."""
+    def _place_backlog(self, offset: float) -> None:
+        """Metrics from the history, placed on this process's clock as every history event
+        is (`Hearing`); those older than the windows' horizon are dropped."""
         backlog, self.backlog = self.backlog or [], None
-        now = self.clock.now()
-        newest: dict[str, datetime] = {}
+        oldest = self.clock.now() - HORIZON_S
         for envelope in backlog:
-            newest[envelope.source] = max(newest.get(envelope.source, envelope.time), envelope.time)
-        for envelope in backlog:
-            age = (newest[envelope.source] - envelope.time).total_seconds()
-            if age <= HORIZON_S:
-                self.observe(envelope, now - age)
+            heard = envelope.time.timestamp() + offset
+            if heard >= oldest:
+                self.observe(envelope, heard)
 
     async def after_poll(self, ctx: ServiceContext) -> None:
         now = self.clock.now()

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from events.envelope import Envelope
+
 
 class Clock(Protocol):
     def now(self) -> float:
@@ -40,3 +42,34 @@ class Every:
             return False
         self.next_at = now + self.interval_s
         return True
+
+
+@dataclass
+class Hearing:
+    """When this process heard each event, on its own clock.
+
+    A live event is heard now. An event read back from the history was heard at no time
+    this process knows: it counts as heard as long before the end of the history as it
+    was written before the newest history event. `go_live` ends the history and returns
+    the offset that moves written times onto this clock; only differences between
+    written times are used, never a written time against this process's clock."""
+
+    clock: Clock
+    live: bool = False
+    newest_written: float | None = None
+
+    def heard(self, envelope: Envelope) -> float:
+        if self.live:
+            return self.clock.now()
+        written = envelope.time.timestamp()
+        if self.newest_written is None or written > self.newest_written:
+            self.newest_written = written
+        return written
+
+    def go_live(self) -> float:
+        """The history is read: from now on events are heard live. Returns the offset to
+        add to a history event's written time to place it on this process's clock."""
+        self.live = True
+        if self.newest_written is None:
+            return 0.0
+        return self.clock.now() - self.newest_written

@@ -9,7 +9,7 @@ from prometheus_client import Counter, Gauge
 
 from events.envelope import Envelope
 from events.projections.world import World
-from events.topics import FUNCTIONS, HEARTBEATS, NODE_COMMANDS, NODES, REPLICAS
+from events.topics import FUNCTIONS, HEARTBEATS, NODE_COMMANDS, NODES, REPLICAS, SCALE
 from events.types import (
     DriftRepaired,
     FunctionRolledBack,
@@ -18,7 +18,7 @@ from events.types import (
     Payload,
     StopReplica,
 )
-from services.common.clock import SYSTEM_CLOCK, Clock, Every
+from services.common.clock import SYSTEM_CLOCK, Clock, Every, Hearing
 from services.common.journal import Journal
 from services.common.loop import run_service
 from services.common.runtime import ServiceContext, run
@@ -40,13 +40,14 @@ WATCHED = Gauge("shoal_healer_nodes", "Nodes the healer watches, by condition", 
 
 class Healer:
     name = "healer"
-    topics = (FUNCTIONS, REPLICAS, NODES, HEARTBEATS, NODE_COMMANDS)
+    topics = (FUNCTIONS, SCALE, REPLICAS, NODES, HEARTBEATS, NODE_COMMANDS)
 
     def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings
         self.clock = clock
         self.poll_ms = int(settings.tick_s * 1000)
         self.world = World()
+        self.hearing = Hearing(clock)
         self.graces = Graces(
             report_s=settings.drift_grace_s,
             start_s=settings.start_grace_s,
@@ -59,9 +60,10 @@ class Healer:
         self.ctx: ServiceContext | None = None
 
     def apply(self, envelope: Envelope) -> None:
-        self.world.apply(envelope, self.clock.now())
+        self.world.apply(envelope, self.hearing.heard(envelope))
 
     async def on_ready(self, ctx: ServiceContext) -> None:
+        self.world.shift(self.hearing.go_live())
         self.ctx = ctx
         self.journal = Journal(ctx.producer, apply=self.apply, clock=self.clock)
         self.watching_since = self.clock.now()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import aiohttp
 from prometheus_client import Gauge, Histogram
 
+from events.bounds import within_bounds
 from events.bus import EventProducer
 from events.envelope import Envelope
 from events.idempotency import SeenIds
@@ -36,8 +37,10 @@ from services.node_agent.ports import PortAllocator, PortsExhausted
 from services.node_agent.probe import wait_until_ready
 from services.node_agent.reconcile import plan_reconcile
 from services.node_agent.replica import Replica, exit_reason
-from services.node_agent.runtime import Exit, ReplicaRuntime, Running
+from services.node_agent.runtime import Exit, ReplicaRuntime, Running, RuntimeStartError
 from services.node_agent.settings import Settings
+
+Cause = Literal["function", "platform"]
 
 E = TypeVar("E", bound=ReplicaEvent)
 
@@ -91,8 +94,9 @@ class NodeAgent:
         await self.producer.publish(payload, causation_id=cause)
 
     def _event(self, kind: type[E], command: StartReplica | Running, **extra: Any) -> E:
-        """A replica event of this node about the replica a command or container names."""
-        return kind(
+        """A replica event of this node about the replica a command or container names,
+        its texts cut to what readers accept."""
+        event = kind(
             function=command.function,
             revision=command.revision,
             replica_id=command.replica_id,
@@ -100,6 +104,7 @@ class NodeAgent:
             node_generation=command.node_generation,
             **extra,
         )
+        return within_bounds(event)
 
     async def join(self) -> None:
         await self._publish(
@@ -166,7 +171,7 @@ class NodeAgent:
         except PortsExhausted as exc:
             replica = Replica(command=command, port=0, commanded_at=self.clock.now())
             self.replicas[command.replica_id] = replica
-            self._spawn(replica, self._fail(replica, str(exc), cause))
+            self._spawn(replica, self._fail(replica, str(exc), cause, by="platform"))
             return
         replica = Replica(command=command, port=port, commanded_at=self.clock.now())
         self.replicas[command.replica_id] = replica
@@ -195,7 +200,8 @@ class NodeAgent:
             replica.endpoint = await self.runtime.start(replica.command, port=replica.port)
         except Exception as exc:
             if replica.state is ReplicaState.STARTING:
-                await self._fail(replica, f"could not start: {exc}", cause)
+                by: Cause = "function" if isinstance(exc, RuntimeStartError) else "platform"
+                await self._fail(replica, f"could not start: {exc}", cause, by=by)
             return
         finally:
             await starting
@@ -258,7 +264,13 @@ class NodeAgent:
         )
 
     async def _fail(
-        self, replica: Replica, reason: str, cause: str | None, exit_: Exit | None = None
+        self,
+        replica: Replica,
+        reason: str,
+        cause: str | None,
+        exit_: Exit | None = None,
+        *,
+        by: Cause = "function",
     ) -> None:
         replica.state = transition(replica.state, ReplicaState.FAILED)
         self.log.warning(
@@ -276,6 +288,7 @@ class NodeAgent:
                 exit_code=exit_.exit_code if exit_ else None,
                 oom_killed=exit_.oom_killed if exit_ else False,
                 last_logs=exit_.last_logs if exit_ else [],
+                cause=by,
             ),
             cause,
         )
@@ -294,7 +307,8 @@ class NodeAgent:
         replica = self.replicas.get(exit_.replica_id)
         if replica is None or replica.state not in (ReplicaState.STARTING, ReplicaState.READY):
             return
-        await self._fail(replica, exit_reason(exit_), None, exit_)
+        by: Cause = "platform" if exit_.removed else "function"
+        await self._fail(replica, exit_reason(exit_), None, exit_, by=by)
 
     async def reconcile(self) -> None:
         """Adopt wanted containers, remove unwanted ones, report the wanted that are gone."""
@@ -320,11 +334,13 @@ class NodeAgent:
                 await self._publish(self._event(ReplicaStopped, running, reason=reason), None)
             else:
                 reason = "container stopped while the agent was away"
-                await self._publish(self._event(ReplicaFailed, running, reason=reason), None)
+                failed = self._event(ReplicaFailed, running, reason=reason, cause="platform")
+                await self._publish(failed, None)
         for command in plan.gone:
             self.done.add(command.replica_id)
             reason = "container gone while the agent was away"
-            await self._publish(self._event(ReplicaFailed, command, reason=reason), None)
+            failed = self._event(ReplicaFailed, command, reason=reason, cause="platform")
+            await self._publish(failed, None)
 
     async def after_runtime_restart(self) -> None:
         """The runtime reconnected (e.g. dockerd restarted): fail what no longer runs."""
@@ -334,9 +350,8 @@ class NodeAgent:
                 ReplicaState.STARTING,
                 ReplicaState.READY,
             ):
-                await self._fail(
-                    replica, "container lost while the container engine restarted", None
-                )
+                reason = "container lost while the container engine restarted"
+                await self._fail(replica, reason, None, by="platform")
 
     def heartbeat(self) -> NodeHeartbeat:
         live = [r for r in self.replicas.values() if r.state in LIVE]

@@ -15,6 +15,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from prometheus_client import Counter
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from events.bounds import printable
 from events.types import StartReplica
 from services.common.labels import (
     LABEL_FUNCTION,
@@ -24,20 +25,19 @@ from services.common.labels import (
     LABEL_REPLICA,
     LABEL_REVISION,
 )
-from services.node_agent.runtime import Exit, Resync, Running
+from services.node_agent.runtime import Exit, Resync, Running, RuntimeStartError
 from services.node_agent.usage import CpuSample, Usage, cpu_sample, memory_used, usage_between
 
 log = logging.getLogger("shoal.node.docker")
 T = TypeVar("T")
 LOG_LINES = 20
+LOG_BYTES = 64 * 1024
+"""The most of a dying container's log tail read: a log of one endless line stays small."""
+LOG_LINE_CHARS = 400
 
 DOCKER_ERRORS = Counter(
     "shoal_node_docker_errors_total", "Docker Engine calls that failed", ["operation", "error"]
 )
-
-
-class RuntimeStartError(RuntimeError):
-    """The container could not be created or started; the message says why."""
 
 
 def container_name(replica_id: str) -> str:
@@ -234,7 +234,8 @@ class DockerRuntime:
             container = await self._call(self._client.containers.get, container_name(replica_id))
             oom_killed = bool(container.attrs["State"].get("OOMKilled"))
             raw = await self._call(container.logs, tail=LOG_LINES)
-            lines = raw.decode(errors="replace").splitlines()[-LOG_LINES:]
+            text = raw[-LOG_BYTES:].decode(errors="replace")
+            lines = [printable(line)[:LOG_LINE_CHARS] for line in text.splitlines()[-LOG_LINES:]]
         return Exit(
             replica_id=replica_id,
             exit_code=exit_code,

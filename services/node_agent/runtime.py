@@ -10,6 +10,11 @@ from events.types import StartReplica
 from services.node_agent.usage import Usage
 
 
+class RuntimeStartError(RuntimeError):
+    """The replica could not be created or started for a reason of its own spec (its image
+    is missing, the engine refused its settings); the message says why."""
+
+
 @dataclass(frozen=True)
 class Running:
     """A replica the runtime knows about (what `docker ps` with our labels shows)."""

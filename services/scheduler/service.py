@@ -15,7 +15,7 @@ from events.projections.functions import FunctionView
 from events.projections.world import Changes, World
 from events.topics import FUNCTIONS, HEARTBEATS, NODE_COMMANDS, NODES, REPLICAS, SCALE
 from events.types import DrainReplica, NodeDrained, Payload, PlacementPending, StartReplica
-from services.common.clock import SYSTEM_CLOCK, Clock, Every
+from services.common.clock import SYSTEM_CLOCK, Clock, Every, Hearing
 from services.common.journal import Journal
 from services.common.loop import run_service
 from services.common.runtime import ServiceContext, run
@@ -44,6 +44,7 @@ class Scheduler:
         self.clock = clock
         self.poll_ms = int(settings.plan_interval_s * 1000)
         self.world = World()
+        self.hearing = Hearing(clock)
         self.rooms = Rooms()
         self.placer = Placer(policy=settings.policy, sample=settings.sample)
         self.dirty: set[str] = set()
@@ -51,7 +52,7 @@ class Scheduler:
         self.journal: Journal | None = None
 
     def apply(self, envelope: Envelope) -> None:
-        now = self.clock.now()
+        now = self.hearing.heard(envelope)
         changes = self.world.apply(envelope, now)
         if changes is not None:
             self._changed(changes, now)
@@ -73,6 +74,7 @@ class Scheduler:
         return self.rooms.node(view, now=now, stale_s=self.settings.heartbeat_stale_s)
 
     async def on_ready(self, ctx: ServiceContext) -> None:
+        self.world.shift(self.hearing.go_live())
         self.journal = Journal(ctx.producer, apply=self.apply, clock=self.clock)
         ctx.log.info(
             "scheduler ready",
