@@ -24,7 +24,10 @@ CAP = NodeCapacity(cpus=2, memory_mb=1024, max_replicas=10)
 
 
 def scheduler(clock: FakeClock | None = None) -> Scheduler:
-    return Scheduler(Settings.from_env({}), clock=clock or FakeClock())
+    """A scheduler past its history, hearing events live."""
+    s = Scheduler(Settings.from_env({}), clock=clock or FakeClock())
+    s.hearing.go_live()
+    return s
 
 
 def fold(s: Scheduler, *payloads: Payload) -> Scheduler:
