@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -29,14 +30,28 @@ log = logging.getLogger("shoal.bus")
 Handler = Callable[[Envelope], Awaitable[None]]
 HANDLER_ATTEMPTS = 3
 LAG_EVERY_S = 1.0
+STALL_S = 20.0
+"""Records waiting but none delivered for this long: the consumer is stuck (aiokafka can
+stall after a broker restart) and is started again at its positions."""
+
+
+MAX_FUTURE_S = 300.0
+"""An event dated further than this ahead of the reader's clock is refused: no clock of a
+sane cluster is that far off, and such a date would outlive every timeout."""
 
 
 def decoded(record: ConsumerRecord[bytes, bytes]) -> Envelope | str:
-    """The record's event, or why it is not one."""
+    """The record's event, or why it is not one. Never raises: whatever the bytes."""
     try:
-        return decode(record.key, record.value, record.headers)
+        envelope = decode(record.key, record.value, record.headers)
     except DecodeError as exc:
         return f"undecodable: {exc}"
+    except Exception as exc:  # deep nesting and the like: refused, never fatal
+        return f"undecodable: {type(exc).__name__}: {exc}"
+    ahead = (envelope.time - datetime.now(UTC)).total_seconds()
+    if ahead > MAX_FUTURE_S:
+        return f"dated {ahead:.0f} s in the future ({envelope.time.isoformat()})"
+    return envelope
 
 
 async def from_beginning(
@@ -79,11 +94,16 @@ class LiveConsumer:
         self.max_batch = max_batch
         self.last_progress = time.monotonic()
         """When a poll last returned (the loop's liveness)."""
+        self.last_delivery = time.monotonic()
+        self.lag = 0
         self._lag_observed_at = float("-inf")
-        self._consumer = AIOKafkaConsumer(
-            **settings.client_kwargs(),
-            group_id=group_id,
-            client_id=f"shoal-{name}",
+        self._consumer = self._new_consumer()
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            **self.settings.client_kwargs(),
+            group_id=self.group_id,
+            client_id=f"shoal-{self.name}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
@@ -104,6 +124,32 @@ class LiveConsumer:
 
     async def stop(self) -> None:
         await self._consumer.stop()
+
+    async def end_offsets(self) -> dict[TopicPartition, int]:
+        """Where the assigned partitions end now, by asking the broker."""
+        return dict(await self._consumer.end_offsets(list(self._consumer.assignment())))
+
+    async def reached(self, target: Mapping[TopicPartition, int]) -> bool:
+        """Whether everything up to `target` was handed to the handler."""
+        for tp, end in target.items():
+            if tp in self._consumer.assignment() and await self._consumer.position(tp) < end:
+                return False
+        return True
+
+    def stalled(self) -> bool:
+        """Records wait (as of the last lag reading) and none came for STALL_S."""
+        return self.lag > 0 and time.monotonic() - self.last_delivery > STALL_S
+
+    async def restart(self) -> None:
+        """Start a new Kafka consumer where this one stands (or where its group committed)."""
+        if self.group_id is None:
+            assignment = list(self._consumer.assignment())
+            self.start_at = {tp: await self._consumer.position(tp) for tp in assignment}
+        await self._consumer.stop()
+        self._consumer = self._new_consumer()
+        self.last_delivery = time.monotonic()
+        self.lag = 0
+        await self.start()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Start, then handle events until `stop` is set; always stops the Kafka consumer."""
@@ -126,6 +172,8 @@ class LiveConsumer:
         if handled and self.group_id is not None:
             await self._commit()
         self.last_progress = time.monotonic()
+        if handled:
+            self.last_delivery = self.last_progress
         await self._observe_lag()
         return handled
 
@@ -188,8 +236,11 @@ class LiveConsumer:
             return
         # Scrapes come every few seconds; the loop polls every few milliseconds.
         self._lag_observed_at = now
+        total = 0
         for tp in self._consumer.assignment():
             highwater = self._consumer.highwater(tp)
             if highwater is not None:
-                position = await self._consumer.position(tp)
-                metrics.CONSUMER_LAG.labels(self.name, tp.topic).set(max(0, highwater - position))
+                behind = max(0, highwater - await self._consumer.position(tp))
+                total += behind
+                metrics.CONSUMER_LAG.labels(self.name, tp.topic).set(behind)
+        self.lag = total

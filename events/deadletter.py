@@ -11,6 +11,7 @@ from aiokafka import ConsumerRecord
 
 from events import metrics
 from events.bus import EventProducer
+from events.envelope import Envelope, encode
 from events.topics import DEAD_LETTER
 
 log = logging.getLogger("shoal.bus")
@@ -57,6 +58,24 @@ class DeadLetters:
     def __init__(self, producer: EventProducer, *, consumer: str) -> None:
         self.producer = producer
         self.consumer = consumer
+
+    async def send_event(self, envelope: Envelope, reason: str) -> None:
+        """Dead-letter an event that decoded but could not be applied."""
+        key, value, headers = encode(envelope)
+        record: ConsumerRecord[bytes, bytes] = ConsumerRecord(
+            topic="(history)",
+            partition=-1,
+            offset=-1,
+            timestamp=0,
+            timestamp_type=0,
+            key=key,
+            value=value,
+            checksum=None,
+            serialized_key_size=len(key),
+            serialized_value_size=len(value),
+            headers=list(headers),
+        )
+        await self.send(record, reason)
 
     async def send(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
         metrics.DEAD_LETTERS.labels(self.consumer, record.topic).inc()

@@ -164,6 +164,15 @@ _DESCRIPTIONS: dict[type[t.Payload], Callable[[Any], str]] = {
     t.NodeUncordoned: lambda p: f"node {p.node} uncordoned" + _by(p.requested_by),
     t.NodeDrainRequested: lambda p: f"node {p.node} to be drained" + _by(p.requested_by),
     t.NodeDrained: lambda p: f"node {p.node} drained: no replica left",
+    t.NodeRuntimeChanged: lambda p: (
+        f"node {p.node} container engine {'back' if p.available else 'unreachable'}: {p.reason}"
+    ),
+    t.NodeLossSuspended: lambda p: (
+        f"{'no node declared lost' if p.suspended else 'nodes watched again'}: {p.reason}"
+    ),
+    t.DecisionFailed: lambda p: (
+        f"{p.decider} could not decide about {p.subject} (retry in {p.retry_in_s:g} s): {p.error}"
+    ),
 }
 
 

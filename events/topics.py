@@ -81,6 +81,9 @@ TOPIC_OF_PAYLOAD: dict[type[t.Payload], Topic] = {
     t.NodeUncordoned: NODES,
     t.NodeDrainRequested: NODES,
     t.NodeDrained: NODES,
+    t.NodeRuntimeChanged: NODES,
+    t.NodeLossSuspended: NODES,
+    t.DecisionFailed: SCALE,
     t.NodeHeartbeat: HEARTBEATS,
 }
 

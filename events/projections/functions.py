@@ -46,6 +46,7 @@ class FunctionView:
     """Why the scheduler could not start `pending` replicas (capacity, crash-loop back-off)."""
     revision_heard_at: dict[int, float] = field(default_factory=dict)
     """When this process first heard of each revision (its rollout's start, as seen here)."""
+    deleted_heard_at: float | None = None
 
     def owns(self, revision: int) -> bool:
         """Whether a decision about `revision` is about this incarnation."""
@@ -58,11 +59,29 @@ class FunctionsProjection:
     decisions: dict[str, tuple[ScaleDecision, datetime]] = field(default_factory=dict)
     """The newest decision about each function (it may be read before the function)."""
     pendings: dict[str, PlacementPending] = field(default_factory=dict)
+    retired: dict[str, int] = field(default_factory=dict)
+    """Functions deleted and forgotten -> their newest revision."""
 
     def shift(self, offset: float) -> None:
         """Move every time this projection heard something by `offset` seconds."""
         for view in self.functions.values():
             view.revision_heard_at = {r: at + offset for r, at in view.revision_heard_at.items()}
+            if view.deleted_heard_at is not None:
+                view.deleted_heard_at += offset
+
+    def prune(self, before: float) -> list[str]:
+        """Forget functions deleted before `before`, keeping only their newest revision so
+        that a re-creation numbers on. Returns the names forgotten."""
+        gone = [
+            view.name
+            for view in self.functions.values()
+            if view.deleted and view.deleted_heard_at is not None and view.deleted_heard_at < before
+        ]
+        for name in gone:
+            self.retired[name] = max(self.functions.pop(name).revisions)
+            self.decisions.pop(name, None)
+            self.pendings.pop(name, None)
+        return gone
 
     def live(self, name: str) -> FunctionView | None:
         view = self.functions.get(name)
@@ -71,7 +90,8 @@ class FunctionsProjection:
     def next_revision(self, name: str) -> int:
         """The revision a deployment of `name` gets: numbering goes on after a deletion."""
         view = self.functions.get(name)
-        return 1 if view is None else max(view.revisions) + 1
+        newest = max(view.revisions) if view is not None else self.retired.get(name, 0)
+        return newest + 1
 
     def apply(self, event: Payload, *, event_id: str, at: datetime, now: float) -> None:
         if isinstance(event, FunctionDeployed | FunctionUpdated):
@@ -85,7 +105,7 @@ class FunctionsProjection:
         else:
             view = self.functions.get(event.function)  # type: ignore[attr-defined]
             if view is not None and not view.deleted:
-                _change(view, event)
+                _change(view, event, now)
 
     def _spec(self, event: FunctionDeployed | FunctionUpdated, event_id: str, now: float) -> None:
         view = self.functions.get(event.function)
@@ -124,9 +144,9 @@ class FunctionsProjection:
             view.pending, view.pending_reason = found.pending, found.reason
 
 
-def _change(view: FunctionView, event: Payload) -> None:
+def _change(view: FunctionView, event: Payload, now: float) -> None:
     if isinstance(event, FunctionDeleted):
-        view.deleted = True
+        view.deleted, view.deleted_heard_at = True, now
     elif isinstance(event, FunctionRolledBack):
         if event.to_revision in view.revisions:
             view.revision = event.to_revision

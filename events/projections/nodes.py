@@ -20,6 +20,7 @@ from events.types import (
     NodeJoined,
     NodeLost,
     NodeReturned,
+    NodeRuntimeChanged,
     NodeUncordoned,
     Payload,
 )
@@ -50,6 +51,8 @@ class NodeView:
     lost_heard_at: float | None = None
     cordoned: bool = False
     draining: bool = False
+    runtime_ok: bool = True
+    """Whether its agent can reach its container engine (as the agent last said)."""
     joined_heard_at: float | None = None
     joined: bool = False
     last_heartbeat_at: datetime | None = None
@@ -62,9 +65,11 @@ class NodeView:
 
     @property
     def condition(self) -> str:
-        """lost, draining, cordoned or ready."""
+        """lost, runtime-down, draining, cordoned or ready."""
         if self.lost:
             return "lost"
+        if not self.runtime_ok:
+            return "runtime-down"
         if self.draining:
             return "draining"
         return "cordoned" if self.cordoned else "ready"
@@ -123,6 +128,8 @@ class NodesProjection:
             view.generation = max(view.generation, event.generation + 1)
         elif isinstance(event, NodeReturned):
             view.lost = False
+        elif isinstance(event, NodeRuntimeChanged):
+            view.runtime_ok = event.available
         else:
             _maintenance(view, event)
 

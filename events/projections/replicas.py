@@ -90,6 +90,24 @@ class ReplicasProjection:
                     setattr(view, name, at + offset)
         self.leave_unknown = {rid: at + offset for rid, at in self.leave_unknown.items()}
 
+    def prune(self, before: float) -> int:
+        """Forget replicas that ended, and stops of unknown ones, heard of before `before`:
+        nothing late about them is expected any more. Returns how many were forgotten."""
+        old = [
+            view
+            for view in self.replicas.values()
+            if view.ended_heard_at is not None and view.ended_heard_at < before
+        ]
+        for view in old:
+            del self.replicas[view.replica_id]
+            lost = self.lost_by_node.get((view.node, view.generation))
+            if lost is not None:
+                lost.discard(view.replica_id)
+                if not lost:
+                    del self.lost_by_node[(view.node, view.generation)]
+        self.leave_unknown = {r: at for r, at in self.leave_unknown.items() if at >= before}
+        return len(old)
+
     def get(self, replica_id: str) -> ReplicaView | None:
         return self.replicas.get(replica_id)
 

@@ -33,6 +33,7 @@ from events.types import (
     NodeJoined,
     NodeLost,
     NodeReturned,
+    NodeRuntimeChanged,
     NodeUncordoned,
     Payload,
     PlacementPending,
@@ -106,6 +107,18 @@ class World:
             self.as_of = envelope.time
         return changes
 
+    def prune(self, before: float) -> list[str]:
+        """Forget what ended before `before` (this process's clock): ended replicas, deleted
+        functions and their failure records. Returns the functions forgotten, so that a
+        service can forget what it keeps about them too."""
+        self.replicas.prune(before)
+        gone = self.functions.prune(before)
+        for key in [k for k in self.failures.revisions if k[0] in gone]:
+            del self.failures.revisions[key]
+        for name in gone:
+            self.failures.functions.pop(name, None)
+        return gone
+
     def shift(self, offset: float) -> None:
         """Move every time the projections heard something by `offset` seconds (history
         read back is placed on this process's clock once it is all read)."""
@@ -178,6 +191,7 @@ _FOLDS: dict[type[Payload], _Fold] = {
             NodeHeartbeat,
             NodeLost,
             NodeReturned,
+            NodeRuntimeChanged,
             NodeCordoned,
             NodeUncordoned,
             NodeDrainRequested,

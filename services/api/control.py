@@ -5,6 +5,7 @@ the api's own view at once so that a client reads its own writes."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from collections.abc import Awaitable, Callable
@@ -13,7 +14,9 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
+from aiokafka.errors import KafkaError
 
+from events.errors import ShoalEventError
 from events.lifecycle import ReplicaState
 from events.projections.functions import FunctionView
 from events.spec import MAX_REPLICAS_LIMIT
@@ -41,6 +44,7 @@ from services.api.view import ApiView
 from services.common.journal import Journal
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PUBLISH_TIMEOUT_S = 10.0
 
 
 def problem(status: int, message: str, **details: Any) -> web.Response:
@@ -97,6 +101,7 @@ class ControlPlane:
     journal: Journal
     token: str
     max_body_bytes: int
+    max_functions: int
 
     def application(self) -> web.Application:
         """The control plane as an application to mount at /v1: its middlewares (auth,
@@ -181,8 +186,18 @@ class ControlPlane:
             ) from exc
 
     async def _record(self, payload: Payload) -> None:
-        """Publish a change; the journal applies it to this api's view (read your writes)."""
-        await self.journal.publish(payload)
+        """Publish a change; the journal applies it to this api's view (read your writes).
+        With the event bus away, the caller hears so at once rather than wait for it."""
+        try:
+            await asyncio.wait_for(self.journal.publish(payload), PUBLISH_TIMEOUT_S)
+        except (TimeoutError, ShoalEventError, KafkaError) as exc:
+            raise web.HTTPServiceUnavailable(
+                text=json.dumps(
+                    {"error": f"the event bus did not take the change ({exc!r}); try again"}
+                ),
+                content_type="application/json",
+                headers={"Retry-After": "5"},
+            ) from None
 
     def _function_or_404(self, name: str) -> FunctionView:
         function = self.view.function(name)
@@ -218,6 +233,11 @@ class ControlPlane:
         if self.view.function(spec.name) is not None:
             return problem(
                 409, f"function {spec.name!r} exists; replace it with PUT /v1/functions/{spec.name}"
+            )
+        count = sum(1 for f in self.view.world.functions.functions.values() if not f.deleted)
+        if count >= self.max_functions:
+            return problem(
+                409, f"the platform holds at most {self.max_functions} functions; delete one first"
             )
         revision = self.view.world.functions.next_revision(spec.name)
         await self._record(

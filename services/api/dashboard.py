@@ -107,9 +107,10 @@ class Dashboard:
             r.function for r in self.view.world.replicas.live() if r.state is ReplicaState.READY
         )
         functions = {}
+        for name in [n for n in self.series if self.view.function(n) is None]:
+            del self.series[name]
         for name, view in sorted(self.view.world.functions.functions.items()):
             if view.deleted:
-                self.series.pop(name, None)
                 continue
             series = self._series(name)
             series.cpu = {r: s for r, s in series.cpu.items() if now - s[0] <= CPU_FRESH_S}

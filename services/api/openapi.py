@@ -24,6 +24,7 @@ DESCRIBED = {
     "409": "Conflict",
     "413": "Body too large",
     "422": "Invalid fields",
+    "503": "Starting (reading the log back), or the event bus is away: retry after Retry-After",
 }
 NODE = {"type": "string", "minLength": 1, "maxLength": 253}
 
@@ -38,7 +39,7 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _responses(ok: int, *errors: int, body: dict[str, Any] | None = None) -> dict[str, Any]:
     responses = {str(ok): {"description": DESCRIBED[str(ok)], **_json(body or {"type": "object"})}}
-    for code in (401, *errors):
+    for code in (401, *errors, 503):
         responses[str(code)] = {"description": DESCRIBED[str(code)], **_json(ERROR)}
     return responses
 

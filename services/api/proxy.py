@@ -24,6 +24,7 @@ from services.api.upstream import (
     UpstreamError,
 )
 from services.api.view import ApiView
+from services.common.forgetting import forget_series
 from services.common.journal import Journal
 from services.common.logs import StructLog
 
@@ -104,6 +105,20 @@ class FunctionProxy:
     waiting: dict[str, Waiting] = field(default_factory=dict)
     _latency: dict[str, Any] = field(default_factory=dict)
     _requests: dict[tuple[str, int], Any] = field(default_factory=dict)
+
+    def forget(self, function: str) -> None:
+        """Drop everything kept about a function that is gone, metric series included."""
+        self.windows.pop(function, None)
+        waiting = self.waiting.get(function)
+        if waiting is not None and waiting.count == 0:
+            del self.waiting[function]
+        if self._latency.pop(function, None) is not None:
+            forget_series(LATENCY, function)
+        for key in [k for k in self._requests if k[0] == function]:
+            del self._requests[key]
+            forget_series(REQUESTS, function, str(key[1]))
+        for metric in (QUEUE_DEPTH, COLD_STARTS, COLD_START_SECONDS):
+            forget_series(metric, function)
 
     def window(self, function: str) -> RequestWindow:
         found = self.windows.get(function)
@@ -251,7 +266,10 @@ class FunctionProxy:
         demand = ColdStartDemand(
             function=name, api_instance=self.source_instance, queued=waiting.count
         )
-        await self.journal.enqueue(demand)
+        try:
+            await self.journal.enqueue(demand)
+        except Exception as exc:  # the request waits on; demand is said again shortly
+            self.log.warning("could not publish cold-start demand", function=name, error=repr(exc))
 
     async def _forward(self, request: web.Request, name: str, route: Route) -> web.StreamResponse:
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from functools import partial
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -19,8 +20,10 @@ from services.api.proxy import FunctionProxy
 from services.api.settings import Settings
 from services.api.upstream import Upstream
 from services.api.view import ApiView
-from services.common.clock import SYSTEM_CLOCK, Clock
+from services.common.clock import SYSTEM_CLOCK, Clock, Every
+from services.common.forgetting import FORGET_AFTER_S, PRUNE_EVERY_S
 from services.common.journal import Journal
+from services.common.liveness import supervised
 from services.common.loop import run_service
 from services.common.runtime import ServiceContext, run
 
@@ -37,6 +40,7 @@ class Api:
         self.proxy: FunctionProxy | None = None
         self.dashboard: Dashboard | None = None
         self.tasks: list[asyncio.Task[None]] = []
+        self.pruning = Every(PRUNE_EVERY_S)
 
     def add_routes(self, ctx: ServiceContext) -> None:
         settings = self.settings
@@ -46,6 +50,7 @@ class Api:
             journal=journal,
             token=settings.token,
             max_body_bytes=settings.max_body_bytes,
+            max_functions=settings.max_functions,
         )
         upstream = Upstream(connect_timeout_s=settings.connect_timeout_s)
         self.proxy = FunctionProxy(
@@ -79,13 +84,21 @@ class Api:
         assert self.dashboard is not None
         self.view.world.shift(self.view.hearing.go_live())
         ctx.log.info("api ready", functions=len(self.view.world.functions.functions))
+        loops = {
+            "request-stats": partial(self._publish_stats, ctx),
+            "dashboard": partial(self.dashboard.run, ctx),
+        }
         self.tasks = [
-            asyncio.create_task(self._publish_stats(ctx)),
-            asyncio.create_task(self.dashboard.run(ctx)),
+            asyncio.create_task(supervised(name, work, log=ctx.log, stop=ctx.stop))
+            for name, work in loops.items()
         ]
 
     async def after_poll(self, ctx: ServiceContext) -> None:
-        return None
+        now = self.clock.now()
+        if self.pruning.due(now):
+            assert self.proxy is not None
+            for name in self.view.world.prune(now - FORGET_AFTER_S):
+                self.proxy.forget(name)
 
     async def run(self, ctx: ServiceContext) -> None:
         try:
@@ -101,6 +114,7 @@ class Api:
         interval = self.settings.stats_interval_s
         while True:
             await asyncio.sleep(interval)
+            ctx.liveness.beat("request-stats", within_s=max(60.0, 10 * interval))
             now = self.clock.now()
             for name in list(self.proxy.windows):
                 if self.view.function(name) is None:

@@ -18,6 +18,7 @@ class Settings:
     demand_repeat_s: float
     connect_attempts: int
     connect_timeout_s: float
+    max_functions: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -33,4 +34,5 @@ class Settings:
             demand_repeat_s=env_float(environ, "SHOAL_API_DEMAND_REPEAT_S", 1.0),
             connect_attempts=env_int(environ, "SHOAL_API_CONNECT_ATTEMPTS", 3),
             connect_timeout_s=env_float(environ, "SHOAL_API_CONNECT_TIMEOUT_S", 2.0),
+            max_functions=env_int(environ, "SHOAL_API_MAX_FUNCTIONS", 500),
         )

@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from events.spec import MAX_REPLICAS_LIMIT
 from events.types import FunctionSpec
 
 CPU_TOLERANCE = 0.10
@@ -49,14 +50,19 @@ class Decision:
     """What the decision follows: the spec (a deployment, a manual scale) or the metrics."""
 
 
-def _bounded(spec: FunctionSpec, count: int) -> int:
-    count = max(count, spec.min_replicas)
-    return min(count, spec.max_replicas) if spec.max_replicas else count
+def most_replicas(spec: FunctionSpec, cap: int = MAX_REPLICAS_LIMIT) -> int:
+    """A function's ceiling: its max_replicas (0: none of its own), never above the
+    platform's cap, so that no function can fill the cluster."""
+    return min(spec.max_replicas, cap) if spec.max_replicas else cap
 
 
-def initial_desired(spec: FunctionSpec) -> int:
+def _bounded(spec: FunctionSpec, count: int, cap: int = MAX_REPLICAS_LIMIT) -> int:
+    return min(max(count, spec.min_replicas), most_replicas(spec, cap))
+
+
+def initial_desired(spec: FunctionSpec, cap: int = MAX_REPLICAS_LIMIT) -> int:
     """The count of a newly deployed function (Knative's initial scale, within bounds)."""
-    return _bounded(spec, spec.initial_scale)
+    return _bounded(spec, spec.initial_scale, cap)
 
 
 def decide_function(
@@ -68,11 +74,13 @@ def decide_function(
     pinned: int | None,
     ready: int,
     now: float,
+    cap: int = MAX_REPLICAS_LIMIT,
 ) -> Decision:
     """The desired count of one function now. `desired` is the count in force (None: no
-    decision yet, so this is a new function); `pinned` a user's manual count."""
+    decision yet, so this is a new function); `pinned` a user's manual count; `cap` the
+    platform's ceiling for any function."""
     if desired is None:
-        memory.desired, memory.created_at = initial_desired(spec), now
+        memory.desired, memory.created_at = initial_desired(spec, cap), now
         return Decision(
             desired=memory.desired,
             panic=False,
@@ -81,19 +89,26 @@ def decide_function(
             cause="spec",
         )
     if pinned is not None:
-        memory.desired = pinned
+        memory.desired = min(pinned, cap)
         return Decision(
-            desired=pinned,
+            desired=memory.desired,
             panic=False,
-            reason="manual scale requested through the api",
+            reason="manual scale requested through the api"
+            + (f"; bounded to the platform's cap of {cap}" if pinned > cap else ""),
             inputs={"manual_replicas": float(pinned)},
             cause="spec",
         )
-    return decide(spec, observed, memory, ready=ready, now=now)
+    return decide(spec, observed, memory, ready=ready, now=now, cap=cap)
 
 
 def decide(
-    spec: FunctionSpec, observed: Observed, memory: ScalerMemory, *, ready: int, now: float
+    spec: FunctionSpec,
+    observed: Observed,
+    memory: ScalerMemory,
+    *,
+    ready: int,
+    now: float,
+    cap: int = MAX_REPLICAS_LIMIT,
 ) -> Decision:
     """The desired replica count from the metrics, updating `memory`."""
     per_replica = spec.target * spec.target_utilization
@@ -119,9 +134,9 @@ def decide(
     wanted = _after_limits(
         spec, observed, memory, wanted, ready=ready, now=now, panic=panic, reasons=reasons
     )
-    bounded = _bounded(spec, wanted)
+    bounded = _bounded(spec, wanted, cap)
     if bounded != wanted:
-        reasons.append(f"bounded to [{spec.min_replicas}, {spec.max_replicas or 'inf'}]")
+        reasons.append(f"bounded to [{spec.min_replicas}, {most_replicas(spec, cap)}]")
     memory.desired = bounded
     inputs["desired"] = bounded
     return Decision(

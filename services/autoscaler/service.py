@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 from prometheus_client import Gauge
 
@@ -36,6 +37,8 @@ from services.autoscaler.decide import Observed, ScalerMemory, decide_function
 from services.autoscaler.settings import Settings
 from services.autoscaler.windows import MetricWindow
 from services.common.clock import SYSTEM_CLOCK, Clock, Every, Hearing
+from services.common.forgetting import FORGET_AFTER_S, PRUNE_EVERY_S, forget_series
+from services.common.isolation import Isolation
 from services.common.journal import Journal
 from services.common.loop import run_service
 from services.common.runtime import ServiceContext, run
@@ -79,9 +82,11 @@ class Autoscaler:
         """Function -> the deployment or manual scale a decision from the spec follows."""
         self.urgent: set[str] = set()
         self.tick = Every(settings.tick_s)
+        self.pruning = Every(PRUNE_EVERY_S)
         self.backlog: list[Envelope] | None = []
         """Metrics read from the history, placed in time once the history is read."""
         self.journal: Journal | None = None
+        self.isolation: Isolation | None = None
 
     def apply(self, envelope: Envelope) -> None:
         data, heard = envelope.data, self.hearing.heard(envelope)
@@ -131,6 +136,7 @@ class Autoscaler:
         self.world.shift(offset)
         self._place_backlog(offset)
         self.journal = Journal(ctx.producer, apply=self.apply, clock=self.clock)
+        self.isolation = Isolation("autoscaler", self.journal, ctx.log)
         self.urgent.update(self.world.functions.functions)
         ctx.log.info("autoscaler ready", functions=len(self.world.functions.functions))
 
@@ -146,15 +152,25 @@ class Autoscaler:
 
     async def after_poll(self, ctx: ServiceContext) -> None:
         now = self.clock.now()
+        if self.pruning.due(now):
+            self._forget(self.world.prune(now - FORGET_AFTER_S))
         due, self.urgent = self.urgent, set()
         if self.tick.due(now):
             due.update(self.world.functions.functions)
+        assert self.isolation is not None
         for function in sorted(due):
             view = self.world.function(function)
-            if view is not None:
-                await self.decide_for(ctx, view, now)
-            else:
+            if view is None:
                 self.metrics.pop(function, None)
+                continue
+            await self.isolation.decide(function, now, partial(self.decide_for, ctx, view, now))
+
+    def _forget(self, gone: list[str]) -> None:
+        for name in gone:
+            self.metrics.pop(name, None)
+            self.spec_causes.pop(name, None)
+            for gauge in (DESIRED, READY, PANIC):
+                forget_series(gauge, name)
 
     def _observed(self, view: FunctionView, metrics: FunctionMetrics, now: float) -> Observed:
         spec = view.spec
@@ -184,6 +200,7 @@ class Autoscaler:
             pinned=view.pinned_replicas,
             ready=ready,
             now=now,
+            cap=self.settings.max_replicas,
         )
         DESIRED.labels(view.name).set(decision.desired)
         READY.labels(view.name).set(ready)

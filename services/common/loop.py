@@ -4,6 +4,7 @@ the service act (decide, plan, heal) on what it now knows."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -19,6 +20,8 @@ from events.topics import Topic
 from services.common.runtime import ServiceContext
 
 Apply = Callable[[Envelope], object]
+LOOP_STALL_S = 120.0
+"""A service loop that has not gone round for this long is stalled (`/healthz` fails)."""
 
 
 class EventService(Protocol):
@@ -57,7 +60,10 @@ async def rebuild(
     )
     async for batch in reader.batches():
         for envelope in batch:
-            apply(envelope)
+            try:
+                apply(envelope)
+            except Exception as exc:  # one event the fold cannot take stops nothing
+                await dead.send_event(envelope, f"could not be applied: {exc!r}")
         settle()
         await asyncio.sleep(0)
     return reader.ends
@@ -120,9 +126,30 @@ async def run_service(
     try:
         await service.on_ready(ctx)
         ctx.ready = True
+        failures = 0
         while not ctx.stop.is_set():
-            await consumer.poll_once(timeout_ms=service.poll_ms)
-            await service.after_poll(ctx)
-            await asyncio.sleep(0)
+            try:
+                await _round(ctx, service, consumer)
+                failures = 0
+            except Exception as exc:  # the broker away, a publish refused: go on later
+                failures += 1
+                ctx.log.error("service loop failed; going on", error=repr(exc)[:500])
+                await _pause(ctx, min(30.0, 0.5 * 2 ** min(failures, 6)))
     finally:
         await consumer.stop()
+
+
+async def _round(ctx: ServiceContext, service: EventService, consumer: LiveConsumer) -> None:
+    """One poll, then the service's turn; the loop's liveness beats at the end."""
+    await consumer.poll_once(timeout_ms=service.poll_ms)
+    if consumer.stalled():
+        ctx.log.warning("consumer stalled with records waiting; starting it again")
+        await consumer.restart()
+    await service.after_poll(ctx)
+    ctx.liveness.beat(service.name, within_s=LOOP_STALL_S)
+    await asyncio.sleep(0)
+
+
+async def _pause(ctx: ServiceContext, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(ctx.stop.wait(), seconds)

@@ -14,13 +14,16 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from events.bus import EventProducer, ensure_topics
+from services.common.clock import SYSTEM_CLOCK
+from services.common.liveness import Liveness
 from services.common.logs import StructLog, configure_logging
 from services.common.settings import CommonSettings
 
 
 @dataclass
 class ServiceContext:
-    """What a service body gets: its settings, a started producer, and the stop signal."""
+    """What a service body gets: its settings, a started producer, the stop signal, and
+    the liveness its loops report."""
 
     settings: CommonSettings
     producer: EventProducer
@@ -28,6 +31,7 @@ class ServiceContext:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     ready: bool = False
     app: web.Application = field(default_factory=web.Application)
+    liveness: Liveness = field(default_factory=lambda: Liveness(SYSTEM_CLOCK))
 
 
 ServiceBody = Callable[[ServiceContext], Coroutine[Any, Any, None]]
@@ -41,11 +45,17 @@ def _add_common_routes(ctx: ServiceContext) -> None:
         )
 
     async def healthz(_: web.Request) -> web.Response:
+        stalled = ctx.liveness.stalled()
+        if stalled:
+            body = {"status": "stalled", "service": ctx.settings.service, "loops": stalled}
+            return web.json_response(body, status=503)
         return web.json_response({"status": "ok", "service": ctx.settings.service})
 
     async def readyz(_: web.Request) -> web.Response:
-        status = 200 if ctx.ready else 503
-        return web.json_response({"ready": ctx.ready}, status=status)
+        if ctx.ready:
+            return web.json_response({"ready": True})
+        body = {"ready": False, "why": "reading the log back; not caught up yet"}
+        return web.json_response(body, status=503, headers={"Retry-After": "1"})
 
     ctx.app.add_routes(
         [web.get("/metrics", metrics), web.get("/healthz", healthz), web.get("/readyz", readyz)]

@@ -54,6 +54,42 @@ def lost_nodes(
     return found
 
 
+@dataclass(frozen=True)
+class Disruption:
+    silent: list[str]
+    total: int
+    reason: str
+
+
+MOST_SILENT = 0.55
+"""More than this share of the watched nodes silent at once (and at least two) is a
+disruption, as Kubernetes' node controller counts a zone unhealthy past 55%."""
+
+
+def disruption(
+    nodes: Iterable[NodeView], now: float, timeout_s: float, watching_since: float = 0.0
+) -> Disruption | None:
+    """Every watched node, or most of them, silent at once: more likely this healer (or the
+    bus between them) went deaf than all of them died. Then no node is declared lost."""
+    watched = [n for n in nodes if not n.lost]
+    silent = [
+        n.node
+        for n in watched
+        if now - max(n.heard_at or watching_since, watching_since) > timeout_s
+    ]
+    if not silent:
+        return None
+    if len(silent) == len(watched):
+        reason = f"all {len(watched)} watched node(s) went silent at once"
+    elif len(silent) >= 2 and len(silent) / len(watched) > MOST_SILENT:
+        reason = f"{len(silent)} of {len(watched)} watched nodes went silent at once"
+    else:
+        return None
+    return Disruption(
+        silent=sorted(silent), total=len(watched), reason=f"{reason}: the healer may be deaf"
+    )
+
+
 def returned_nodes(nodes: Iterable[NodeView], watching_since: float = 0.0) -> list[NodeReturn]:
     """Lost nodes heard again since they were declared lost (and since this healer began
     to listen: heartbeats replayed from before its start prove nothing)."""

@@ -4,21 +4,28 @@ that come back, rolls failing revisions back and repairs drift, each as an event
 from __future__ import annotations
 
 import os
+from functools import partial
 
 from prometheus_client import Counter, Gauge
 
+from events.bounds import within_bounds
 from events.envelope import Envelope
+from events.projections.functions import FunctionView
+from events.projections.nodes import NodeView
 from events.projections.world import World
 from events.topics import FUNCTIONS, HEARTBEATS, NODE_COMMANDS, NODES, REPLICAS, SCALE
 from events.types import (
     DriftRepaired,
     FunctionRolledBack,
+    NodeLossSuspended,
     NodeLost,
     NodeReturned,
     Payload,
     StopReplica,
 )
 from services.common.clock import SYSTEM_CLOCK, Clock, Every, Hearing
+from services.common.forgetting import FORGET_AFTER_S, PRUNE_EVERY_S
+from services.common.isolation import Isolation
 from services.common.journal import Journal
 from services.common.loop import run_service
 from services.common.runtime import ServiceContext, run
@@ -27,6 +34,7 @@ from services.healer.policy import (
     NodeLoss,
     NodeReturn,
     Repair,
+    disruption,
     drift,
     lost_nodes,
     returned_nodes,
@@ -56,8 +64,12 @@ class Healer:
         self.watching_since = 0.0
         self.tick = Every(settings.tick_s)
         self.reconcile = Every(settings.reconcile_s)
+        self.pruning = Every(PRUNE_EVERY_S)
         self.journal: Journal | None = None
         self.ctx: ServiceContext | None = None
+        self.isolation: Isolation | None = None
+        self.suspended = False
+        """No node is declared lost while most of them are silent (a disruption)."""
 
     def apply(self, envelope: Envelope) -> None:
         self.world.apply(envelope, self.hearing.heard(envelope))
@@ -66,6 +78,7 @@ class Healer:
         self.world.shift(self.hearing.go_live())
         self.ctx = ctx
         self.journal = Journal(ctx.producer, apply=self.apply, clock=self.clock)
+        self.isolation = Isolation("healer", self.journal, ctx.log)
         self.watching_since = self.clock.now()
         self.reconcile.due(self.watching_since)
         ctx.log.info(
@@ -77,36 +90,70 @@ class Healer:
 
     async def after_poll(self, ctx: ServiceContext) -> None:
         now = self.clock.now()
+        if self.pruning.due(now):
+            self.world.prune(now - FORGET_AFTER_S)
         if self.tick.due(now):
             await self.heal(now, reconcile=self.reconcile.due(now))
 
     async def heal(self, now: float, *, reconcile: bool) -> None:
-        nodes = self.world.nodes.nodes.values()
+        """Each decision about one node or function is isolated from the others."""
+        assert self.isolation is not None
+        decide = self.isolation.decide
+        nodes = list(self.world.nodes.nodes.values())
         lost = sum(1 for n in nodes if n.lost)
         WATCHED.labels("lost").set(lost)
         WATCHED.labels("live").set(len(nodes) - lost)
-        for loss in lost_nodes(nodes, now, self.settings.node_timeout_s, self.watching_since):
-            await self._declare_lost(loss)
+        if await self._deaf(now, nodes):
+            losses = []
+        else:
+            losses = lost_nodes(nodes, now, self.settings.node_timeout_s, self.watching_since)
+        for loss in losses:
+            await decide(f"node/{loss.node}", now, partial(self._declare_lost, loss))
         for back in returned_nodes(nodes, self.watching_since):
-            await self._welcome_back(back)
+            await decide(f"node/{back.node}", now, partial(self._welcome_back, back))
         for view in list(self.world.functions.functions.values()):
-            rollback = rollback_for(
-                view,
-                self.world.failures,
-                now,
-                progress_deadline_s=self.settings.progress_deadline_s,
-                failure_threshold=self.settings.rollback_failures,
-            )
-            if rollback is not None:
-                rolled = FunctionRolledBack(
-                    function=rollback.function,
-                    from_revision=rollback.from_revision,
-                    to_revision=rollback.to_revision,
-                    reason=rollback.reason,
-                )
-                await self._decide(rolled, "rollback", function=view.name, reason=rollback.reason)
+            await decide(view.name, now, partial(self._judge, view, now))
         if reconcile:
-            await self._reconcile()
+            for node in nodes:
+                await decide(f"node/{node.node}", now, partial(self._reconcile, node))
+
+    async def _deaf(self, now: float, nodes: list[NodeView]) -> bool:
+        """Whether this healer should suspect itself rather than the nodes; says so once
+        when a disruption starts and once when it ends (then every node gets a fresh
+        timeout, as after a restart)."""
+        found = disruption(nodes, now, self.settings.node_timeout_s, self.watching_since)
+        if (found is not None) == self.suspended:
+            return self.suspended
+        self.suspended = found is not None
+        if found is None:
+            self.watching_since = now
+            said = NodeLossSuspended(suspended=False, reason="nodes are heard again")
+        else:
+            said = NodeLossSuspended(
+                suspended=True,
+                reason=found.reason,
+                silent_nodes=found.silent,
+                total_nodes=found.total,
+            )
+        await self._decide(within_bounds(said), "loss_suspended" if found else "loss_resumed")
+        return self.suspended
+
+    async def _judge(self, view: FunctionView, now: float) -> None:
+        rollback = rollback_for(
+            view,
+            self.world.failures,
+            now,
+            progress_deadline_s=self.settings.progress_deadline_s,
+            failure_threshold=self.settings.rollback_failures,
+        )
+        if rollback is not None:
+            rolled = FunctionRolledBack(
+                function=rollback.function,
+                from_revision=rollback.from_revision,
+                to_revision=rollback.to_revision,
+                reason=rollback.reason,
+            )
+            await self._decide(rolled, "rollback", function=view.name, reason=rollback.reason)
 
     async def _declare_lost(self, loss: NodeLoss) -> None:
         view = self.world.nodes.nodes[loss.node]
@@ -134,14 +181,11 @@ class Healer:
         )
         await self._decide(returned, "node_returned", node=back.node)
 
-    async def _reconcile(self) -> None:
+    async def _reconcile(self, node: NodeView) -> None:
         replicas = self.world.replicas
-        for node in list(self.world.nodes.nodes.values()):
-            placed = replicas.live_on(node.node)
-            for repair in drift(
-                node, placed, replicas.replicas, replicas.leave_unknown, self.graces
-            ):
-                await self._repair(repair)
+        placed = replicas.live_on(node.node)
+        for repair in drift(node, placed, replicas.replicas, replicas.leave_unknown, self.graces):
+            await self._repair(repair)
 
     async def _repair(self, repair: Repair) -> None:
         stop = await self._stop(

@@ -16,7 +16,7 @@ from services.local.paths import REPO_ROOT
 HERE = REPO_ROOT / "deploy" / "images"
 BUSYBOX = Path("/bin/busybox")
 BASE = "shoal-test/base:1"
-IMAGES = ("hello", "cpu", "sleep", "crash", "never-ready", "memhog")
+IMAGES = ("hello", "cpu", "sleep", "crash", "never-ready", "memhog", "flood")
 APPLETS = ("sh", "httpd", "sleep", "head", "tr", "cat", "echo", "printf", "ls", "ps", "kill")
 LABEL = "dev.shoal.test-image-hash"
 

@@ -8,18 +8,17 @@ from collections.abc import Coroutine
 from typing import Any, Literal, TypeVar
 
 import aiohttp
-from prometheus_client import Gauge, Histogram
+from prometheus_client import Histogram
 
 from events.bounds import within_bounds
 from events.bus import EventProducer
 from events.envelope import Envelope
 from events.idempotency import SeenIds
-from events.lifecycle import LIVE, ReplicaState, transition
+from events.lifecycle import ReplicaState, transition
 from events.projections.world import World
 from events.types import (
     DrainReplica,
     NodeCapacity,
-    NodeHeartbeat,
     NodeJoined,
     Payload,
     ReplicaDraining,
@@ -33,6 +32,7 @@ from events.types import (
 )
 from services.common.clock import Clock
 from services.common.logs import StructLog
+from services.node_agent.converge import converge
 from services.node_agent.ports import PortAllocator, PortsExhausted
 from services.node_agent.probe import wait_until_ready
 from services.node_agent.reconcile import plan_reconcile
@@ -45,7 +45,6 @@ Cause = Literal["function", "platform"]
 E = TypeVar("E", bound=ReplicaEvent)
 
 
-CONTAINERS = Gauge("shoal_node_containers", "Replica containers running on the node", ["node"])
 START_SECONDS = Histogram(
     "shoal_node_start_seconds",
     "From a start command to the replica ready (container start plus readiness probe)",
@@ -77,10 +76,14 @@ class NodeAgent:
         self.clock = clock
         self.replicas: dict[str, Replica] = {}
         self.done = SeenIds(50_000)
-        self.commands: dict[str, StartReplica] = {}
-        """The start commands of the replicas still wanted here."""
+        self.commands: dict[str, tuple[StartReplica, str]] = {}
+        """The start commands of replicas not done with yet (with their events' ids)."""
+        self.leaves: dict[str, tuple[DrainReplica | StopReplica, str]] = {}
+        """The drain or stop commanded for each of them, if any."""
         self.ports = PortAllocator(settings.port_first, settings.port_last)
         self.heartbeats = 0
+        self.runtime_said = True
+        """Whether the container engine was reachable, as last said in an event."""
 
     @property
     def capacity(self) -> NodeCapacity:
@@ -90,7 +93,7 @@ class NodeAgent:
             max_replicas=self.settings.max_replicas,
         )
 
-    async def _publish(self, payload: Payload, cause: str | None) -> None:
+    async def publish(self, payload: Payload, cause: str | None) -> None:
         await self.producer.publish(payload, causation_id=cause)
 
     def _event(self, kind: type[E], command: StartReplica | Running, **extra: Any) -> E:
@@ -107,7 +110,7 @@ class NodeAgent:
         return within_bounds(event)
 
     async def join(self) -> None:
-        await self._publish(
+        await self.publish(
             NodeJoined(
                 node=self.node_id,
                 address=self.settings.address,
@@ -118,39 +121,45 @@ class NodeAgent:
         )
 
     def remember(self, envelope: Envelope) -> None:
-        """A command from before this agent started: it only says what should run here."""
+        """Fold a command for this node, or news of it (a loss): nothing is done yet."""
         self.world.apply(envelope, self.clock.now())
-        command = envelope.data
-        if isinstance(command, StartReplica):
-            self.commands.setdefault(command.replica_id, command)
-        else:
-            self.commands.pop(command.replica_id, None)  # type: ignore[attr-defined]
+        event = envelope.data
+        if isinstance(event, StartReplica):
+            self.commands.setdefault(event.replica_id, (event, envelope.id))
+        elif isinstance(event, DrainReplica | StopReplica):
+            self.leaves[event.replica_id] = (event, envelope.id)
 
     def wanted(self) -> dict[str, StartReplica]:
         """The replicas the log still wants here (commanded, not told to leave, not ended)."""
         found = {}
-        for replica_id, command in self.commands.items():
+        for replica_id, (command, _) in self.commands.items():
             view = self.world.replicas.get(replica_id)
             if view is not None and view.live and not view.leaving:
                 found[replica_id] = command
         return found
 
-    def carry_out(self, envelope: Envelope) -> None:
-        """A live command for this node."""
-        self.remember(envelope)
-        command = envelope.data
-        if isinstance(command, StartReplica):
-            self._start(command, envelope.id)
-        elif isinstance(command, DrainReplica):
-            replica = self.replicas.get(command.replica_id)
-            if replica is not None and replica.state in (ReplicaState.STARTING, ReplicaState.READY):
-                self._spawn(
-                    replica, self._drain(replica, command.drain_s, command.reason, envelope.id)
-                )
-        elif isinstance(command, StopReplica):
-            replica = self.replicas.get(command.replica_id)
-            if replica is not None and replica.state in LIVE:
-                self._spawn(replica, self._stop(replica, command.reason or "stopped", envelope.id))
+    def converge(self) -> None:
+        """Act on what the folded log says: start, drain and stop."""
+        steps = converge(
+            commands=self.commands,
+            leaves=self.leaves,
+            view=self.world.replicas.get,
+            tracked=self.replicas,
+            done=self.done,
+        )
+        for replica_id in steps.forget:
+            self.commands.pop(replica_id, None)
+            self.leaves.pop(replica_id, None)
+        for command, cause in steps.starts:
+            self._start(command, cause)
+        for replica_id, drain, cause in steps.drains:
+            replica = self.replicas[replica_id]
+            replica.leaving = True
+            self._spawn(replica, self._drain(replica, drain.drain_s, drain.reason, cause))
+        for replica_id, reason, why in steps.stops:
+            replica = self.replicas[replica_id]
+            replica.stopping = True
+            self._spawn(replica, self._stop(replica, reason, why))
 
     def _spawn(self, replica: Replica, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -230,7 +239,7 @@ class NodeAgent:
             return
         replica.state = transition(replica.state, ReplicaState.READY)
         START_SECONDS.observe(self.clock.now() - replica.commanded_at)
-        await self._publish(
+        await self.publish(
             self._event(
                 ReplicaReady,
                 replica.command,
@@ -249,16 +258,17 @@ class NodeAgent:
 
     async def _drain(self, replica: Replica, drain_s: float, reason: str, cause: str) -> None:
         replica.state = transition(replica.state, ReplicaState.DRAINING)
-        await self._publish(self._event(ReplicaDraining, replica.command), cause)
+        await self.publish(self._event(ReplicaDraining, replica.command), cause)
         await asyncio.sleep(drain_s)
         if replica.state is ReplicaState.DRAINING:
             await self._stop(replica, reason or "drained", cause)
 
     async def _stop(self, replica: Replica, reason: str, cause: str | None) -> None:
+        replica.stopping = True
         replica.state = transition(replica.state, ReplicaState.STOPPED)
         await self.runtime.stop(replica.replica_id, timeout_s=self.settings.stop_timeout_s)
         self._forget(replica)
-        await self._publish(
+        await self.publish(
             self._event(ReplicaStopped, replica.command, reason=reason),
             cause,
         )
@@ -280,7 +290,7 @@ class NodeAgent:
             reason=reason,
             event_id=cause,
         )
-        await self._publish(
+        await self.publish(
             self._event(
                 ReplicaFailed,
                 replica.command,
@@ -299,6 +309,8 @@ class NodeAgent:
 
     def _forget(self, replica: Replica) -> None:
         self.replicas.pop(replica.replica_id, None)
+        self.commands.pop(replica.replica_id, None)
+        self.leaves.pop(replica.replica_id, None)
         self.done.add(replica.replica_id)
         if replica.port:
             self.ports.release(replica.port)
@@ -331,41 +343,32 @@ class NodeAgent:
             self.done.add(running.replica_id)
             if wanted is None:
                 reason = "orphan removed: no command wants it"
-                await self._publish(self._event(ReplicaStopped, running, reason=reason), None)
+                await self.publish(self._event(ReplicaStopped, running, reason=reason), None)
             else:
                 reason = "container stopped while the agent was away"
                 failed = self._event(ReplicaFailed, running, reason=reason, cause="platform")
-                await self._publish(failed, None)
+                await self.publish(failed, None)
         for command in plan.gone:
             self.done.add(command.replica_id)
+            self.commands.pop(command.replica_id, None)
             reason = "container gone while the agent was away"
             failed = self._event(ReplicaFailed, command, reason=reason, cause="platform")
-            await self._publish(failed, None)
+            await self.publish(failed, None)
 
-    async def after_runtime_restart(self) -> None:
-        """The runtime reconnected (e.g. dockerd restarted): fail what no longer runs."""
+    async def after_runtime_restart(self) -> list[str]:
+        """The runtime reconnected (e.g. dockerd restarted): fail what no longer runs (the
+        platform's failure, not the functions'); returns those replicas."""
         running = {r.replica_id for r in await self.runtime.owned() if r.running}
+        lost = []
         for replica in list(self.replicas.values()):
             if replica.replica_id not in running and replica.state in (
                 ReplicaState.STARTING,
                 ReplicaState.READY,
             ):
+                lost.append(replica.replica_id)
                 reason = "container lost while the container engine restarted"
                 await self._fail(replica, reason, None, by="platform")
-
-    def heartbeat(self) -> NodeHeartbeat:
-        live = [r for r in self.replicas.values() if r.state in LIVE]
-        CONTAINERS.labels(self.node_id).set(len(live))
-        self.heartbeats += 1
-        return NodeHeartbeat(
-            node=self.node_id,
-            seq=self.heartbeats,
-            capacity=self.capacity,
-            used_cpus=sum(r.command.spec.cpu for r in live),
-            used_memory_mb=sum(r.command.spec.memory_mb for r in live),
-            replicas=len(live),
-            replica_ids=sorted(r.command.replica_id for r in live),
-        )
+        return lost
 
     async def close(self) -> None:
         tasks = [t for r in self.replicas.values() for t in r.tasks]

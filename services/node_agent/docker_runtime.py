@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import docker
+import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from prometheus_client import Counter
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
@@ -40,6 +41,13 @@ DOCKER_ERRORS = Counter(
 )
 
 
+def unreachable(exc: BaseException) -> bool:
+    """Whether a failed call means the engine cannot be reached (not that it refused)."""
+    if isinstance(exc, requests.exceptions.ConnectionError | ConnectionError | FileNotFoundError):
+        return True
+    return isinstance(exc, DockerException) and "connection" in str(exc).lower()
+
+
 def container_name(replica_id: str) -> str:
     return f"shoal-{replica_id}"
 
@@ -58,6 +66,9 @@ class DockerRuntime:
         self.network = network
         self.call_timeout_s = call_timeout_s
         self._client = docker.from_env(timeout=int(call_timeout_s))
+        self.available = True
+        """Whether the engine answered the last call (False from a refused connection until
+        a ping succeeds)."""
         self._cpu: dict[str, CpuSample] = {}
         self._closed = threading.Event()
         self._stream: Any = None
@@ -65,12 +76,15 @@ class DockerRuntime:
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A blocking SDK call, off the event loop, with a timeout."""
         try:
-            return await asyncio.wait_for(
+            found = await asyncio.wait_for(
                 asyncio.to_thread(fn, *args, **kwargs), timeout=self.call_timeout_s
             )
-        except (DockerException, TimeoutError) as exc:
+        except Exception as exc:
             DOCKER_ERRORS.labels(getattr(fn, "__name__", "call"), type(exc).__name__).inc()
+            if unreachable(exc):
+                self.available = False
             raise
+        return found
 
     async def start(self, command: StartReplica, *, port: int) -> str:
         spec = command.spec
@@ -191,12 +205,16 @@ class DockerRuntime:
                     yield exit_
             if self._closed.is_set():
                 return
+            self.available = False
+            # Whatever the failure (a dead daemon raises requests' ConnectionError, not a
+            # DockerException), wait for the engine with back-off, for as long as it takes.
             async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(DockerException),
+                retry=retry_if_exception_type(Exception),
                 wait=wait_exponential(multiplier=0.2, max=5),
             ):
                 with attempt:
                     await self._call(self._client.ping)
+            self.available = True
 
     def _read_events(
         self,

@@ -16,6 +16,10 @@ class Replica:
     port: int
     commanded_at: float
     state: ReplicaState = ReplicaState.STARTING
+    leaving: bool = False
+    """A drain began."""
+    stopping: bool = False
+    """A stop began."""
     endpoint: str = ""
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 

@@ -1,15 +1,21 @@
-"""What a node-agent reports besides its replicas' lifecycle: CPU and memory use."""
+"""What a node-agent reports besides its replicas' lifecycle: its heartbeat, whether its
+container engine answers, and CPU and memory use."""
 
 from __future__ import annotations
 
 import asyncio
 
-from events.lifecycle import ReplicaState
-from events.types import ContainerStats
+from prometheus_client import Gauge
+
+from events.bounds import within_bounds
+from events.lifecycle import LIVE, ReplicaState
+from events.types import ContainerStats, NodeHeartbeat, NodeRuntimeChanged
 from services.node_agent.agent import NodeAgent
 from services.node_agent.replica import Replica
 
 STATS_CONCURRENCY = 16
+CONTAINERS = Gauge("shoal_node_containers", "Replica containers running on the node", ["node"])
+RUNTIME_UP = Gauge("shoal_node_runtime_up", "1 while the container engine answers", ["node"])
 
 
 async def report_usage(agent: NodeAgent) -> None:
@@ -37,3 +43,34 @@ async def report_usage(agent: NodeAgent) -> None:
 
     ready = [r for r in agent.replicas.values() if r.state is ReplicaState.READY]
     await asyncio.gather(*(one(r) for r in ready), return_exceptions=True)
+
+
+async def say_runtime(agent: NodeAgent, available: bool, reason: str, lost: list[str]) -> None:
+    """Tell the log the engine went away or came back (once per change)."""
+    RUNTIME_UP.labels(agent.node_id).set(int(available))
+    if available == agent.runtime_said:
+        return
+    agent.runtime_said = available
+    changed = NodeRuntimeChanged(
+        node=agent.node_id, available=available, reason=reason, lost_replicas=lost
+    )
+    await agent.publish(within_bounds(changed), None)
+
+
+def heartbeat(agent: NodeAgent) -> NodeHeartbeat:
+    """The node's heartbeat: while its engine is away, it lists no replica (it cannot
+    see them), and says so."""
+    live = [r for r in agent.replicas.values() if r.state in LIVE]
+    CONTAINERS.labels(agent.node_id).set(len(live))
+    agent.heartbeats += 1
+    seen = live if agent.runtime.available else []
+    return NodeHeartbeat(
+        node=agent.node_id,
+        seq=agent.heartbeats,
+        capacity=agent.capacity,
+        used_cpus=sum(r.command.spec.cpu for r in live),
+        used_memory_mb=sum(r.command.spec.memory_mb for r in live),
+        replicas=len(seen),
+        replica_ids=sorted(r.command.replica_id for r in seen),
+        runtime_ok=agent.runtime.available,
+    )

@@ -45,6 +45,10 @@ class Resync:
 
 
 class ReplicaRuntime(Protocol):
+    @property
+    def available(self) -> bool:
+        """Whether the container engine answered the last call."""
+
     async def start(self, command: StartReplica, *, port: int) -> str:
         """Create and start the replica; returns the endpoint the api should call."""
 

@@ -1,5 +1,6 @@
-"""The node-agent process: one command consumer for the agents it hosts (one real node, or
-many hollow ones), their heartbeats, usage reports and container-exit watchers."""
+"""The node-agent process: one consumer of commands (and of news of its nodes) for the
+agents it hosts (one real node, or many hollow ones), their heartbeats, usage reports and
+container-exit watchers, each loop supervised."""
 
 from __future__ import annotations
 
@@ -7,23 +8,29 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import aiohttp
+from aiokafka import TopicPartition
 
 from events.bus import partitions_of
 from events.consumer import LiveConsumer
 from events.envelope import Envelope
 from events.projections.world import World
-from events.topics import NODE_COMMANDS, partition_for
+from events.topics import NODE_COMMANDS, NODES, Topic, partition_for
 from services.common.clock import SYSTEM_CLOCK, Clock
+from services.common.liveness import supervised
 from services.common.loop import live_consumer, rebuild
 from services.common.runtime import ServiceContext, run
 from services.node_agent.agent import NodeAgent
 from services.node_agent.docker_runtime import DockerRuntime
-from services.node_agent.reports import report_usage
+from services.node_agent.reports import heartbeat, report_usage, say_runtime
 from services.node_agent.runtime import ReplicaRuntime, Resync
 from services.node_agent.settings import Settings
 from services.node_agent.sim_runtime import SimRuntime
+
+FOLLOWED = (NODE_COMMANDS, NODES)
+"""A node's commands, and what the log says of the node itself (its loss and return)."""
 
 
 def node_ids(settings: Settings) -> list[str]:
@@ -42,34 +49,24 @@ def make_runtime(settings: Settings, node_id: str) -> ReplicaRuntime:
     return DockerRuntime(node_id=node_id, address=settings.address, network=settings.network)
 
 
-def to_agent(
-    agents: dict[str, NodeAgent], pick: Callable[[NodeAgent], Callable[[Envelope], None]]
-) -> Callable[[Envelope], None]:
-    """Route a command to the agent of its node; other nodes' commands share the partition."""
+class Commands:
+    """Routes what the agents' partitions hold to the agent of each node (other nodes share
+    the partitions), and knows which agents have something to act on."""
 
-    def route(envelope: Envelope) -> None:
-        agent = agents.get(envelope.subject)
+    def __init__(self, agents: dict[str, NodeAgent]) -> None:
+        self.agents = agents
+        self.dirty: set[str] = set()
+
+    def fold(self, envelope: Envelope) -> None:
+        agent = self.agents.get(envelope.subject)
         if agent is not None:
-            pick(agent)(envelope)
+            agent.remember(envelope)
+            self.dirty.add(envelope.subject)
 
-    return route
-
-
-async def every(
-    interval_s: float, stop: asyncio.Event, work: Callable[[], Awaitable[None]]
-) -> None:
-    while not stop.is_set():
-        await work()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval_s)
-
-
-async def watch_exits(agent: NodeAgent) -> None:
-    async for item in agent.runtime.exits():
-        if isinstance(item, Resync):
-            await agent.after_runtime_restart()
-        else:
-            await agent.on_exit(item)
+    def act(self) -> None:
+        dirty, self.dirty = self.dirty, set()
+        for node in sorted(dirty):
+            self.agents[node].converge()
 
 
 def make_agents(
@@ -92,53 +89,85 @@ def make_agents(
     }
 
 
-async def follow_commands(ctx: ServiceContext, agents: dict[str, NodeAgent]) -> LiveConsumer:
-    """Fold the command partitions of these nodes, then follow them live."""
+async def my_partitions(ctx: ServiceContext, nodes: list[str]) -> dict[Topic, list[int]]:
     bus = ctx.settings.bus
-    topic = NODE_COMMANDS.name(bus.namespace)
-    count = len((await partitions_of(bus, [topic]))[topic])
-    mine = sorted({partition_for(node_id, count) for node_id in agents})
-    ends = await rebuild(
-        ctx,
-        name="node-commands",
-        topics=[NODE_COMMANDS],
-        apply=to_agent(agents, lambda a: a.remember),
-        partitions={NODE_COMMANDS: mine},
-    )
-    return live_consumer(
-        ctx,
-        name="node-commands",
-        topics=[NODE_COMMANDS],
-        apply=to_agent(agents, lambda a: a.carry_out),
-        start_at=ends,
-        max_batch=500,
-    )
+    names = [topic.name(bus.namespace) for topic in FOLLOWED]
+    counts = {name: len(found) for name, found in (await partitions_of(bus, names)).items()}
+    return {
+        topic: sorted({partition_for(node, counts[topic.name(bus.namespace)]) for node in nodes})
+        for topic in FOLLOWED
+    }
+
+
+async def follow(
+    ctx: ServiceContext, commands: Commands, consumer: LiveConsumer, beat_s: float
+) -> None:
+    """Fold what arrives; act only once everything up to a point taken after the last
+    action is read. After a pause (SIGSTOP, a partition) the first point taken lies past
+    everything written meanwhile, so a stale start is never carried out."""
+    target: dict[TopicPartition, int] | None = None
+    while not ctx.stop.is_set():
+        await consumer.poll_once()
+        ctx.liveness.beat("commands", within_s=max(60.0, 10 * beat_s))
+        if consumer.stalled():
+            await consumer.restart()
+        if target is None:
+            target = await consumer.end_offsets()
+        if await consumer.reached(target):
+            commands.act()
+            target = None
+
+
+async def every(
+    interval_s: float, stop: asyncio.Event, work: Callable[[], Awaitable[None]]
+) -> None:
+    while not stop.is_set():
+        await work()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
+
+
+async def watch_exits(agent: NodeAgent) -> None:
+    async for item in agent.runtime.exits():
+        if isinstance(item, Resync):
+            lost = await agent.after_runtime_restart()
+            await say_runtime(agent, True, "the container engine answers again", lost)
+        else:
+            await agent.on_exit(item)
 
 
 def background(
-    ctx: ServiceContext, settings: Settings, agents: dict[str, NodeAgent], consumer: LiveConsumer
+    ctx: ServiceContext,
+    settings: Settings,
+    commands: Commands,
+    consumer: LiveConsumer,
 ) -> list[asyncio.Task[None]]:
-    """Commands, heartbeats, usage reports and every agent's exit watcher."""
+    """Commands, heartbeats, usage reports and every agent's exit watcher, supervised."""
+    agents = commands.agents
 
-    async def heartbeat() -> None:
+    async def beat() -> None:
+        for agent in agents.values():
+            if not agent.runtime.available:
+                await say_runtime(agent, False, "the container engine does not answer", [])
         futures = [
-            await ctx.producer.send(ctx.producer.envelope(agent.heartbeat()))
+            await ctx.producer.send(ctx.producer.envelope(heartbeat(agent)))
             for agent in agents.values()
         ]
         await asyncio.gather(*futures)
+        ctx.liveness.beat("heartbeats", within_s=max(60.0, 10 * settings.heartbeat_s))
 
     async def usage() -> None:
         await asyncio.gather(*(report_usage(agent) for agent in agents.values()))
 
-    async def consume() -> None:
-        while not ctx.stop.is_set():
-            await consumer.poll_once()
-
+    loops: dict[str, Callable[[], Awaitable[None]]] = {
+        "commands": partial(follow, ctx, commands, consumer, settings.heartbeat_s),
+        "heartbeats": partial(every, settings.heartbeat_s, ctx.stop, beat),
+        "usage": partial(every, settings.stats_s, ctx.stop, usage),
+        **{f"exits {node}": partial(watch_exits, agent) for node, agent in agents.items()},
+    }
     return [
-        asyncio.create_task(consume()),
-        asyncio.create_task(every(settings.heartbeat_s, ctx.stop, heartbeat)),
-        asyncio.create_task(every(settings.stats_s, ctx.stop, usage)),
-        *(asyncio.create_task(watch_exits(agent)) for agent in agents.values()),
+        asyncio.create_task(supervised(name, work, log=ctx.log, stop=ctx.stop))
+        for name, work in loops.items()
     ]
 
 
@@ -146,12 +175,26 @@ async def run_agents(ctx: ServiceContext, settings: Settings, clock: Clock = SYS
     async with aiohttp.ClientSession() as http:
         agents = make_agents(ctx, settings, http, clock)
         await asyncio.gather(*(agent.join() for agent in agents.values()))
-        consumer = await follow_commands(ctx, agents)
+        commands = Commands(agents)
+        partitions = await my_partitions(ctx, list(agents))
+        ends = await rebuild(
+            ctx, name="node-commands", topics=FOLLOWED, apply=commands.fold, partitions=partitions
+        )
+        consumer = live_consumer(
+            ctx,
+            name="node-commands",
+            topics=FOLLOWED,
+            apply=commands.fold,
+            start_at=ends,
+            max_batch=500,
+        )
         await consumer.start()
         await asyncio.gather(*(agent.reconcile() for agent in agents.values()))
+        commands.dirty.update(agents)
+        commands.act()
         ctx.ready = True
         ctx.log.info("node-agent ready", nodes=len(agents), runtime=settings.runtime)
-        tasks = background(ctx, settings, agents, consumer)
+        tasks = background(ctx, settings, commands, consumer)
         try:
             await ctx.stop.wait()
         finally:

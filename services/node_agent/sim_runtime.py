@@ -20,6 +20,7 @@ class _Pretend:
 
 class SimRuntime:
     def __init__(self, *, node_id: str, ready_delay_s: float, cpu_fraction: float) -> None:
+        self.available = True
         self.node_id = node_id
         self.ready_delay_s = ready_delay_s
         self.cpu_fraction = cpu_fraction

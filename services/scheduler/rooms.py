@@ -42,5 +42,5 @@ class Rooms:
         fresh = heard is not None and now - heard <= stale_s
         before = (room.schedulable, room.evacuating)
         room.evacuating = not (view.capacity and not view.lost and not view.draining and fresh)
-        room.schedulable = not room.evacuating and not view.cordoned
+        room.schedulable = not room.evacuating and not view.cordoned and view.runtime_ok
         return (room.schedulable, room.evacuating) != before

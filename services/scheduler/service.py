@@ -6,6 +6,7 @@ import asyncio
 import os
 import time
 import uuid
+from functools import partial
 from typing import Any
 
 from prometheus_client import Gauge, Histogram
@@ -16,6 +17,8 @@ from events.projections.world import Changes, World
 from events.topics import FUNCTIONS, HEARTBEATS, NODE_COMMANDS, NODES, REPLICAS, SCALE
 from events.types import DrainReplica, NodeDrained, Payload, PlacementPending, StartReplica
 from services.common.clock import SYSTEM_CLOCK, Clock, Every, Hearing
+from services.common.forgetting import FORGET_AFTER_S, PRUNE_EVERY_S, forget_series
+from services.common.isolation import Isolation
 from services.common.journal import Journal
 from services.common.loop import run_service
 from services.common.runtime import ServiceContext, run
@@ -49,7 +52,9 @@ class Scheduler:
         self.placer = Placer(policy=settings.policy, sample=settings.sample)
         self.dirty: set[str] = set()
         self.sweep = Every(SWEEP_S)
+        self.pruning = Every(PRUNE_EVERY_S)
         self.journal: Journal | None = None
+        self.isolation: Isolation | None = None
 
     def apply(self, envelope: Envelope) -> None:
         now = self.hearing.heard(envelope)
@@ -76,6 +81,7 @@ class Scheduler:
     async def on_ready(self, ctx: ServiceContext) -> None:
         self.world.shift(self.hearing.go_live())
         self.journal = Journal(ctx.producer, apply=self.apply, clock=self.clock)
+        self.isolation = Isolation("scheduler", self.journal, ctx.log)
         ctx.log.info(
             "scheduler ready",
             functions=len(self.world.functions.functions),
@@ -89,18 +95,25 @@ class Scheduler:
             for node in list(self.world.nodes.nodes):
                 if self._refresh(node, now):
                     self.dirty.update(self.world.functions.functions)
-            # Pending replicas wait for capacity or a back-off: try them again.
+            # Pending replicas wait for capacity or a back-off, and failed decisions for
+            # their own back-off: try them again.
             self.dirty.update(f.name for f in self.world.functions.functions.values() if f.pending)
+            if self.isolation is not None:
+                self.dirty.update(self.isolation.quarantine.until)
+        if self.pruning.due(now):
+            for name in self.world.prune(now - FORGET_AFTER_S):
+                forget_series(PENDING, name)
         if self.dirty:
             await self.plan_dirty(now)
 
     async def plan_dirty(self, now: float) -> None:
         dirty, self.dirty = self.dirty, set()
         acks: list[asyncio.Future[Any]] = []
+        assert self.isolation is not None
         for function in sorted(dirty):
             view = self.world.functions.functions.get(function)
             if view is not None:
-                await self._plan(view, now, acks)
+                await self.isolation.decide(function, now, partial(self._plan, view, now, acks))
         for node in self.world.nodes.nodes.values():
             if node.draining and not self.world.replicas.live_on(node.node):
                 await self._command(NodeDrained(node=node.node), acks)

@@ -98,5 +98,14 @@ def sample_payloads() -> list[t.Payload]:
             revision=1,
             reason="not reported by its node in 2 heartbeats",
         ),
+        t.NodeRuntimeChanged(
+            node="n1", available=False, reason="docker: connection refused", lost_replicas=[]
+        ),
+        t.NodeLossSuspended(
+            suspended=True, reason="every node went silent at once", silent_nodes=["n1"]
+        ),
+        t.DecisionFailed(
+            subject="hello", decider="scheduler", error="ZeroDivisionError()", retry_in_s=1.0
+        ),
     ]
     return samples

@@ -10,7 +10,14 @@ from events.projections.functions import FunctionView
 from events.projections.nodes import Beat, NodeView
 from events.projections.replicas import ReplicaView
 from events.types import FunctionSpec
-from services.healer.policy import Graces, drift, lost_nodes, returned_nodes, rollback_for
+from services.healer.policy import (
+    Graces,
+    disruption,
+    drift,
+    lost_nodes,
+    returned_nodes,
+    rollback_for,
+)
 
 SPEC = FunctionSpec(name="f", image="i")
 GRACES = Graces(report_s=2.0, start_s=30.0, stop_s=30.0)
@@ -195,3 +202,28 @@ def test_a_replica_moved_off_a_lost_node_is_quiet_for_the_stop_grace() -> None:
     assert drift(back, [], {"m": moved}, {}, GRACES) == []
     later = node("n1", (40.0, {"m"}), (41.0, {"m"}))
     assert [r.kind for r in drift(later, [], {"m": moved}, {}, GRACES)] == ["unknown"]
+
+
+@pytest.mark.parametrize(
+    ("silent", "of", "suspected"),
+    [
+        (1, 1, True),  # the only node silent: the healer cannot tell, it holds back
+        (3, 3, True),  # every node silent at once
+        (2, 3, True),  # most of them
+        (1, 2, False),  # one of two: that node is lost
+        (2, 4, False),  # half: nodes are lost
+    ],
+)
+def test_the_healer_suspects_itself_when_most_nodes_go_silent_at_once(
+    silent: int, of: int, suspected: bool
+) -> None:
+    nodes = [node(f"n{i}", (0.0 if i < silent else 9.0, set())) for i in range(of)]
+    found = disruption(nodes, 10.0, 3.0)
+    assert (found is not None) == suspected
+    if found is not None:
+        assert len(found.silent) == silent and "deaf" in found.reason
+
+
+def test_lost_nodes_do_not_count_toward_a_disruption() -> None:
+    gone = node("gone", (0.0, set()), lost_at=1.0)
+    assert disruption([gone, node("n1", (9.0, set()))], 10.0, 3.0) is None

@@ -1,0 +1,1 @@
+"""The payload types, by what they are about; `events.types` gathers them."""
