@@ -30,6 +30,7 @@ log = logging.getLogger("shoal.bus")
 Handler = Callable[[Envelope], Awaitable[None]]
 HANDLER_ATTEMPTS = 3
 LAG_EVERY_S = 1.0
+FETCH_GRACE_S = 5.0
 STALL_S = 20.0
 """Records waiting but none delivered for this long: the consumer is stuck (aiokafka can
 stall after a broker restart) and is started again at its positions."""
@@ -162,7 +163,11 @@ class LiveConsumer:
 
     async def poll_once(self, timeout_ms: int = 200) -> int:
         """Fetch one batch, handle it, commit it; returns how many records it held."""
-        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch)
+        # Bounded: a fetch that hangs (the broker away) must not stall the caller's loop.
+        batches = await asyncio.wait_for(
+            self._consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch),
+            timeout_ms / 1000 + FETCH_GRACE_S,
+        )
         handled = 0
         for tp, records in batches.items():
             for record in records:
@@ -240,7 +245,11 @@ class LiveConsumer:
         for tp in self._consumer.assignment():
             highwater = self._consumer.highwater(tp)
             if highwater is not None:
-                behind = max(0, highwater - await self._consumer.position(tp))
+                try:
+                    position = await asyncio.wait_for(self._consumer.position(tp), 2.0)
+                except (TimeoutError, KafkaError):
+                    return
+                behind = max(0, highwater - position)
                 total += behind
                 metrics.CONSUMER_LAG.labels(self.name, tp.topic).set(behind)
         self.lag = total

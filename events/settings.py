@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import math
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.helpers import create_ssl_context
+
+
+class BadSetting(ValueError):
+    """A SHOAL_KAFKA_* variable holds a value that cannot be used; the message names it."""
+
+
+def _number(environ: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadSetting(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value) or value < minimum:
+        raise BadSetting(f"{name}={raw!r} must be a finite number of at least {minimum:g}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -48,12 +66,14 @@ class BusSettings:
             ssl_certfile=opt("SHOAL_KAFKA_SSL_CERTFILE"),
             ssl_keyfile=opt("SHOAL_KAFKA_SSL_KEYFILE"),
             replication_factor=int(
-                environ.get("SHOAL_KAFKA_REPLICATION_FACTOR", cls.replication_factor)
+                _number(environ, "SHOAL_KAFKA_REPLICATION_FACTOR", cls.replication_factor, 1)
             ),
-            linger_ms=int(environ.get("SHOAL_KAFKA_LINGER_MS", cls.linger_ms)),
-            max_batch_bytes=int(environ.get("SHOAL_KAFKA_MAX_BATCH_BYTES", cls.max_batch_bytes)),
-            connect_timeout_s=float(
-                environ.get("SHOAL_KAFKA_CONNECT_TIMEOUT_S", cls.connect_timeout_s)
+            linger_ms=int(_number(environ, "SHOAL_KAFKA_LINGER_MS", cls.linger_ms, 0)),
+            max_batch_bytes=int(
+                _number(environ, "SHOAL_KAFKA_MAX_BATCH_BYTES", cls.max_batch_bytes, 1024)
+            ),
+            connect_timeout_s=_number(
+                environ, "SHOAL_KAFKA_CONNECT_TIMEOUT_S", cls.connect_timeout_s, 0.1
             ),
         )
 

@@ -116,7 +116,7 @@ class FunctionProxy:
             forget_series(LATENCY, function)
         for key in [k for k in self._requests if k[0] == function]:
             del self._requests[key]
-            forget_series(REQUESTS, function, str(key[1]))
+            forget_series(REQUESTS, function, str(key[1]) if key[1] else "other")
         for metric in (QUEUE_DEPTH, COLD_STARTS, COLD_START_SECONDS):
             forget_series(metric, function)
 
@@ -155,9 +155,11 @@ class FunctionProxy:
         finally:
             finished = self.clock()
             window.end(finished, latency_ms=(finished - started) * 1000, error=status >= 500)
-            counter = self._requests.get((name, status))
+            code = status if 100 <= status < 600 else 0
+            counter = self._requests.get((name, code))
             if counter is None:
-                counter = self._requests[(name, status)] = REQUESTS.labels(name, str(status))
+                label = str(code) if code else "other"
+                counter = self._requests[(name, code)] = REQUESTS.labels(name, label)
             counter.inc()
             latency.observe(finished - started)
 

@@ -20,7 +20,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         return cls(
             common=CommonSettings.from_env(environ, service="autoscaler", default_port=9101),
-            tick_s=env_float(environ, "SHOAL_AUTOSCALER_TICK_S", 2.0),
+            tick_s=env_float(environ, "SHOAL_AUTOSCALER_TICK_S", 2.0, minimum=0.001),
             cpu_sample_fresh_s=env_float(environ, "SHOAL_AUTOSCALER_CPU_FRESH_S", 15.0),
             max_replicas=env_int(environ, "SHOAL_AUTOSCALER_MAX_REPLICAS", 100),
         )

@@ -69,18 +69,18 @@ disruption, as Kubernetes' node controller counts a zone unhealthy past 55%."""
 def disruption(
     nodes: Iterable[NodeView], now: float, timeout_s: float, watching_since: float = 0.0
 ) -> Disruption | None:
-    """Every watched node, or most of them, silent at once: more likely this healer (or the
-    bus between them) went deaf than all of them died. Then no node is declared lost."""
+    """Every watched node, or most of them, silent at once, or none heard for half a
+    timeout: more likely this healer (or the bus between them) went deaf than they all
+    died. Then no node is declared lost."""
     watched = [n for n in nodes if not n.lost]
-    silent = [
-        n.node
-        for n in watched
-        if now - max(n.heard_at or watching_since, watching_since) > timeout_s
-    ]
+    silence = {n.node: now - max(n.heard_at or watching_since, watching_since) for n in watched}
+    silent = [node for node, quiet in silence.items() if quiet > timeout_s]
     if not silent:
         return None
-    if len(silent) == len(watched):
-        reason = f"all {len(watched)} watched node(s) went silent at once"
+    if min(silence.values()) > timeout_s / 2:
+        # When the healer goes deaf, nodes time out one after another: with none heard for
+        # half a timeout, the first to time out is no evidence against it.
+        reason = f"no node heard for {min(silence.values()):.1f} s"
     elif len(silent) >= 2 and len(silent) / len(watched) > MOST_SILENT:
         reason = f"{len(silent)} of {len(watched)} watched nodes went silent at once"
     else:

@@ -42,6 +42,7 @@ from services.healer.policy import (
 )
 from services.healer.settings import Settings
 
+AFTER_DEAFNESS = 2
 REPAIRS = Counter("shoal_healer_repairs_total", "Repairs the healer decided", ["kind"])
 WATCHED = Gauge("shoal_healer_nodes", "Nodes the healer watches, by condition", ["condition"])
 
@@ -69,17 +70,33 @@ class Healer:
         self.ctx: ServiceContext | None = None
         self.isolation: Isolation | None = None
         self.suspended = False
+        self.last_heard = float("-inf")
+        """When this healer last heard any event, on its own clock."""
         """No node is declared lost while most of them are silent (a disruption)."""
 
     def apply(self, envelope: Envelope) -> None:
-        self.world.apply(envelope, self.hearing.heard(envelope))
+        heard = self.hearing.heard(envelope)
+        timeout = self.settings.node_timeout_s
+        if self.hearing.live and heard - self.last_heard > timeout:
+            # This healer heard nothing at all for longer than a node may be silent: it was
+            # deaf (the broker away, its own loop stuck). Every node gets a fresh timeout,
+            # and two more: after a broker restart, partitions come back one by one, and a
+            # node's heartbeats may wait for theirs.
+            self.watching_since = heard + AFTER_DEAFNESS * timeout
+            if self.ctx is not None:
+                deaf_s = round(heard - self.last_heard, 1)
+                self.ctx.log.warning(
+                    "heard nothing for a while; every node gets time", deaf_s=deaf_s
+                )
+        self.last_heard = max(self.last_heard, heard)
+        self.world.apply(envelope, heard)
 
     async def on_ready(self, ctx: ServiceContext) -> None:
         self.world.shift(self.hearing.go_live())
         self.ctx = ctx
         self.journal = Journal(ctx.producer, apply=self.apply, clock=self.clock)
         self.isolation = Isolation("healer", self.journal, ctx.log)
-        self.watching_since = self.clock.now()
+        self.watching_since = self.last_heard = self.clock.now()
         self.reconcile.due(self.watching_since)
         ctx.log.info(
             "healer ready",

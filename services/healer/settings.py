@@ -27,8 +27,8 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         settings = cls(
             common=CommonSettings.from_env(environ, service="healer", default_port=9103),
-            node_timeout_s=env_float(environ, "SHOAL_HEALER_NODE_TIMEOUT_S", 3.0),
-            tick_s=env_float(environ, "SHOAL_HEALER_TICK_S", 0.25),
+            node_timeout_s=env_float(environ, "SHOAL_HEALER_NODE_TIMEOUT_S", 3.0, minimum=0.001),
+            tick_s=env_float(environ, "SHOAL_HEALER_TICK_S", 0.25, minimum=0.001),
             progress_deadline_s=env_float(environ, "SHOAL_HEALER_PROGRESS_DEADLINE_S", 120.0),
             rollback_failures=env_int(environ, "SHOAL_HEALER_ROLLBACK_FAILURES", 3),
             reconcile_s=env_float(environ, "SHOAL_HEALER_RECONCILE_S", 2.0),

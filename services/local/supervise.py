@@ -5,10 +5,14 @@ again when it dies, with back-off, until told to stop (SIGTERM/SIGINT, passed on
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from types import FrameType
 
@@ -17,6 +21,13 @@ from services.local.paths import REPO_ROOT, state_dir
 FIRST_DELAY_S = 1.0
 MAX_DELAY_S = 30.0
 STABLE_AFTER_S = 60.0
+HEALTH_EVERY_S = 5.0
+UNHEALTHY_TIMES = 3
+"""A service whose /healthz fails this many times in a row (a loop stalled) is killed and
+started again, as a Kubernetes liveness probe would."""
+PORTS = {"api": ("API", 8080), "scheduler": ("SCHEDULER", 9102)}
+PORTS |= {"autoscaler": ("AUTOSCALER", 9101), "healer": ("HEALER", 9103)}
+PORTS |= {"node_agent": ("NODE", 9104)}
 
 
 def restart_delay(previous_delay: float, uptime_s: float) -> float:
@@ -34,6 +45,39 @@ def child_pid_file(name: str) -> Path:
 def log(name: str, message: str, **fields: object) -> None:
     line = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "logger": "shoal.supervise"}
     print(json.dumps({**line, "msg": message, "service": name, **fields}), flush=True)
+
+
+def health_url(name: str) -> str | None:
+    if name not in PORTS:
+        return None
+    prefix, default = PORTS[name]
+    port = os.environ.get(f"SHOAL_{prefix}_HTTP_PORT") or str(default)
+    return f"http://127.0.0.1:{port}/healthz"
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as reply:
+            return bool(reply.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def watch_health(name: str, child: subprocess.Popen[bytes]) -> None:
+    """Once the child answered /healthz, kill it when it stops answering well."""
+    url = health_url(name)
+    if url is None:
+        return
+    answered, failures = False, 0
+    while child.poll() is None:
+        time.sleep(HEALTH_EVERY_S)
+        good = healthy(url)
+        answered = answered or good
+        failures = 0 if good else failures + 1
+        if answered and failures >= UNHEALTHY_TIMES and child.poll() is None:
+            log(name, "service unhealthy (a loop stalled); killing it", checks=failures)
+            child.kill()
+            return
 
 
 def supervise(name: str) -> int:
@@ -54,6 +98,7 @@ def supervise(name: str) -> int:
         started = time.monotonic()
         child = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=REPO_ROOT)
         child_pid_file(name).write_text(str(child.pid))
+        threading.Thread(target=watch_health, args=(name, child), daemon=True).start()
         code = child.wait()
         if stopping:
             break

@@ -58,10 +58,10 @@ class Settings:
             port_first=first,
             port_last=last,
             network=network,  # type: ignore[arg-type]
-            heartbeat_s=env_float(environ, "SHOAL_NODE_HEARTBEAT_S", 1.0),
-            stats_s=env_float(environ, "SHOAL_NODE_STATS_S", 5.0),
+            heartbeat_s=env_float(environ, "SHOAL_NODE_HEARTBEAT_S", 1.0, minimum=0.001),
+            stats_s=env_float(environ, "SHOAL_NODE_STATS_S", 5.0, minimum=0.001),
             stop_timeout_s=env_float(environ, "SHOAL_NODE_STOP_TIMEOUT_S", 10.0),
-            probe_interval_s=env_float(environ, "SHOAL_NODE_PROBE_INTERVAL_S", 0.01),
+            probe_interval_s=env_float(environ, "SHOAL_NODE_PROBE_INTERVAL_S", 0.01, minimum=0.001),
             sim_ready_delay_s=env_float(environ, "SHOAL_NODE_SIM_READY_DELAY_S", 0.2),
             sim_cpu_fraction=env_float(environ, "SHOAL_NODE_SIM_CPU_FRACTION", 0.0),
             hollow_nodes=env_int(environ, "SHOAL_NODE_HOLLOW_NODES", 1),

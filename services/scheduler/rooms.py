@@ -32,8 +32,10 @@ class Rooms:
 
     def node(self, view: NodeView, *, now: float, stale_s: float) -> bool:
         """Bring a node's capacity and condition up to date; True when whether it takes or
-        keeps replicas changed. A node not heard of for `stale_s` (on this process's clock)
-        is emptied, as are lost and draining ones; a cordoned one keeps its replicas."""
+        keeps replicas changed. Lost and draining nodes are emptied (the healer and the user
+        decide those); a node not heard of for `stale_s` (on this process's clock), a
+        cordoned one, or one whose engine is away, keeps its replicas but takes no new one:
+        silence alone moves nothing, as the healer may be the one who cannot hear."""
         room = self.room(view.node)
         if view.capacity is not None:
             room.cpus, room.memory_mb = view.capacity.cpus, view.capacity.memory_mb
@@ -41,6 +43,6 @@ class Rooms:
         heard = view.heard_at
         fresh = heard is not None and now - heard <= stale_s
         before = (room.schedulable, room.evacuating)
-        room.evacuating = not (view.capacity and not view.lost and not view.draining and fresh)
-        room.schedulable = not room.evacuating and not view.cordoned and view.runtime_ok
+        room.evacuating = not (view.capacity and not view.lost and not view.draining)
+        room.schedulable = not room.evacuating and fresh and not view.cordoned and view.runtime_ok
         return (room.schedulable, room.evacuating) != before

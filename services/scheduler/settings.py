@@ -29,5 +29,7 @@ class Settings:
             sample=env_int(environ, "SHOAL_SCHEDULER_SAMPLE_NODES", 100),
             drain_s=env_float(environ, "SHOAL_SCHEDULER_DRAIN_S", 2.0),
             heartbeat_stale_s=env_float(environ, "SHOAL_SCHEDULER_HEARTBEAT_STALE_S", 10.0),
-            plan_interval_s=env_float(environ, "SHOAL_SCHEDULER_PLAN_INTERVAL_S", 0.02),
+            plan_interval_s=env_float(
+                environ, "SHOAL_SCHEDULER_PLAN_INTERVAL_S", 0.02, minimum=0.001
+            ),
         )

@@ -227,3 +227,13 @@ def test_the_healer_suspects_itself_when_most_nodes_go_silent_at_once(
 def test_lost_nodes_do_not_count_toward_a_disruption() -> None:
     gone = node("gone", (0.0, set()), lost_at=1.0)
     assert disruption([gone, node("n1", (9.0, set()))], 10.0, 3.0) is None
+
+
+def test_nodes_timing_out_one_after_another_while_none_is_heard_are_no_evidence() -> None:
+    """The start of a broker outage: every heartbeat stops, but the healer's tick sees the
+    nodes cross the timeout a few hundred milliseconds apart."""
+    first, second = node("a", (6.9, set())), node("b", (7.2, set()))
+    assert disruption([first, second], 10.0, 3.0) is not None
+    assert [loss.node for loss in lost_nodes([first, second], 10.0, 3.0)] == ["a"], (
+        "lost_nodes alone would blame the first; the healer asks disruption() first"
+    )

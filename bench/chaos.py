@@ -1,0 +1,160 @@
+"""Chaos under load, on real Kafka and Docker with the whole platform as processes: while
+a function with two replicas serves a steady load, a random control service (scheduler,
+autoscaler or healer) is SIGKILLed every 10 s and started again (as `shoal up`'s
+supervisor would), for 2 minutes (`--quick`: 30 s); then a function is scaled from zero.
+
+The baseline, in the same run, is the same load for the same time with no kill. Printed:
+requests, failures and the success ratio of each phase (Knative's bar while autoscaling is
+>= 0.999; the goal here is 1.0), the worst time a killed service took to be ready again,
+and how long the scale from zero took after the chaos."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import signal
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import docker
+
+from bench.broker import kafka_bootstrap
+from events.bus import ensure_topics
+from events.settings import BusSettings
+from services.local.images import ensure_test_images
+from tests.support.load import Load, steady_load
+from tests.support.platform import AUTH, Platform, running_platform
+from tests.support.service_process import ServiceProcess
+
+KILL_EVERY_S = 10.0
+
+
+async def deploy(api: str, name: str, **spec: Any) -> None:
+    body = {"name": name, "image": "shoal-test/hello:1", "cpu": 0.1, "memory_mb": 32, **spec}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{api}/v1/functions", json=body, headers=AUTH) as reply,
+    ):
+        assert reply.status == 201, await reply.text()
+
+
+async def ready(api: str, name: str, count: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession(headers=AUTH) as http:
+        while time.monotonic() < deadline:
+            async with http.get(f"{api}/v1/functions/{name}") as reply:
+                if (await reply.json()).get("ready") == count:
+                    return
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{name} not {count} ready in {timeout_s} s")
+
+
+async def kill_and_restart(part: ServiceProcess) -> float:
+    """SIGKILL, then start again; seconds until it is ready."""
+    assert part.process is not None
+    part.process.send_signal(signal.SIGKILL)
+    await part.process.wait()
+    started = time.monotonic()
+    await part.start(timeout_s=120)
+    return time.monotonic() - started
+
+
+async def chaos(platform: Platform, seconds: float, rng: random.Random) -> list[tuple[str, float]]:
+    victims = {
+        "scheduler": platform.scheduler,
+        "autoscaler": platform.autoscaler,
+        "healer": platform.healer,
+    }
+    recoveries = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await asyncio.sleep(min(KILL_EVERY_S, max(0.0, deadline - time.monotonic())))
+        if time.monotonic() >= deadline:
+            break
+        name = rng.choice(sorted(victims))
+        recoveries.append((name, await kill_and_restart(victims[name])))
+    return recoveries
+
+
+async def phase(url: str, seconds: float, work: Any) -> tuple[Load, Any]:
+    async with steady_load(url) as load:
+        result = await work(seconds)
+    return load, result
+
+
+async def from_zero(api: str) -> float:
+    await deploy(api, "cold", min_replicas=0, initial_scale=0)
+    started = time.monotonic()
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http,
+        http.get(f"{api}/fn/cold/") as reply,
+    ):
+        assert reply.status == 200, await reply.text()
+    return time.monotonic() - started
+
+
+async def run(seconds: float, seed: int) -> dict[str, Any]:
+    client = docker.from_env()
+    ensure_test_images(client)
+    with kafka_bootstrap() as bootstrap, tempfile.TemporaryDirectory() as logs:
+        bus = BusSettings(bootstrap_servers=bootstrap, namespace=f"c{uuid.uuid4().hex[:8]}")
+        await ensure_topics(bus)
+        async with running_platform(bus, Path(logs), client, agents=2) as platform:
+            api = platform.api.url
+            await deploy(api, "warm", min_replicas=2, max_replicas=2, initial_scale=2)
+            await ready(api, "warm", 2)
+            url = f"{api}/fn/warm/"
+            base, _ = await phase(url, seconds, asyncio.sleep)
+            rng = random.Random(seed)
+            hit, recoveries = await phase(url, seconds, lambda s: chaos(platform, s, rng))
+            after = await from_zero(api)
+    return {"baseline": base, "chaos": hit, "recoveries": recoveries, "from_zero": after}
+
+
+def ratio(load: Load) -> float:
+    ok = load.statuses.get(200, 0)
+    return ok / (load.total + len(load.failures)) if load.total else 0.0
+
+
+def report(found: dict[str, Any], seconds: float) -> None:
+    print(f"{'phase':<10} {'seconds':>8} {'requests':>9} {'failed':>7} {'success':>9}")
+    for name in ("baseline", "chaos"):
+        load: Load = found[name]
+        failed = load.total - load.statuses.get(200, 0) + len(load.failures)
+        print(f"{name:<10} {seconds:>8.0f} {load.total:>9} {failed:>7} {ratio(load):>9.5f}")
+    recoveries = found["recoveries"]
+    for name, took in recoveries:
+        print(f"killed {name:<11} ready again after {took:.2f} s")
+    worst = max((took for _, took in recoveries), default=0.0)
+    print(f"scaled from zero after the chaos in {found['from_zero']:.2f} s")
+    print(
+        json.dumps(
+            {
+                "success_ratio": round(ratio(found["chaos"]), 6),
+                "requests": found["chaos"].total,
+                "baseline_success_ratio": round(ratio(found["baseline"]), 6),
+                "kills": len(recoveries),
+                "worst_recovery_s": round(worst, 3),
+                "scaled_from_zero_after": round(found["from_zero"], 3),
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="30 s of chaos, not 2 minutes")
+    parser.add_argument("--seed", type=int, default=20261125)
+    args = parser.parse_args()
+    seconds = 30.0 if args.quick else 120.0
+    report(asyncio.run(run(seconds, args.seed)), seconds)
+
+
+if __name__ == "__main__":
+    main()
