@@ -12,6 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 from tenacity import (
     AsyncRetrying,
@@ -48,7 +49,8 @@ def until_reachable(settings: BusSettings) -> AsyncRetrying:
 
 
 async def ensure_topics(settings: BusSettings, topics: Iterable[Topic] = ALL_TOPICS) -> None:
-    """Create the missing topics with their partitions and retention; existing ones stay."""
+    """Create the missing topics with their partitions and configs; existing ones keep
+    their partitions and get the declared configs."""
     admin = AIOKafkaAdminClient(**settings.client_kwargs())
     try:
         async for attempt in until_reachable(settings):
@@ -60,11 +62,14 @@ async def ensure_topics(settings: BusSettings, topics: Iterable[Topic] = ALL_TOP
                 name=topic.name(settings.namespace),
                 num_partitions=topic.partitions,
                 replication_factor=settings.replication_factor,
-                topic_configs={"retention.ms": str(topic.retention_ms)},
+                topic_configs=topic_configs(topic),
             )
             for topic in topics
             if topic.name(settings.namespace) not in existing
         ]
+        await _configure(
+            admin, settings, [t for t in topics if t.name(settings.namespace) in existing]
+        )
         if not wanted:
             return
         response = await admin.create_topics(wanted)
@@ -78,6 +83,32 @@ async def ensure_topics(settings: BusSettings, topics: Iterable[Topic] = ALL_TOP
         raise BusUnavailable(f"Kafka at {settings.bootstrap_servers}: {exc!r}") from exc
     finally:
         await admin.close()
+
+
+def topic_configs(topic: Topic) -> dict[str, str]:
+    """A topic's declared configs. The broker stamps each record with the time it appended
+    it, so that a writer cannot date an event: replay places history by that time."""
+    return {"retention.ms": str(topic.retention_ms), "message.timestamp.type": "LogAppendTime"}
+
+
+async def _configure(
+    admin: AIOKafkaAdminClient, settings: BusSettings, topics: list[Topic]
+) -> None:
+    """Give existing topics (made by an older Shoal) the declared configs; a refusal is
+    logged, not fatal: readers then fall back to the writers' times."""
+    if not topics:
+        return
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, t.name(settings.namespace), topic_configs(t))
+        for t in topics
+    ]
+    for response in await admin.alter_configs(resources):
+        for code, message, _kind, name in response.resources:
+            if code != 0:
+                log.warning(
+                    "could not configure topic",
+                    extra={"fields": {"topic": name, "error": code, "message": message}},
+                )
 
 
 async def _check_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> None:

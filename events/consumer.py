@@ -8,10 +8,10 @@ or whose handler keeps raising, goes to the dead-letter topic; the consumer carr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -30,28 +30,38 @@ log = logging.getLogger("shoal.bus")
 Handler = Callable[[Envelope], Awaitable[None]]
 HANDLER_ATTEMPTS = 3
 LAG_EVERY_S = 1.0
-FETCH_GRACE_S = 5.0
+FETCH_GRACE_S = 30.0
+"""A fetch may wait out a group join (a dead member's session); longer than this, the
+broker is away and the loop polls again rather than hang."""
+FETCH_BOUND_S = 2.0
+"""How long a lag reading may wait for the broker."""
 STALL_S = 20.0
 """Records waiting but none delivered for this long: the consumer is stuck (aiokafka can
 stall after a broker restart) and is started again at its positions."""
 
 
 MAX_FUTURE_S = 300.0
-"""An event dated further than this ahead of the reader's clock is refused: no clock of a
-sane cluster is that far off, and such a date would outlive every timeout."""
+"""An event dated further than this after it was written is refused: no clock of a sane
+cluster is that far off, and such a date would outlive every timeout."""
+LOG_APPEND_TIME = 1
+"""A record's timestamp type when the broker stamped it."""
 
 
 def decoded(record: ConsumerRecord[bytes, bytes]) -> Envelope | str:
-    """The record's event, or why it is not one. Never raises: whatever the bytes."""
+    """The record's event, or why it is not one. Never raises: whatever the bytes. An event
+    dated more than MAX_FUTURE_S after the broker appended it (or, on a topic whose
+    records carry their writers' times, after now) is refused."""
+    appended = record.timestamp / 1000 if record.timestamp_type == LOG_APPEND_TIME else None
     try:
-        envelope = decode(record.key, record.value, record.headers)
+        envelope = decode(record.key, record.value, record.headers, appended=appended)
     except DecodeError as exc:
         return f"undecodable: {exc}"
     except Exception as exc:  # deep nesting and the like: refused, never fatal
         return f"undecodable: {type(exc).__name__}: {exc}"
-    ahead = (envelope.time - datetime.now(UTC)).total_seconds()
+    reference = appended if appended is not None else time.time()
+    ahead = envelope.time.timestamp() - reference
     if ahead > MAX_FUTURE_S:
-        return f"dated {ahead:.0f} s in the future ({envelope.time.isoformat()})"
+        return f"dated {ahead:.0f} s after it was written ({envelope.time.isoformat()})"
     return envelope
 
 
@@ -99,6 +109,7 @@ class LiveConsumer:
         self.lag = 0
         self._lag_observed_at = float("-inf")
         self._consumer = self._new_consumer()
+        self._started = False
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -116,10 +127,11 @@ class LiveConsumer:
                     await self._consumer.start()
             if self.group_id is not None:
                 self._consumer.subscribe(self.topics)
-                return
-            self._consumer.assign(list(self.start_at))
-            for tp, offset in self.start_at.items():
-                self._consumer.seek(tp, offset)
+            else:
+                self._consumer.assign(list(self.start_at))
+                for tp, offset in self.start_at.items():
+                    self._consumer.seek(tp, offset)
+            self._started = True
         except KafkaError as exc:
             raise BusUnavailable(f"consumer {self.name}: Kafka unreachable: {exc!r}") from exc
 
@@ -146,7 +158,9 @@ class LiveConsumer:
         if self.group_id is None:
             assignment = list(self._consumer.assignment())
             self.start_at = {tp: await self._consumer.position(tp) for tp in assignment}
-        await self._consumer.stop()
+        self._started = False
+        with contextlib.suppress(Exception):
+            await self._consumer.stop()
         self._consumer = self._new_consumer()
         self.last_delivery = time.monotonic()
         self.lag = 0
@@ -162,12 +176,11 @@ class LiveConsumer:
             await self.stop()
 
     async def poll_once(self, timeout_ms: int = 200) -> int:
-        """Fetch one batch, handle it, commit it; returns how many records it held."""
-        # Bounded: a fetch that hangs (the broker away) must not stall the caller's loop.
-        batches = await asyncio.wait_for(
-            self._consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch),
-            timeout_ms / 1000 + FETCH_GRACE_S,
-        )
+        """Fetch one batch, handle it, commit it; returns how many records it held. A
+        consumer whose (re)start failed is started first."""
+        if not self._started:
+            await self.start()
+        batches = await self._fetch(timeout_ms)
         handled = 0
         for tp, records in batches.items():
             for record in records:
@@ -181,6 +194,32 @@ class LiveConsumer:
             self.last_delivery = self.last_progress
         await self._observe_lag()
         return handled
+
+    async def _fetch(
+        self, timeout_ms: int
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        """One bounded fetch: a group join or an absent broker may hold it; then nothing came."""
+        try:
+            return await asyncio.wait_for(
+                self._consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch),
+                timeout_ms / 1000 + FETCH_GRACE_S,
+            )
+        except TimeoutError:
+            log.warning(
+                "fetch held past its bound (group join or broker away); polling again",
+                extra={"fields": {"consumer": self.name}},
+            )
+            return {}
+
+    async def _ends_if_quiet(self, now: float) -> dict[TopicPartition, int]:
+        """After a quiet spell, where the partitions end, from the broker: a stuck consumer
+        fetches nothing, so its own high-water marks would never show the records waiting."""
+        if now - self.last_delivery < STALL_S / 2:
+            return {}
+        try:
+            return await asyncio.wait_for(self.end_offsets(), FETCH_BOUND_S)
+        except Exception:
+            return {}
 
     async def _commit(self) -> None:
         """Commit what was handled; on failure the next commit covers it (or Kafka redelivers)."""
@@ -241,12 +280,13 @@ class LiveConsumer:
             return
         # Scrapes come every few seconds; the loop polls every few milliseconds.
         self._lag_observed_at = now
+        ends = await self._ends_if_quiet(now)
         total = 0
         for tp in self._consumer.assignment():
-            highwater = self._consumer.highwater(tp)
+            highwater = ends.get(tp, self._consumer.highwater(tp))
             if highwater is not None:
                 try:
-                    position = await asyncio.wait_for(self._consumer.position(tp), 2.0)
+                    position = await asyncio.wait_for(self._consumer.position(tp), FETCH_BOUND_S)
                 except (TimeoutError, KafkaError):
                     return
                 behind = max(0, highwater - position)

@@ -44,6 +44,9 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     schemaversion: str
     data: Payload
     causationid: str | None = None
+    appended: float | None = None
+    """When the broker appended it (epoch seconds), where the topic says so; never read
+    from the event itself, which any writer may date as it likes."""
 
 
 class _WireEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -114,36 +117,40 @@ def encode(envelope: Envelope) -> tuple[bytes, bytes, Headers]:
     return envelope.subject.encode(), _encoder.encode(envelope), _STRUCTURED_HEADERS
 
 
-def decode(key: bytes | None, value: bytes | None, headers: Headers) -> Envelope:
+def decode(
+    key: bytes | None, value: bytes | None, headers: Headers, *, appended: float | None = None
+) -> Envelope:
     """(key, value, headers) -> a validated Envelope, or DecodeError saying what is wrong."""
     for name, raw in headers:
         if name == "content-type" or name.lower() == "content-type":
             if raw.startswith(b"application/cloudevents"):
-                return _from_structured(value)
+                return _from_structured(value, appended)
             break
     if any(name == "ce_specversion" for name, _ in headers):
-        return _from_binary(key, value, headers)
+        return _from_binary(key, value, headers, appended)
     raise DecodeError(
         "not a CloudEvent: no content-type application/cloudevents+json and "
         "missing headers ce_specversion, ce_id, ce_source, ce_type"
     )
 
 
-def _from_structured(value: bytes | None) -> Envelope:
+def _from_structured(value: bytes | None, appended: float | None) -> Envelope:
     if not value:
         raise DecodeError("structured CloudEvent with an empty value")
     try:
-        return _checked(_one_pass_decoder.decode(value))
+        return _checked(_one_pass_decoder.decode(value), appended)
     except (msgspec.ValidationError, msgspec.DecodeError):
         pass
     try:
         wire = _wire_decoder.decode(value)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise DecodeError(f"not a valid structured CloudEvent: {exc}") from exc
-    return _validated(wire)
+    return _validated(wire, appended)
 
 
-def _from_binary(key: bytes | None, value: bytes | None, headers: Headers) -> Envelope:
+def _from_binary(
+    key: bytes | None, value: bytes | None, headers: Headers, appended: float | None
+) -> Envelope:
     try:
         attrs = {name: raw.decode() for name, raw in headers}
     except UnicodeDecodeError as exc:
@@ -168,7 +175,7 @@ def _from_binary(key: bytes | None, value: bytes | None, headers: Headers) -> En
         causationid=attrs.get("ce_causationid"),
         data=msgspec.Raw(value or b""),
     )
-    return _validated(wire)
+    return _validated(wire, appended)
 
 
 def _data_decoder(payload_type: type[Payload]) -> msgspec.json.Decoder[Payload]:
@@ -178,13 +185,13 @@ def _data_decoder(payload_type: type[Payload]) -> msgspec.json.Decoder[Payload]:
     return decoder
 
 
-def _checked(wire: Any) -> Envelope:
+def _checked(wire: Any, appended: float | None) -> Envelope:
     """An event decoded in one pass: its data is typed already; check the attributes."""
     data: Payload = wire.data
-    return _assembled(wire, data, _readable_version(wire, type(data)))
+    return _assembled(wire, data, _readable_version(wire, type(data)), appended)
 
 
-def _validated(wire: _WireEvent) -> Envelope:
+def _validated(wire: _WireEvent, appended: float | None) -> Envelope:
     """An event decoded in two steps: check the attributes, then decode its data."""
     payload_type = PAYLOAD_BY_TYPE.get(wire.type)
     if payload_type is None:
@@ -196,7 +203,7 @@ def _validated(wire: _WireEvent) -> Envelope:
         data = _data_decoder(payload_type).decode(wire.data)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise DecodeError(f"{wire.type} data is invalid: {exc}") from exc
-    return _assembled(wire, data, version)
+    return _assembled(wire, data, version, appended)
 
 
 def _readable_version(wire: Any, payload_type: type[Payload]) -> str:
@@ -211,9 +218,11 @@ def _readable_version(wire: Any, payload_type: type[Payload]) -> str:
     return version
 
 
-def _assembled(wire: Any, data: Payload, version: str) -> Envelope:
+def _assembled(wire: Any, data: Payload, version: str, appended: float | None) -> Envelope:
     if wire.subject is not None and wire.subject != data.key:
         raise DecodeError(f"subject {wire.subject!r} does not match the payload's key {data.key!r}")
+    if wire.time is not None and wire.time.utcoffset() is None:
+        raise DecodeError(f"time {wire.time.isoformat()} has no UTC offset")
     return Envelope(
         specversion=SPECVERSION,
         id=wire.id,
@@ -225,4 +234,5 @@ def _assembled(wire: Any, data: Payload, version: str) -> Envelope:
         schemaversion=version,
         causationid=wire.causationid,
         datacontenttype=wire.datacontenttype,
+        appended=appended,
     )

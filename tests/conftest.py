@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,13 +18,9 @@ from tests.support.ports import free_port
 HOW_TO_PROVISION = "run ./scripts/test.sh, which provisions Kafka and Docker before pytest"
 
 
-@pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafkaBroker]:
+def started_broker(data_dir: Path) -> LocalKafkaBroker:
     layout = BrokerLayout(
-        data_dir=tmp_path_factory.mktemp("kafka"),
-        port=free_port(),
-        controller_port=free_port(),
-        heap_mb=384,
+        data_dir=data_dir, port=free_port(), controller_port=free_port(), heap_mb=384
     )
     broker = LocalKafkaBroker(layout)
     try:
@@ -33,8 +30,23 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafk
             f"a real Kafka broker is required and could not start: {exc}; {HOW_TO_PROVISION}",
             pytrace=False,
         )
+    return broker
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafkaBroker]:
+    broker = started_broker(tmp_path_factory.mktemp("kafka"))
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[LocalKafkaBroker]:
+    """A broker of the test's own, for a test that stops or kills it: by then the shared
+    one holds thousands of partitions, and recovering them after a kill takes minutes."""
+    broker = started_broker(tmp_path / "kafka")
+    yield broker
+    broker.stop(kill=True)
 
 
 @pytest.fixture
@@ -43,15 +55,23 @@ def namespace() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-async def bus(kafka_broker: LocalKafkaBroker, namespace: str) -> AsyncIterator[BusSettings]:
+async def bus_on(broker: LocalKafkaBroker, namespace: str) -> BusSettings:
     settings = BusSettings(
-        bootstrap_servers=kafka_broker.layout.bootstrap,
-        namespace=namespace,
-        connect_timeout_s=45.0,
+        bootstrap_servers=broker.layout.bootstrap, namespace=namespace, connect_timeout_s=45.0
     )
     await ensure_topics(settings)
-    yield settings
+    return settings
+
+
+@pytest.fixture
+async def bus(kafka_broker: LocalKafkaBroker, namespace: str) -> BusSettings:
+    return await bus_on(kafka_broker, namespace)
+
+
+@pytest.fixture
+async def own_bus(own_broker: LocalKafkaBroker, namespace: str) -> BusSettings:
+    """The bus on the test's own broker (see `own_broker`)."""
+    return await bus_on(own_broker, namespace)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ the api's own view at once so that a client reads its own writes."""
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 from collections.abc import Awaitable, Callable
@@ -41,7 +40,7 @@ from services.api.validation import (
     whole_number,
 )
 from services.api.view import ApiView
-from services.common.journal import Journal
+from services.common.journal import Journal, Unacknowledged
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLISH_TIMEOUT_S = 10.0
@@ -187,10 +186,22 @@ class ControlPlane:
 
     async def _record(self, payload: Payload) -> None:
         """Publish a change; the journal applies it to this api's view (read your writes).
-        With the event bus away, the caller hears so at once rather than wait for it."""
+        With the event bus away, the caller hears so within PUBLISH_TIMEOUT_S: 503 when the
+        change was refused, 504 when its fate is unknown (it may still be written)."""
         try:
-            await asyncio.wait_for(self.journal.publish(payload), PUBLISH_TIMEOUT_S)
-        except (TimeoutError, ShoalEventError, KafkaError) as exc:
+            await self.journal.publish_within(payload, PUBLISH_TIMEOUT_S)
+        except Unacknowledged as exc:
+            raise web.HTTPGatewayTimeout(
+                text=json.dumps(
+                    {
+                        "error": f"the event bus did not acknowledge the change ({exc}); it "
+                        "may still be applied: look before trying again"
+                    }
+                ),
+                content_type="application/json",
+                headers={"Retry-After": "5"},
+            ) from None
+        except (ShoalEventError, KafkaError) as exc:
             raise web.HTTPServiceUnavailable(
                 text=json.dumps(
                     {"error": f"the event bus did not take the change ({exc!r}); try again"}

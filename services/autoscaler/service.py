@@ -11,6 +11,7 @@ from functools import partial
 
 from prometheus_client import Gauge
 
+from events.bounds import within_bounds
 from events.envelope import Envelope
 from events.projections.functions import FunctionView
 from events.projections.world import World
@@ -36,7 +37,7 @@ from events.types import (
 from services.autoscaler.decide import Observed, ScalerMemory, decide_function
 from services.autoscaler.settings import Settings
 from services.autoscaler.windows import MetricWindow
-from services.common.clock import SYSTEM_CLOCK, Clock, Every, Hearing
+from services.common.clock import SYSTEM_CLOCK, Clock, Every, Hearing, written_at
 from services.common.forgetting import FORGET_AFTER_S, PRUNE_EVERY_S, forget_series
 from services.common.isolation import Isolation
 from services.common.journal import Journal
@@ -146,7 +147,7 @@ class Autoscaler:
         backlog, self.backlog = self.backlog or [], None
         oldest = self.clock.now() - HORIZON_S
         for envelope in backlog:
-            heard = envelope.time.timestamp() + offset
+            heard = written_at(envelope) + offset
             if heard >= oldest:
                 self.observe(envelope, heard)
 
@@ -211,18 +212,16 @@ class Autoscaler:
             self.spec_causes.get(view.name) if decision.cause == "spec" else metrics.last_stats_id
         )
         previous = view.desired or 0
-        envelope = await self.journal.publish(
-            ScaleDecision(
-                function=view.name,
-                revision=view.revision,
-                previous=previous,
-                desired=decision.desired,
-                panic=decision.panic,
-                reason=decision.reason,
-                inputs=decision.inputs,
-            ),
-            causation_id=cause,
+        said = ScaleDecision(
+            function=view.name,
+            revision=view.revision,
+            previous=previous,
+            desired=decision.desired,
+            panic=decision.panic,
+            reason=decision.reason,
+            inputs=decision.inputs,
         )
+        envelope = await self.journal.publish(within_bounds(said), causation_id=cause)
         ctx.log.info(
             "scaled",
             function=view.name,

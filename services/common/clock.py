@@ -44,6 +44,11 @@ class Every:
         return True
 
 
+def written_at(envelope: Envelope) -> float:
+    """When the broker appended it, where the topic records that; its own date otherwise."""
+    return envelope.appended if envelope.appended is not None else envelope.time.timestamp()
+
+
 @dataclass
 class Hearing:
     """When this process heard each event, on its own clock.
@@ -52,7 +57,9 @@ class Hearing:
     this process knows: it counts as heard as long before the end of the history as it
     was written before the newest history event. `go_live` ends the history and returns
     the offset that moves written times onto this clock; only differences between
-    written times are used, never a written time against this process's clock."""
+    written times are used, never a written time against this process's clock. Written
+    is when the broker appended it, where the topic records that (the event's own date
+    otherwise)."""
 
     clock: Clock
     live: bool = False
@@ -61,7 +68,7 @@ class Hearing:
     def heard(self, envelope: Envelope) -> float:
         if self.live:
             return self.clock.now()
-        written = envelope.time.timestamp()
+        written = written_at(envelope)
         if self.newest_written is None or written > self.newest_written:
             self.newest_written = written
         return written

@@ -14,6 +14,10 @@ from events.types import Payload
 from services.common.clock import Clock
 
 
+class Unacknowledged(TimeoutError):
+    """Kafka did not acknowledge in time; the event may still be written, and then applied."""
+
+
 class Journal:
     def __init__(
         self, producer: EventProducer, *, apply: Callable[[Envelope], object], clock: Clock
@@ -21,6 +25,7 @@ class Journal:
         self.producer = producer
         self.apply = apply
         self.clock = clock
+        self._unsettled: set[asyncio.Task[Envelope]] = set()
 
     def envelope(self, payload: Payload, *, causation_id: str | None = None) -> Envelope:
         return new_envelope(
@@ -33,6 +38,23 @@ class Journal:
         await (await self.producer.send(envelope))
         self.apply(envelope)
         return envelope
+
+    async def publish_within(self, payload: Payload, timeout_s: float) -> Envelope:
+        """Publish, waiting at most `timeout_s` for the acknowledgement. Past it the publish
+        goes on (the event may yet be written, and is then applied) and Unacknowledged is
+        raised: the caller must not say that nothing happened."""
+        task = asyncio.ensure_future(self.publish(payload))
+        self._unsettled.add(task)
+        task.add_done_callback(self._settled)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), timeout_s)
+        except TimeoutError:
+            raise Unacknowledged(f"not acknowledged within {timeout_s:g} s") from None
+
+    def _settled(self, task: asyncio.Task[Envelope]) -> None:
+        self._unsettled.discard(task)
+        if not task.cancelled():
+            task.exception()
 
     async def enqueue(
         self, payload: Payload, *, causation_id: str | None = None

@@ -9,7 +9,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from services.common.clock import Clock
+from services.common.clock import SYSTEM_CLOCK, Clock
 from services.common.logs import StructLog
 
 RESTART_FIRST_S = 0.5
@@ -31,19 +31,31 @@ class Liveness:
 
 
 async def supervised(
-    name: str, work: Callable[[], Awaitable[None]], *, log: StructLog, stop: asyncio.Event
+    name: str,
+    work: Callable[[], Awaitable[None]],
+    *,
+    log: StructLog,
+    stop: asyncio.Event,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> None:
-    """Run `work` until `stop`; when it raises, log it and run it again after a back-off
-    (0.5 s, doubling to 30 s), so that one failure never ends a loop for good."""
+    """Run `work` until `stop`; when it raises or returns, log it and run it again after a
+    back-off (0.5 s, doubling to 30 s, and back to 0.5 s after a run that lasted longer
+    than that), so that one failure never ends a loop for good nor spins it."""
     delay = RESTART_FIRST_S
     while not stop.is_set():
+        began = clock.now()
         try:
             await work()
-            delay = RESTART_FIRST_S
+            outcome = "loop returned"
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.error("loop failed; starting it again", loop=name, error=repr(exc)[:500])
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            delay = min(RESTART_MAX_S, delay * 2)
+            outcome = repr(exc)[:500]
+        if stop.is_set():
+            return
+        if clock.now() - began > RESTART_MAX_S:
+            delay = RESTART_FIRST_S
+        log.error("loop ended; starting it again", loop=name, error=outcome, after_s=delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(RESTART_MAX_S, delay * 2)

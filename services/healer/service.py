@@ -70,9 +70,9 @@ class Healer:
         self.ctx: ServiceContext | None = None
         self.isolation: Isolation | None = None
         self.suspended = False
+        """No node is declared lost while most of them are silent (a disruption)."""
         self.last_heard = float("-inf")
         """When this healer last heard any event, on its own clock."""
-        """No node is declared lost while most of them are silent (a disruption)."""
 
     def apply(self, envelope: Envelope) -> None:
         heard = self.hearing.heard(envelope)
@@ -143,7 +143,7 @@ class Healer:
             return self.suspended
         self.suspended = found is not None
         if found is None:
-            self.watching_since = now
+            self.watching_since = max(self.watching_since, now)
             said = NodeLossSuspended(suspended=False, reason="nodes are heard again")
         else:
             said = NodeLossSuspended(

@@ -43,6 +43,8 @@ DOCKER_ERRORS = Counter(
 
 def unreachable(exc: BaseException) -> bool:
     """Whether a failed call means the engine cannot be reached (not that it refused)."""
+    if isinstance(exc, APIError):
+        return False
     if isinstance(exc, requests.exceptions.ConnectionError | ConnectionError | FileNotFoundError):
         return True
     return isinstance(exc, DockerException) and "connection" in str(exc).lower()
@@ -68,7 +70,8 @@ class DockerRuntime:
         self._client = docker.from_env(timeout=int(call_timeout_s))
         self.available = True
         """Whether the engine answered the last call (False from a refused connection until
-        a ping succeeds)."""
+        any call succeeds)."""
+        self._streamed = False
         self._cpu: dict[str, CpuSample] = {}
         self._closed = threading.Event()
         self._stream: Any = None
@@ -84,6 +87,7 @@ class DockerRuntime:
             if unreachable(exc):
                 self.available = False
             raise
+        self.available = True
         return found
 
     async def start(self, command: StartReplica, *, port: int) -> str:
@@ -184,37 +188,54 @@ class DockerRuntime:
         return owned
 
     async def exits(self) -> AsyncIterator[Exit | Resync]:
-        """Container deaths from the Docker events stream; reconnects with back-off."""
+        """Container deaths from the Docker events stream; reconnects with back-off. Every
+        stream after this runtime's first begins with a Resync: deaths may have been missed."""
+        try:
+            while not self._closed.is_set():
+                if self._streamed:
+                    yield Resync()
+                self._streamed = True
+                async for exit_ in self._one_stream():
+                    yield exit_
+                if self._closed.is_set():
+                    return
+                await self._await_engine()
+        finally:
+            self._close_stream()
+
+    async def _one_stream(self) -> AsyncIterator[Exit]:
+        """Exits from one events stream (its own queue), until it ends or fails."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue()
-        first = True
-        while not self._closed.is_set():
-            if not first:
-                yield Resync()
-            first = False
-            reader = threading.Thread(
-                target=self._read_events, args=(loop, queue), name="docker-events", daemon=True
-            )
-            reader.start()
-            while True:
-                item = await queue.get()
-                if isinstance(item, BaseException):
-                    break
-                exit_ = await self._exit_of(item)
-                if exit_ is not None:
-                    yield exit_
-            if self._closed.is_set():
+        reader = threading.Thread(
+            target=self._read_events, args=(loop, queue), name="docker-events", daemon=True
+        )
+        reader.start()
+        while True:
+            item = await queue.get()
+            if isinstance(item, BaseException):
                 return
-            self.available = False
-            # Whatever the failure (a dead daemon raises requests' ConnectionError, not a
-            # DockerException), wait for the engine with back-off, for as long as it takes.
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(Exception),
-                wait=wait_exponential(multiplier=0.2, max=5),
-            ):
-                with attempt:
-                    await self._call(self._client.ping)
-            self.available = True
+            exit_ = await self._exit_of(item)
+            if exit_ is not None:
+                yield exit_
+
+    async def _await_engine(self) -> None:
+        """Whatever ended the stream (a dead daemon raises requests' ConnectionError, not a
+        DockerException), wait for the engine with back-off, for as long as it takes."""
+        self._close_stream()
+        self.available = False
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            wait=wait_exponential(multiplier=0.2, max=5),
+        ):
+            with attempt:
+                await self._call(self._client.ping)
+
+    def _close_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.close()
 
     def _read_events(
         self,
@@ -246,9 +267,10 @@ class DockerRuntime:
             return Exit(
                 replica_id=replica_id, exit_code=None, oom_killed=False, last_logs=[], removed=True
             )
-        exit_code = int(attributes["exitCode"]) if "exitCode" in attributes else None
+        code = str(attributes.get("exitCode", ""))
+        exit_code = int(code) if code.lstrip("-").isdigit() and len(code) < 12 else None
         oom_killed, lines = False, []
-        with contextlib.suppress(DockerException, TimeoutError):
+        with contextlib.suppress(Exception):
             container = await self._call(self._client.containers.get, container_name(replica_id))
             oom_killed = bool(container.attrs["State"].get("OOMKilled"))
             raw = await self._call(container.logs, tail=LOG_LINES)
@@ -280,7 +302,5 @@ class DockerRuntime:
 
     async def close(self) -> None:
         self._closed.set()
-        if self._stream is not None:
-            with contextlib.suppress(Exception):
-                self._stream.close()
+        self._close_stream()
         await asyncio.to_thread(self._client.close)

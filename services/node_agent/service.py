@@ -32,6 +32,10 @@ from services.node_agent.sim_runtime import SimRuntime
 FOLLOWED = (NODE_COMMANDS, NODES)
 """A node's commands, and what the log says of the node itself (its loss and return)."""
 
+PAUSE_S = 2.0
+"""A poll of the command loop that took longer than this means the process did not run
+(SIGSTOP, a frozen host, a stall): the point it aimed to read up to may be long stale."""
+
 
 def node_ids(settings: Settings) -> list[str]:
     if settings.hollow_nodes <= 1:
@@ -100,20 +104,28 @@ async def my_partitions(ctx: ServiceContext, nodes: list[str]) -> dict[Topic, li
 
 
 async def follow(
-    ctx: ServiceContext, commands: Commands, consumer: LiveConsumer, beat_s: float
+    ctx: ServiceContext,
+    commands: Commands,
+    consumer: LiveConsumer,
+    beat_s: float,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> None:
     """Fold what arrives; act only once everything up to a point taken after the last
-    action is read. After a pause (SIGSTOP, a partition) the first point taken lies past
-    everything written meanwhile, so a stale start is never carried out."""
+    action is read. A round that outlasted PAUSE_S (the process was paused or starved)
+    drops its point and takes a new one, which lies past everything written meanwhile
+    (the node's loss included), so a stale start is never carried out."""
     target: dict[TopicPartition, int] | None = None
     while not ctx.stop.is_set():
+        began = clock.now()
         await consumer.poll_once()
         ctx.liveness.beat("commands", within_s=max(60.0, 10 * beat_s))
         if consumer.stalled():
             await consumer.restart()
         if target is None:
             target = await consumer.end_offsets()
-        if await consumer.reached(target):
+        if clock.now() - began > PAUSE_S:
+            target = None
+        elif await consumer.reached(target):
             commands.act()
             target = None
 
@@ -141,6 +153,7 @@ def background(
     settings: Settings,
     commands: Commands,
     consumer: LiveConsumer,
+    clock: Clock,
 ) -> list[asyncio.Task[None]]:
     """Commands, heartbeats, usage reports and every agent's exit watcher, supervised."""
     agents = commands.agents
@@ -160,7 +173,7 @@ def background(
         await asyncio.gather(*(report_usage(agent) for agent in agents.values()))
 
     loops: dict[str, Callable[[], Awaitable[None]]] = {
-        "commands": partial(follow, ctx, commands, consumer, settings.heartbeat_s),
+        "commands": partial(follow, ctx, commands, consumer, settings.heartbeat_s, clock),
         "heartbeats": partial(every, settings.heartbeat_s, ctx.stop, beat),
         "usage": partial(every, settings.stats_s, ctx.stop, usage),
         **{f"exits {node}": partial(watch_exits, agent) for node, agent in agents.items()},
@@ -194,7 +207,7 @@ async def run_agents(ctx: ServiceContext, settings: Settings, clock: Clock = SYS
         commands.act()
         ctx.ready = True
         ctx.log.info("node-agent ready", nodes=len(agents), runtime=settings.runtime)
-        tasks = background(ctx, settings, commands, consumer)
+        tasks = background(ctx, settings, commands, consumer, clock)
         try:
             await ctx.stop.wait()
         finally:

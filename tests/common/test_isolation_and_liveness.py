@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from events.types import DecisionFailed, Payload
+from services.common import liveness as liveness_module
 from services.common.isolation import Isolation, Quarantine
 from services.common.liveness import Liveness, supervised
 from services.common.logs import StructLog
@@ -79,3 +82,39 @@ async def test_a_supervised_loop_that_dies_is_started_again() -> None:
 
     await asyncio.wait_for(supervised("w", work, log=StructLog("test"), stop=stop), 10)
     assert runs == [0, 1, 2]
+
+
+async def test_a_supervised_loop_backs_off_and_forgets_its_back_off_after_a_long_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(liveness_module, "RESTART_FIRST_S", 0.001)
+    monkeypatch.setattr(liveness_module, "RESTART_MAX_S", 0.05)
+    stop, clock, waits = asyncio.Event(), FakeClock(), []
+    lasts = [0.0, 0.0, 0.0, 1.0, 0.0]
+
+    class Recording(StructLog):
+        def error(self, msg: str, **fields: Any) -> None:
+            waits.append(fields["after_s"])
+
+    async def work() -> None:
+        clock.advance(lasts[len(waits)])
+        if len(waits) == len(lasts) - 1:
+            stop.set()
+        else:
+            raise RuntimeError("boom")
+
+    await asyncio.wait_for(supervised("w", work, log=Recording("test"), stop=stop, clock=clock), 10)
+    assert waits == [0.001, 0.002, 0.004, 0.001]
+
+
+async def test_a_supervised_loop_that_returns_is_not_spun() -> None:
+    stop, runs = asyncio.Event(), []
+
+    async def work() -> None:
+        runs.append(1)
+
+    task = asyncio.create_task(supervised("w", work, log=StructLog("test"), stop=stop))
+    await asyncio.sleep(0.3)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert 1 <= len(runs) <= 3

@@ -81,20 +81,18 @@ async def test_a_service_serves_metrics_publishes_and_stops_cleanly_on_sigterm(
 
 @pytest.mark.kafka
 async def test_a_service_waits_for_kafka_with_back_off_and_starts_when_it_appears(
-    kafka_broker: LocalKafkaBroker,
-    bus: BusSettings,
+    own_broker: LocalKafkaBroker,
+    own_bus: BusSettings,
 ) -> None:
     port = free_port()
-    await asyncio.to_thread(kafka_broker.stop)
-    process = start_sample(bus, port)
+    await asyncio.to_thread(own_broker.stop)
+    process = start_sample(own_bus, port)
     try:
         await asyncio.sleep(3)
         assert process.poll() is None, "the service gave up instead of waiting for Kafka"
-        await asyncio.to_thread(kafka_broker.start)
+        await asyncio.to_thread(own_broker.start)
         await wait_ready(port, 45)
     finally:
-        if kafka_broker.pid() is None:
-            await asyncio.to_thread(kafka_broker.start)
         process.send_signal(signal.SIGTERM)
         await asyncio.to_thread(process.communicate, timeout=15)
     assert process.returncode == 0

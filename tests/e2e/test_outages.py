@@ -29,17 +29,29 @@ pytestmark = [pytest.mark.kafka, pytest.mark.docker]
 NODE_TIMEOUT_S = 3.0
 
 
-@pytest.fixture
-async def cluster(bus: BusSettings, tmp_path: Path, docker_client: Any) -> AsyncIterator[Platform]:
+def two_agents(bus: BusSettings, tmp_path: Path, docker_client: Any) -> Any:
     ensure_test_images(docker_client)
-    async with running_platform(
+    return running_platform(
         bus,
         tmp_path,
         docker_client,
         agents=2,
         SHOAL_HEALER_NODE_TIMEOUT_S=str(NODE_TIMEOUT_S),
         SHOAL_KAFKA_CONNECT_TIMEOUT_S="20",
-    ) as parts:
+    )
+
+
+@pytest.fixture
+async def cluster(bus: BusSettings, tmp_path: Path, docker_client: Any) -> AsyncIterator[Platform]:
+    async with two_agents(bus, tmp_path, docker_client) as parts:
+        yield parts
+
+
+@pytest.fixture
+async def cluster_on_own_broker(
+    own_bus: BusSettings, tmp_path: Path, docker_client: Any
+) -> AsyncIterator[Platform]:
+    async with two_agents(own_bus, tmp_path, docker_client) as parts:
         yield parts
 
 
@@ -69,8 +81,9 @@ async def ready_ids(api: str, name: str, count: int, timeout_s: float = 40) -> s
 
 
 async def test_the_broker_killed_for_10_s_under_load_fails_no_request_and_replaces_nothing(
-    cluster: Platform, bus: BusSettings, kafka_broker: LocalKafkaBroker
+    cluster_on_own_broker: Platform, own_bus: BusSettings, own_broker: LocalKafkaBroker
 ) -> None:
+    cluster, bus, kafka_broker = cluster_on_own_broker, own_bus, own_broker
     api = cluster.api.url
     await deploy(api, "warm", min_replicas=2, max_replicas=2, initial_scale=2)
     before = await ready_ids(api, "warm", 2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from events.bounds import printable, within_bounds
 from events.envelope import decode, encode, new_envelope
 from events.projections.world import World
-from events.types import ReplicaFailed
+from events.types import ReplicaFailed, ScaleDecision
 
 
 def failed(**extra: object) -> ReplicaFailed:
@@ -45,3 +45,18 @@ def test_a_failure_the_platform_caused_is_told_but_not_counted() -> None:
     assert world.failures.of_function("f").last == "exited"
     world.apply(new_envelope(failed(replica_id="q"), source="/t"), 2.0)
     assert world.failures.of("f", 1).failures == 1
+
+
+def test_a_decision_whose_inputs_overflow_is_held_to_what_readers_accept() -> None:
+    inputs = {"rate": float("inf"), "low": -1e300, "nan": float("nan"), "ok": 2.5}
+    inputs.update({f"extra{n}": float(n) for n in range(100)})
+    event = within_bounds(
+        ScaleDecision(
+            function="f", revision=1, previous=1, desired=2, panic=False, reason="", inputs=inputs
+        )
+    )
+    read = decode(*encode(new_envelope(event, source="/t"))).data
+    assert isinstance(read, ScaleDecision)
+    assert len(read.inputs) == 64
+    assert read.inputs["rate"] == 1e15 and read.inputs["low"] == -1e15
+    assert read.inputs["nan"] == 0.0 and read.inputs["ok"] == 2.5

@@ -6,15 +6,20 @@ import asyncio
 import json
 import subprocess
 import sys
+import uuid
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from cloudevents.core.bindings.kafka import KafkaMessage, from_kafka_event
 
-from events.bus import EventProducer
-from events.consumer import LiveConsumer, from_beginning
+from events.bus import EventProducer, ensure_topics
+from events.consumer import MAX_FUTURE_S, LiveConsumer, from_beginning
 from events.envelope import Envelope, encode, new_envelope
 from events.projections.world import World
 from events.settings import BusSettings
@@ -51,7 +56,9 @@ async def test_every_event_type_round_trips_through_kafka(
     sent = [await producer.publish(p, causation_id="c-1") for p in sample_payloads()]
     topics = sorted({TOPIC_OF_PAYLOAD[type(p)] for p in sample_payloads()}, key=lambda t: t.suffix)
     received = await collect(bus, topics, len(sent))
-    assert {e.id: e for e in received} == {e.id: e for e in sent}
+    assert all(e.appended is not None for e in received)
+    as_sent = {e.id: msgspec.structs.replace(e, appended=None) for e in received}
+    assert as_sent == {e.id: e for e in sent}
 
 
 async def test_a_stock_cloudevents_parser_reads_what_we_write_to_kafka(
@@ -105,6 +112,70 @@ async def test_topics_are_created_with_their_partitions_and_retention(
     listing = kcat.stdout
     for topic in ALL_TOPICS:
         assert f'topic "{topic.name(bus.namespace)}" with {topic.partitions} partitions' in listing
+    configs = await described_configs(bus, [t.name(bus.namespace) for t in ALL_TOPICS])
+    assert {c["message.timestamp.type"] for c in configs.values()} == {"LogAppendTime"}
+
+
+async def described_configs(bus: BusSettings, names: list[str]) -> dict[str, dict[str, str]]:
+    """The topics' configs, once the broker knows every topic (a new one may take a moment)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bus.bootstrap_servers)
+    await admin.start()
+    try:
+        for _ in range(50):
+            resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+            (response,) = await admin.describe_configs(resources)
+            found = {r[3]: {entry[0]: entry[1] for entry in r[4]} for r in response.resources}
+            if all(found.get(name) for name in names):
+                return found
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    raise AssertionError(f"the broker did not describe {names}: {response}")
+
+
+async def test_a_topic_an_older_shoal_made_is_given_broker_times(
+    kafka_broker: LocalKafkaBroker,
+) -> None:
+    bus = BusSettings(
+        bootstrap_servers=kafka_broker.layout.bootstrap, namespace="old" + uuid.uuid4().hex[:6]
+    )
+    name = REPLICAS.name(bus.namespace)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bus.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [
+                NewTopic(
+                    name,
+                    REPLICAS.partitions,
+                    1,
+                    topic_configs={"message.timestamp.type": "CreateTime"},
+                )
+            ]
+        )
+    finally:
+        await admin.close()
+    assert (await described_configs(bus, [name]))[name]["message.timestamp.type"] == "CreateTime"
+    await ensure_topics(bus, [REPLICAS])
+    configs = (await described_configs(bus, [name]))[name]
+    assert configs["message.timestamp.type"] == "LogAppendTime"
+    assert configs["retention.ms"] == str(REPLICAS.retention_ms)
+
+
+async def test_an_event_is_dated_by_the_broker_and_one_dated_far_after_is_refused(
+    bus: BusSettings, producer: EventProducer
+) -> None:
+    now = datetime.now(UTC)
+    early = new_envelope(ready(1), source="/t", at=now - timedelta(days=3))
+    forged = new_envelope(ready(2), source="/t", at=now + timedelta(seconds=MAX_FUTURE_S + 60))
+    fine = new_envelope(ready(3), source="/t")
+    for envelope in (early, forged, fine):
+        await (await producer.send(envelope))
+    handled = await collect(bus, [REPLICAS], 2)
+    assert [e.id for e in handled] == [early.id, fine.id]
+    assert handled[0].appended is not None and abs(handled[0].appended - now.timestamp()) < 30
+    (dead,) = await raw_records(bus, DEAD_LETTER, 1)
+    assert "after it was written" in dict(dead.headers)["shoal_dlq_reason"].decode()
 
 
 async def test_bad_messages_go_to_the_dead_letter_topic_and_the_next_good_one_is_handled(
@@ -236,7 +307,19 @@ async def test_a_consumer_killed_mid_batch_loses_nothing_when_its_successor_resu
 
 
 async def test_producer_and_consumer_ride_out_a_broker_restart(
-    kafka_broker: LocalKafkaBroker, bus: BusSettings, producer: EventProducer
+    own_broker: LocalKafkaBroker, own_bus: BusSettings
+) -> None:
+    bus = own_bus
+    producer = EventProducer(bus, source="/shoal/test/producer")
+    await producer.start()
+    try:
+        await ride_out_a_restart(own_broker, bus, producer)
+    finally:
+        await producer.stop()
+
+
+async def ride_out_a_restart(
+    broker: LocalKafkaBroker, bus: BusSettings, producer: EventProducer
 ) -> None:
     acknowledged: set[str] = set()
     received: set[str] = set()
@@ -266,9 +349,9 @@ async def test_producer_and_consumer_ride_out_a_broker_restart(
 
     publisher = asyncio.create_task(publish_steadily())
     await asyncio.wait_for(sixty_acknowledged.wait(), 30)
-    await asyncio.to_thread(kafka_broker.stop)
+    await asyncio.to_thread(broker.stop)
     await asyncio.sleep(3)
-    await asyncio.to_thread(kafka_broker.start)
+    await asyncio.to_thread(broker.start)
     await asyncio.wait_for(publisher, 90)
     for _ in range(600):
         if received >= acknowledged or consumer_task.done():

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from events.consumer import decoded
 from events.envelope import Envelope, decode, encode, new_envelope
 from events.errors import DecodeError
-from events.types import ALL_PAYLOADS, Payload
+from events.types import ALL_PAYLOADS, NodeCordoned, Payload
 from services.api.view import ApiView
 from services.autoscaler.decide import Observed, ScalerMemory, decide_function
 from services.autoscaler.service import Autoscaler
@@ -202,3 +202,11 @@ def test_no_decider_raises_on_the_worlds_valid_events_build(history: list[Envelo
             replicas.leave_unknown,
             healer.graces,
         )
+
+
+def test_an_event_time_without_utc_offset_is_refused_not_compared() -> None:
+    _, value, _ = encode(new_envelope(NodeCordoned(node="n0"), source="/fuzz", at=T0))
+    naive = value.replace(b"+00:00", b"", 1).replace(b'Z"', b'"', 1)
+    assert b"2026-11-25T12:00:00" in naive and naive != value
+    refused = decoded(_record(naive))
+    assert isinstance(refused, str) and "UTC offset" in refused
