@@ -142,6 +142,20 @@ class LiveConsumer:
         """Where the assigned partitions end now, by asking the broker."""
         return dict(await self._consumer.end_offsets(list(self._consumer.assignment())))
 
+    def known_ends(self, within_s: float) -> dict[TopicPartition, int] | None:
+        """Where the partitions ended as of the last fetch responses (no round trip to the
+        broker, where a request waits behind a fetch parked for new records), if each came
+        within `within_s`; None when one did not."""
+        now_ms = time.time() * 1000
+        ends = {}
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            at = self._consumer.last_poll_timestamp(tp)
+            if highwater is None or at is None or now_ms - at > within_s * 1000:
+                return None
+            ends[tp] = highwater
+        return ends
+
     async def reached(self, target: Mapping[TopicPartition, int]) -> bool:
         """Whether everything up to `target` was handed to the handler."""
         for tp, end in target.items():

@@ -30,6 +30,8 @@ READINESS_PATH = r"^(/[!-~]*)?$"
 """Empty (a TCP probe) or an absolute path of printable ASCII."""
 
 MAX_REPLICAS_LIMIT = 1000
+MAX_BODY_LIMIT = 64 << 20
+"""The platform's cap on a function's request body (the api reads a body whole)."""
 ScalingMetric = Literal["concurrency", "rps", "cpu"]
 
 
@@ -101,8 +103,30 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
         ),
     ] = "/"
     request_timeout_s: Annotated[
-        float, _meta("Longest a call may take, seconds", flag="--timeout-s", ge=0.1, le=3600)
+        float,
+        _meta(
+            "Longest a call may take, seconds: waiting, connecting, the response whole",
+            flag="--timeout-s",
+            ge=0.1,
+            le=3600,
+        ),
     ] = 300.0
+    response_start_timeout_s: Annotated[
+        float,
+        _meta(
+            "Longest a replica may take to start its response, seconds (0: the call's)",
+            ge=0,
+            le=3600,
+        ),
+    ] = 0.0
+    idle_timeout_s: Annotated[
+        float,
+        _meta("Longest pause within a response, seconds (0: the call's)", ge=0, le=3600),
+    ] = 0.0
+    max_body_bytes: Annotated[
+        int,
+        _meta("Largest request body a call may send, bytes", ge=0, le=MAX_BODY_LIMIT),
+    ] = 1 << 20
     concurrency_limit: Annotated[
         int,
         _meta(
@@ -191,6 +215,9 @@ def spec_problems(value: Callable[[str], Any]) -> list[tuple[str, str]]:
         problems.append(("min_replicas", f"{low} is above max_replicas {high}"))
     if high and initial > high:
         problems.append(("initial_scale", f"{initial} is above max_replicas {high}"))
+    start, whole = value("response_start_timeout_s"), value("request_timeout_s")
+    if start > whole:
+        problems.append(("response_start_timeout_s", f"{start} is above request_timeout_s"))
     return problems
 
 

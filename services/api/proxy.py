@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +14,8 @@ from aiohttp import web
 from prometheus_client import Counter, Gauge, Histogram
 
 from events.types import ColdStartDemand
+from services.api.call import Call
+from services.api.forwarding import BadRequest, response_headers
 from services.api.request_stats import RequestWindow
 from services.api.routing import Route
 from services.api.upstream import (
@@ -22,36 +24,17 @@ from services.api.upstream import (
     NotSent,
     Upstream,
     UpstreamError,
+    UpstreamResponse,
 )
 from services.api.view import ApiView
 from services.common.forgetting import forget_series
 from services.common.journal import Journal
 from services.common.logs import StructLog
 
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-NOT_FORWARDED = HOP_BY_HOP | {
-    "host",
-    "content-length",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-}
-"""Framed again, or set again, by the request path."""
+CLIENT_CLOSED = 499
+"""Counted for a call whose caller hung up (nginx's code): not the platform's error."""
 BUFFERED_BODY_LIMIT = 256 * 1024
 """Responses up to this size with a known length are read whole (cheaper); others stream."""
-NOT_RETURNED = HOP_BY_HOP | {"content-length"}
 REQUESTS = Counter("shoal_api_requests_total", "Function calls answered", ["function", "code"])
 LATENCY = Histogram(
     "shoal_api_request_seconds",
@@ -62,6 +45,11 @@ LATENCY = Histogram(
 QUEUE_DEPTH = Gauge("shoal_api_queue_depth", "Requests waiting for a replica", ["function"])
 COLD_STARTS = Counter(
     "shoal_api_cold_starts_total", "Requests that found no ready replica", ["function"]
+)
+EJECTIONS = Counter(
+    "shoal_api_ejections_total",
+    "Replicas taken out of routing for a while after refusing a connection",
+    ["function"],
 )
 COLD_START_SECONDS = Histogram(
     "shoal_api_cold_start_seconds",
@@ -98,7 +86,6 @@ class FunctionProxy:
     source_instance: str
     queue_limit: int
     demand_repeat_s: float
-    connect_attempts: int
     check_token: Callable[[web.Request], bool]
     clock: Callable[[], float] = time.monotonic
     windows: dict[str, RequestWindow] = field(default_factory=dict)
@@ -117,7 +104,7 @@ class FunctionProxy:
         for key in [k for k in self._requests if k[0] == function]:
             del self._requests[key]
             forget_series(REQUESTS, function, str(key[1]) if key[1] else "other")
-        for metric in (QUEUE_DEPTH, COLD_STARTS, COLD_START_SECONDS):
+        for metric in (QUEUE_DEPTH, COLD_STARTS, COLD_START_SECONDS, EJECTIONS):
             forget_series(metric, function)
 
     def window(self, function: str) -> RequestWindow:
@@ -144,61 +131,98 @@ class FunctionProxy:
             latency = self._latency[name] = LATENCY.labels(name)
         status = 500
         try:
-            response = await self._serve(
-                request, name, deadline=started + function.spec.request_timeout_s
+            call = Call.of(
+                request, name, function.spec, deadline=started + function.spec.request_timeout_s
             )
+            call.body = await self._body(request, call)
+            response = await self._serve(request, call)
             status = response.status
             return response
+        except BadRequest as bad:
+            status = 400
+            return error(400, str(bad), function=name)
         except NoReplica as refusal:
             status = refusal.response.status
             return refusal.response
+        except asyncio.CancelledError:
+            status = CLIENT_CLOSED
+            raise
         finally:
             finished = self.clock()
             window.end(finished, latency_ms=(finished - started) * 1000, error=status >= 500)
-            code = status if 100 <= status < 600 else 0
-            counter = self._requests.get((name, code))
-            if counter is None:
-                label = str(code) if code else "other"
-                counter = self._requests[(name, code)] = REQUESTS.labels(name, label)
-            counter.inc()
+            self._count(name, status)
             latency.observe(finished - started)
 
-    async def _serve(
-        self, request: web.Request, name: str, *, deadline: float
-    ) -> web.StreamResponse:
-        refused: set[str] = set()
+    def _count(self, name: str, status: int) -> None:
+        code = status if 100 <= status < 600 else 0
+        counter = self._requests.get((name, code))
+        if counter is None:
+            label = str(code) if code else "other"
+            counter = self._requests[(name, code)] = REQUESTS.labels(name, label)
+        counter.inc()
+
+    async def _body(self, request: web.Request, call: Call) -> bytes | None:
+        """The whole request body, read before a replica is taken (a slow client holds no
+        slot), within the function's body limit and the call's timeout."""
+        if not request.body_exists:
+            return None
+        limit = call.spec.max_body_bytes
+        too_large = error(
+            413, f"the request body is over {limit} bytes", function=call.name, limit=limit
+        )
+        if request.content_length is not None and request.content_length > limit:
+            raise NoReplica(too_large)
+        body = bytearray()
+        try:
+            async with asyncio.timeout(max(0.0, call.deadline - self.clock())):
+                async for piece in request.content.iter_any():
+                    body += piece
+                    if len(body) > limit:
+                        raise NoReplica(too_large)
+        except TimeoutError:
+            raise NoReplica(
+                error(408, "the request body did not arrive within the timeout", function=call.name)
+            ) from None
+        return bytes(body)
+
+    async def _serve(self, request: web.Request, call: Call) -> web.StreamResponse:
+        """Forward to a replica with room; one that refuses the connection is ejected and
+        the call moves on, or waits for a replica within its timeout."""
         while True:
-            route = await self._acquire(name, deadline, frozenset(refused))
+            route = await self._acquire(call.name, call.deadline, frozenset(call.unanswered))
             try:
-                return await self._forward(request, name, route)
-            except (NotSent, NoResponse) as failure:
-                # Nothing was sent, or a safe request got no answer: another replica takes it.
-                refused.add(route.replica_id)
+                return await self._forward(request, call, route)
+            except NotSent as failure:
+                self._eject(call.name, route, str(failure))
+            except NoResponse as failure:
+                call.unanswered.add(route.replica_id)
                 self.log.warning(
-                    "request moved to another replica",
-                    function=name,
+                    "a safe request moved to another replica",
+                    function=call.name,
                     replica=route.replica_id,
                     cause=str(failure),
                 )
-                if len(refused) >= self.connect_attempts:
-                    raise NoReplica(
-                        error(
-                            502,
-                            "replicas refused the connection",
-                            function=name,
-                            tried=sorted(refused),
-                        )
-                    ) from None
             finally:
                 route.outstanding -= 1
-                self.view.notify(name)
+                self.view.notify(call.name)
+
+    def _eject(self, name: str, route: Route, cause: str) -> None:
+        until = route.eject(self.clock())
+        EJECTIONS.labels(name).inc()
+        self.log.warning(
+            "replica ejected from routing",
+            function=name,
+            replica=route.replica_id,
+            for_s=round(until - self.clock(), 3),
+            cause=cause,
+        )
 
     def _pick(self, name: str, avoid: frozenset[str], *, waited: bool) -> Route | None:
         function = self.view.function(name)
         if function is None:
             said = " while the request waited" if waited else ""
             raise NoReplica(error(410, f"function {name!r} was deleted{said}", function=name))
-        route = self.view.routes.pick(name, function.revision, avoid=avoid)
+        route = self.view.routes.pick(name, function.revision, avoid=avoid, now=self.clock())
         if route is not None:
             route.outstanding += 1
         return route
@@ -250,12 +274,17 @@ class FunctionProxy:
                 what = (
                     "cold start timeout: no replica became ready in time"
                     if cold
-                    else "timeout: every replica stayed at its concurrency limit"
+                    else "timeout: no replica took the request (each was at its concurrency "
+                    "limit, or ejected after refusing connections)"
                 )
                 waited = round(self.clock() - started, 3)
                 raise NoReplica(error(504, what, function=name, waited_s=waited))
+            pause = min(remaining, self.demand_repeat_s)
+            back = self.view.routes.returns_at(name, self.clock())
+            if back is not None:
+                pause = min(pause, max(0.0, back - self.clock()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(signal.wait(), min(remaining, self.demand_repeat_s))
+                await asyncio.wait_for(signal.wait(), pause)
             route = self._pick(name, avoid, waited=True)
             if route is not None:
                 return route
@@ -273,62 +302,72 @@ class FunctionProxy:
         except Exception as exc:  # the request waits on; demand is said again shortly
             self.log.warning("could not publish cold-start demand", function=name, error=repr(exc))
 
-    async def _forward(self, request: web.Request, name: str, route: Route) -> web.StreamResponse:
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED]
-        peer = request.remote or ""
-        forwarded_for = request.headers.get("X-Forwarded-For")
-        headers.append(("X-Forwarded-For", f"{forwarded_for}, {peer}" if forwarded_for else peer))
-        headers.append(("X-Forwarded-Host", request.host))
-        headers.append(("X-Forwarded-Proto", request.scheme))
-        body: bytes | AsyncIterator[bytes] | None = None
-        if request.body_exists:
-            length = request.content_length
-            if length is not None and length <= BUFFERED_BODY_LIMIT:
-                body = await request.read()
-            else:
-                body = request.content.iter_any()
+    async def _forward(self, request: web.Request, call: Call, route: Route) -> web.StreamResponse:
         try:
-            upstream = await self.upstream.request(
-                route.endpoint,
-                request.method,
-                upstream_target(request.raw_path, name),
-                headers,
-                body,
-                buffer_limit=BUFFERED_BODY_LIMIT,
-            )
+            async with asyncio.timeout(call.response_start_s(self.clock())):
+                upstream = await self.upstream.request(
+                    route.endpoint,
+                    request.method,
+                    call.target,
+                    call.headers,
+                    call.body,
+                    buffer_limit=BUFFERED_BODY_LIMIT,
+                )
+        except TimeoutError:
+            raise NoReplica(
+                error(504, "timeout: the replica did not start its response", function=call.name)
+            ) from None
         except NotSent:
             raise
         except NoResponse:
-            if request.method in SAFE_METHODS and not isinstance(body, AsyncIterator):
+            if request.method in SAFE_METHODS:
                 raise
             raise NoReplica(
-                error(502, "the replica closed the connection without answering", function=name)
+                error(
+                    502, "the replica closed the connection without answering", function=call.name
+                )
             ) from None
         except UpstreamError as failure:
             raise NoReplica(
-                error(502, f"the replica did not answer properly: {failure}", function=name)
+                error(502, f"the replica did not answer properly: {failure}", function=call.name)
             ) from None
-        returned = [(k, v) for k, v in upstream.headers if k.lower() not in NOT_RETURNED]
+        route.answered()
+        returned = response_headers(upstream.headers)
         if upstream.body is not None:
             whole = web.Response(status=upstream.status, reason=upstream.reason, body=upstream.body)
             whole.headers.extend(returned)
             return whole
+        return await self._stream(request, call, upstream, returned)
+
+    async def _stream(
+        self,
+        request: web.Request,
+        call: Call,
+        upstream: UpstreamResponse,
+        returned: list[tuple[str, str]],
+    ) -> web.StreamResponse:
+        """A large or open-ended response, passed on as it comes, within the call's idle
+        and overall timeouts; past one, the caller's connection is cut (a cut body is
+        never passed off as whole)."""
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
         response.headers.extend(returned)
         if upstream.content_length is not None:
             response.content_length = upstream.content_length
+        chunks = aiter(upstream.chunks())
         try:
             await response.prepare(request)
-            async for chunk in upstream.chunks():
+            while True:
+                async with asyncio.timeout(call.idle_s(self.clock())):
+                    chunk = await anext(chunks, None)
+                if chunk is None:
+                    break
                 await response.write(chunk)
-        except BaseException:
+        except BaseException as failure:
             upstream.release(False)
+            if isinstance(failure, TimeoutError | UpstreamError) and request.transport:
+                self.log.warning("response cut", function=call.name, cause=repr(failure))
+                request.transport.abort()
+                return response
             raise
         await response.write_eof()
         return response
-
-
-def upstream_target(raw_path: str, name: str) -> str:
-    """The replica's request target: the caller's raw path after `/fn/{name}`, with its query."""
-    rest = raw_path[len(f"/fn/{name}") :]
-    return rest if rest.startswith("/") else f"/{rest}"

@@ -61,7 +61,6 @@ class Api:
             source_instance=ctx.settings.instance,
             queue_limit=settings.queue_limit,
             demand_repeat_s=settings.demand_repeat_s,
-            connect_attempts=settings.connect_attempts,
             check_token=control.has_token,
             clock=self.clock.now,
         )

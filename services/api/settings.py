@@ -16,7 +16,6 @@ class Settings:
     queue_limit: int
     stats_interval_s: float
     demand_repeat_s: float
-    connect_attempts: int
     connect_timeout_s: float
     max_functions: int
 
@@ -32,7 +31,6 @@ class Settings:
             queue_limit=env_int(environ, "SHOAL_API_QUEUE_LIMIT", 100),
             stats_interval_s=env_float(environ, "SHOAL_API_STATS_INTERVAL_S", 1.0, minimum=0.001),
             demand_repeat_s=env_float(environ, "SHOAL_API_DEMAND_REPEAT_S", 1.0),
-            connect_attempts=env_int(environ, "SHOAL_API_CONNECT_ATTEMPTS", 3),
             connect_timeout_s=env_float(environ, "SHOAL_API_CONNECT_TIMEOUT_S", 2.0, minimum=0.001),
             max_functions=env_int(environ, "SHOAL_API_MAX_FUNCTIONS", 500),
         )

@@ -8,20 +8,25 @@ no decompression), so it has its own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import urlsplit
 
+from services.api.response_head import ResponseHead, chunk_size, parse_head
+from services.api.response_head import UpstreamError as UpstreamError
+
 HIGH_WATER = 1 << 20
 """Buffered response bytes at which reading from the replica pauses (back-pressure)."""
 MAX_HEAD_BYTES = 64 * 1024
-NO_BODY_STATUS = frozenset({204, 304})
+CONNECT_PACE = 8
+"""Fresh connections to one replica that may be opening at once: a replica that accepts
+slowly (busybox httpd listens with a backlog of 9) would see its accept queue overflow,
+and each dropped handshake costs the kernel's 1 s SYN retransmit."""
+PACE_HOLD_S = 0.05
+"""Longest a fresh connection holds its place: until its response head arrives, or this."""
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-class UpstreamError(Exception):
-    """The replica did not give a whole HTTP response."""
 
 
 class NotSent(UpstreamError):
@@ -162,11 +167,7 @@ class UpstreamResponse:
                 yield data
         elif self._framing == "chunked":
             while True:
-                size_line = await conn.read_until(b"\r\n", 4096)
-                try:
-                    size = int(size_line.split(b";", 1)[0].strip(), 16)
-                except ValueError:
-                    raise UpstreamError(f"a bad chunk size line {size_line[:40]!r}") from None
+                size = chunk_size(await conn.read_until(b"\r\n", 4096))
                 if size == 0:
                     while await conn.read_until(b"\r\n", MAX_HEAD_BYTES) != b"\r\n":
                         pass
@@ -177,7 +178,8 @@ class UpstreamResponse:
                         raise Closed("the replica closed the connection inside a chunk")
                     size -= len(data)
                     yield data
-                await conn.read_exactly(2)
+                if await conn.read_exactly(2) != b"\r\n":
+                    raise UpstreamError("a chunk not followed by CRLF")
         elif self._framing == "close":
             while data := await conn.read_some(1 << 16):
                 yield data
@@ -195,6 +197,7 @@ class Upstream:
     idle_per_endpoint: int = 64
     _idle: dict[tuple[str, int], list[_Connection]] = field(default_factory=dict)
     _addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
+    _pacing: dict[tuple[str, int], asyncio.Semaphore] = field(default_factory=dict)
 
     def address(self, endpoint: str) -> tuple[str, int]:
         found = self._addresses.get(endpoint)
@@ -262,8 +265,31 @@ class Upstream:
                 # safe request is sent again, as Go's and browsers' clients do.
                 if method not in SAFE_METHODS or not isinstance(body, bytes | None):
                     raise
-        conn = await self._connect(address)
-        return await self._exchange(address, conn, method, head_bytes, body, buffer_limit)
+        async with self._paced(address):
+            conn = await self._connect(address)
+            return await self._exchange(address, conn, method, head_bytes, body, buffer_limit)
+
+    @contextlib.asynccontextmanager
+    async def _paced(self, address: tuple[str, int]) -> AsyncIterator[None]:
+        """A place among the fresh connections to a replica that may be opening at once,
+        held until the response head arrives or PACE_HOLD_S passes."""
+        pace = self._pacing.get(address)
+        if pace is None:
+            pace = self._pacing[address] = asyncio.Semaphore(CONNECT_PACE)
+        await pace.acquire()
+        held = [True]
+
+        def release() -> None:
+            if held[0]:
+                held[0] = False
+                pace.release()
+
+        timer = asyncio.get_running_loop().call_later(PACE_HOLD_S, release)
+        try:
+            yield
+        finally:
+            timer.cancel()
+            release()
 
     async def _exchange(
         self,
@@ -328,48 +354,7 @@ class Upstream:
         self._idle.clear()
 
 
-@dataclass
-class _Head:
-    """A response's status line and headers, and what they say about the connection."""
-
-    version: str
-    status: int
-    reason: str
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    length: int | None = None
-    chunked: bool = False
-    keep_alive: bool = True
-
-    def header(self, name: str, value: str) -> None:
-        lower = name.lower()
-        if lower == "content-length":
-            if not value.isdigit():
-                raise UpstreamError(f"a bad Content-Length {value[:20]!r}")
-            self.length = int(value)
-        elif lower == "transfer-encoding":
-            self.chunked = value.lower().endswith("chunked")
-        elif lower == "connection":
-            tokens = {t.strip().lower() for t in value.split(",")}
-            if self.version == "HTTP/1.0":
-                self.keep_alive = "keep-alive" in tokens
-            else:
-                self.keep_alive = "close" not in tokens
-        self.headers.append((name, value))
-
-    def framing(self, method: str) -> tuple[str, int | None]:
-        """How the body is delimited (none, length, chunked, close) and its length."""
-        if self.status == 101:
-            self.keep_alive = False  # the connection now speaks another protocol
-        if method == "HEAD" or self.status in NO_BODY_STATUS or self.status == 101:
-            return "none", (self.length if method == "HEAD" else 0)
-        if self.chunked:
-            return "chunked", None
-        if self.length is not None:
-            return "length", self.length
-        return "close", None
-
-
-async def _read_head(conn: _Connection) -> _Head:
+async def _read_head(conn: _Connection) -> ResponseHead:
     """The first final response head (1xx interim responses other than 101 are skipped)."""
     first = True
     while True:
@@ -380,20 +365,6 @@ async def _read_head(conn: _Connection) -> _Head:
                 raise NoResponse("the replica closed the connection without answering") from None
             raise
         first = False
-        lines = raw.decode("latin-1").split("\r\n")
-        version, _, rest = lines[0].partition(" ")
-        code, _, reason = rest.partition(" ")
-        if not version.startswith("HTTP/1.") or not code.isdigit():
-            raise UpstreamError(f"not an HTTP/1.x response: {lines[0][:60]!r}")
-        status = int(code)
-        if not 100 <= status < 200 or status == 101:
-            break
-    head = _Head(version=version, status=status, reason=reason, keep_alive=version == "HTTP/1.1")
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep:
-            raise UpstreamError(f"a bad response header line {line[:60]!r}")
-        head.header(name.strip(), value.strip())
-    return head
+        head = parse_head(raw)
+        if not 100 <= head.status < 200 or head.status == 101:
+            return head

@@ -19,6 +19,10 @@ from services.common.liveness import Liveness
 from services.common.logs import StructLog, configure_logging
 from services.common.settings import CommonSettings
 
+MAX_LINE_BYTES = 8190
+"""The longest request line or header line a service accepts (431 or 400 past it)."""
+MAX_HEADERS = 100
+
 
 @dataclass
 class ServiceContext:
@@ -82,10 +86,23 @@ async def serve(
         if routes is not None:
             routes(ctx)
         body_task = asyncio.create_task(body(ctx), name=f"{settings.service}-body")
-        runner = web.AppRunner(ctx.app, access_log=None, shutdown_timeout=5.0)
+        runner = web.AppRunner(
+            ctx.app,
+            access_log=None,
+            shutdown_timeout=5.0,
+            handler_cancellation=True,
+            keepalive_timeout=settings.keepalive_s,
+            max_line_size=MAX_LINE_BYTES,
+            max_field_size=MAX_LINE_BYTES,
+            max_headers=MAX_HEADERS,
+        )
         await runner.setup()
         await web.TCPSite(
-            runner, settings.http_host, settings.http_port, reuse_port=settings.reuse_port or None
+            runner,
+            settings.http_host,
+            settings.http_port,
+            reuse_port=settings.reuse_port or None,
+            backlog=settings.backlog,
         ).start()
         log.info("started", instance=settings.instance, http_port=settings.http_port)
         stop_task = asyncio.create_task(ctx.stop.wait())

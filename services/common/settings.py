@@ -56,6 +56,10 @@ class CommonSettings:
     """Several instances may share the HTTP port (SO_REUSEPORT); the kernel spreads
     connections over them. Used to run more than one api on one host."""
     log_level: str
+    keepalive_s: float
+    """How long an idle keep-alive connection of a client is kept open."""
+    backlog: int
+    """The HTTP listener's accept backlog."""
 
     @classmethod
     def from_env(
@@ -72,6 +76,8 @@ class CommonSettings:
             http_port=env_int(environ, f"{prefix}HTTP_PORT", default_port),
             reuse_port=environ.get(f"{prefix}REUSE_PORT", "") in ("1", "true", "yes"),
             log_level=environ.get("SHOAL_LOG_LEVEL", "INFO").upper(),
+            keepalive_s=env_float(environ, f"{prefix}KEEPALIVE_S", 15.0, minimum=0.1),
+            backlog=env_int(environ, f"{prefix}BACKLOG", 1024, minimum=1),
         )
 
     @property

@@ -111,10 +111,12 @@ async def follow(
     clock: Clock = SYSTEM_CLOCK,
 ) -> None:
     """Fold what arrives; act only once everything up to a point taken after the last
-    action is read. A round that outlasted PAUSE_S (the process was paused or starved)
-    drops its point and takes a new one, which lies past everything written meanwhile
-    (the node's loss included), so a stale start is never carried out."""
+    action is read: where the partitions ended by the last fetch responses, when those
+    are recent. A round that outlasted PAUSE_S (the process was paused or starved) drops
+    its point and asks the broker for a new one, which lies past everything written
+    meanwhile (the node's loss included), so a stale start is never carried out."""
     target: dict[TopicPartition, int] | None = None
+    ask_broker = True
     while not ctx.stop.is_set():
         began = clock.now()
         await consumer.poll_once()
@@ -122,12 +124,13 @@ async def follow(
         if consumer.stalled():
             await consumer.restart()
         if target is None:
-            target = await consumer.end_offsets()
+            known = None if ask_broker else consumer.known_ends(PAUSE_S)
+            target = known if known is not None else await consumer.end_offsets()
         if clock.now() - began > PAUSE_S:
-            target = None
+            target, ask_broker = None, True
         elif await consumer.reached(target):
             commands.act()
-            target = None
+            target, ask_broker = None, False
 
 
 async def every(

@@ -89,6 +89,7 @@ class Replica:
                 {
                     "method": request.method,
                     "path": request.path,
+                    "raw_path": request.raw_path,
                     "query": dict(request.query),
                     "headers": dict(request.headers),
                     "body": body,

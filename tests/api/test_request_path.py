@@ -41,9 +41,11 @@ async def test_methods_headers_query_and_bodies_pass_through(
             data=b"payload-" + method.encode(),
             headers={
                 "X-Custom": "kept",
-                "Connection": "keep-alive",
+                "Connection": "keep-alive, X-Hop",
+                "X-Hop": "this hop only",
                 "TE": "trailers",
                 "X-Forwarded-For": "10.0.0.9",
+                "Forwarded": "for=10.0.0.9",
             },
         ) as reply:
             assert reply.status == 200, (method, await reply.text())
@@ -56,8 +58,11 @@ async def test_methods_headers_query_and_bodies_pass_through(
         assert echoed["body"] == f"payload-{method}"
         headers = {k.lower(): v for k, v in echoed["headers"].items()}
         assert headers["x-custom"] == "kept"
-        assert "te" not in headers
-        assert headers["x-forwarded-for"] == "10.0.0.9, 127.0.0.1"
+        assert "te" not in headers and "x-hop" not in headers
+        assert headers["x-forwarded-for"] == "127.0.0.1", "set by the api, not the caller"
+        assert (
+            headers["forwarded"] == f'for="127.0.0.1";host="127.0.0.1:{api.http_port}";proto=http'
+        )
         assert headers["x-forwarded-host"] == f"127.0.0.1:{api.http_port}"
         assert headers["x-forwarded-proto"] == "http"
 

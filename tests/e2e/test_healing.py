@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,31 @@ async def test_a_lost_node_is_declared_and_its_replicas_move_with_no_failed_requ
         await asyncio.sleep(1)
     load.assert_no_failures()
     assert len(log.of(NodeLost, lambda e: e.node == lost.node_id)) == 1
+
+
+async def test_a_lost_node_with_two_of_three_replicas_costs_no_request(
+    cluster: Platform, log: EventLog, docker_client: Any
+) -> None:
+    spec = {"name": "three", **SPEC, "min_replicas": 3, "max_replicas": 3, "initial_scale": 3}
+    await call("POST", f"{cluster.api.url}/v1/functions", spec, expect=201)
+    status = await eventually(lambda: status_of(cluster, "three"), lambda s: s["ready"] == 3)
+    most = Counter(r["node"] for r in status["replicas"]).most_common(1)[0][0]
+    (lost,) = [a for a in cluster.agents if a.node_id == most]
+    (survivor,) = [a for a in cluster.agents if a.node_id != most]
+    async with steady_load(f"{cluster.api.url}/fn/three/") as load:
+        await asyncio.sleep(1)
+        await lost.kill()
+        kill_node(docker_client, lost)
+        await log.wait_for(NodeLost, lambda e: e.node == lost.node_id, timeout_s=15)
+
+        def all_on_survivor(status: dict[str, Any]) -> bool:
+            ready = [r for r in status["replicas"] if r["state"] == "ready"]
+            return len(ready) == 3 and all(r["node"] == survivor.node_id for r in ready)
+
+        await eventually(lambda: status_of(cluster, "three"), all_on_survivor, 30)
+        await asyncio.sleep(1)
+    load.assert_no_failures()
+    assert load.total > 100
 
 
 async def test_a_node_that_comes_back_is_told_to_stop_what_moved_away(

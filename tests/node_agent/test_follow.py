@@ -50,9 +50,15 @@ class ScriptedConsumer:
     read: list[str] = field(default_factory=list)
     logs: dict[TopicPartition, list[str]] = field(default_factory=lambda: {COMMANDS: [], NODES: []})
     positions: dict[TopicPartition, int] = field(default_factory=lambda: {COMMANDS: 0, NODES: 0})
+    known: dict[TopicPartition, int] = field(default_factory=dict)
+    """Where the partitions ended by the last fetch response: as they stood when the
+    previous poll began (a response that came in before a pause is read after it)."""
+    _began: dict[TopicPartition, int] = field(default_factory=dict)
 
     async def poll_once(self) -> int:
         poll = self.script.pop(0)
+        self.known = self._began or {tp: 0 for tp in self.logs}
+        self._began = {tp: len(log) for tp, log in self.logs.items()}
         self.clock.t += poll.lasts_s
         for tp, records in poll.written.items():
             self.logs[tp].extend(records)
@@ -66,6 +72,9 @@ class ScriptedConsumer:
 
     def stalled(self) -> bool:
         return False
+
+    def known_ends(self, within_s: float) -> dict[TopicPartition, int]:
+        return dict(self.known)
 
     async def end_offsets(self) -> dict[TopicPartition, int]:
         return {tp: len(log) for tp, log in self.logs.items()}
@@ -102,6 +111,7 @@ def paused_script(pause_s: float) -> list[Poll]:
     return [
         Poll(0.1, {NODES: ["beat"]}, {}),
         Poll(pause_s, {COMMANDS: ["start"], NODES: ["lost"]}, {COMMANDS: 1, NODES: 1}),
+        Poll(0.1, {}, {}),
         Poll(0.1, {}, {NODES: 1}),
         Poll(0.1, {}, {}),
     ]

@@ -1,0 +1,109 @@
+"""What the request path sends to a replica and returns to the caller (pure): the target
+taken from the raw path as the client sent it, and headers cleaned of hop-by-hop ones,
+of those a `Connection` header names, and of those the api sets itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import unquote
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+SET_BY_API = frozenset(
+    {
+        "host",
+        "content-length",
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "x-forwarded-proto",
+        "x-real-ip",
+    }
+)
+"""Framed again, or said by the api about the caller; never taken from the caller."""
+NOT_RETURNED = HOP_BY_HOP | {"content-length"}
+DOT_SEGMENTS = frozenset({".", ".."})
+PREFIX = "/fn/"
+
+
+class BadRequest(ValueError):
+    """What is wrong with a call, said to the caller with a 400."""
+
+
+def connection_named(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
+    """The header names a `Connection` header lists: they concern this hop only."""
+    return frozenset(
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == "connection"
+        for token in value.split(",")
+        if token.strip()
+    )
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def request_headers(
+    headers: list[tuple[str, str]], *, peer: str, host: str, proto: str
+) -> list[tuple[str, str]]:
+    """The headers the replica gets: the caller's end-to-end ones, each Latin-1 text, and
+    the api's own account of the caller (`Forwarded`, `X-Forwarded-*`)."""
+    dropped = HOP_BY_HOP | SET_BY_API | connection_named(headers)
+    kept = []
+    for name, value in headers:
+        if name.lower() in dropped:
+            continue
+        if not _latin1(value):
+            raise BadRequest(f"the value of header {name!r} is not Latin-1 text")
+        kept.append((name, value))
+    if not _latin1(host) or any(c in host for c in '"\\'):
+        raise BadRequest("the Host header is not a host name")
+    kept += [
+        ("X-Forwarded-For", peer),
+        ("X-Forwarded-Host", host),
+        ("X-Forwarded-Proto", proto),
+        ("Forwarded", f'for="{peer}";host="{host}";proto={proto}'),
+    ]
+    return kept
+
+
+def response_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The replica's headers the caller gets: none of this hop's, framing set again."""
+    dropped = NOT_RETURNED | connection_named(headers)
+    return [(name, value) for name, value in headers if name.lower() not in dropped]
+
+
+def upstream_target(raw_path: str) -> str:
+    """The replica's request target: the raw path after `/fn/{name}` exactly as the client
+    sent it (its percent-encoding kept), with its query. A dot segment, written plainly or
+    percent-encoded, is refused: it would name something outside the function's path."""
+    path, mark, query = raw_path.partition("?")
+    if not path.startswith(PREFIX):
+        raise BadRequest("a function's path starts with /fn/{name}")
+    _, _, tail = path[len(PREFIX) :].partition("/")
+    if any(unquote(segment) in DOT_SEGMENTS for segment in tail.split("/")):
+        raise BadRequest("dot segments ('.' and '..') are refused in a function's path")
+    target = f"/{tail}{mark}{query}"
+    if not target.isascii() or not target.isprintable():
+        raise BadRequest("the request target is not printable ASCII")
+    return target
