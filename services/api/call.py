@@ -32,6 +32,7 @@ class Call:
             peer=request.remote or "",
             host=request.host,
             proto=request.scheme,
+            private=spec.private,
         )
         return cls(name, spec, deadline, upstream_target(request.raw_path), headers)
 

@@ -64,11 +64,14 @@ def _latin1(text: str) -> bool:
 
 
 def request_headers(
-    headers: list[tuple[str, str]], *, peer: str, host: str, proto: str
+    headers: list[tuple[str, str]], *, peer: str, host: str, proto: str, private: bool = False
 ) -> list[tuple[str, str]]:
     """The headers the replica gets: the caller's end-to-end ones, each Latin-1 text, and
-    the api's own account of the caller (`Forwarded`, `X-Forwarded-*`)."""
+    the api's own account of the caller (`Forwarded`, `X-Forwarded-*`). A private
+    function's caller sent the api token as `Authorization`: the function never sees it."""
     dropped = HOP_BY_HOP | SET_BY_API | connection_named(headers)
+    if private:
+        dropped |= {"authorization"}
     kept = []
     for name, value in headers:
         if name.lower() in dropped:

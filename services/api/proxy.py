@@ -33,6 +33,9 @@ from services.common.logs import StructLog
 
 CLIENT_CLOSED = 499
 """Counted for a call whose caller hung up (nginx's code): not the platform's error."""
+MOST_UNANSWERED = 2
+"""Replicas a safe call may try that closed the connection without answering: past it
+the call itself is suspect (it may be what kills them), and gets 502."""
 BUFFERED_BODY_LIMIT = 256 * 1024
 """Responses up to this size with a known length are read whole (cheaper); others stream."""
 REQUESTS = Counter("shoal_api_requests_total", "Function calls answered", ["function", "code"])
@@ -69,6 +72,10 @@ class NoReplica(Exception):
 
 def error(status: int, message: str, **details: object) -> web.Response:
     return web.json_response({"error": message, **details}, status=status)
+
+
+def too_large(function: str, limit: int) -> web.Response:
+    return error(413, f"the request body is over {limit} bytes", function=function, limit=limit)
 
 
 @dataclass
@@ -167,18 +174,15 @@ class FunctionProxy:
         if not request.body_exists:
             return None
         limit = call.spec.max_body_bytes
-        too_large = error(
-            413, f"the request body is over {limit} bytes", function=call.name, limit=limit
-        )
         if request.content_length is not None and request.content_length > limit:
-            raise NoReplica(too_large)
+            raise NoReplica(too_large(call.name, limit))
         body = bytearray()
         try:
             async with asyncio.timeout(max(0.0, call.deadline - self.clock())):
                 async for piece in request.content.iter_any():
                     body += piece
                     if len(body) > limit:
-                        raise NoReplica(too_large)
+                        raise NoReplica(too_large(call.name, limit))
         except TimeoutError:
             raise NoReplica(
                 error(408, "the request body did not arrive within the timeout", function=call.name)
@@ -196,6 +200,14 @@ class FunctionProxy:
                 self._eject(call.name, route, str(failure))
             except NoResponse as failure:
                 call.unanswered.add(route.replica_id)
+                if len(call.unanswered) > MOST_UNANSWERED:
+                    raise NoReplica(
+                        error(
+                            502,
+                            "replicas closed the connection without answering",
+                            function=call.name,
+                        )
+                    ) from None
                 self.log.warning(
                     "a safe request moved to another replica",
                     function=call.name,
@@ -207,6 +219,9 @@ class FunctionProxy:
                 self.view.notify(call.name)
 
     def _eject(self, name: str, route: Route, cause: str) -> None:
+        """Out of routing; calls that were refused at once count as one refusal."""
+        if route.ejected_until > self.clock():
+            return
         until = route.eject(self.clock())
         EJECTIONS.labels(name).inc()
         self.log.warning(
@@ -359,9 +374,9 @@ class FunctionProxy:
             while True:
                 async with asyncio.timeout(call.idle_s(self.clock())):
                     chunk = await anext(chunks, None)
-                if chunk is None:
-                    break
-                await response.write(chunk)
+                    if chunk is None:
+                        break
+                    await response.write(chunk)
         except BaseException as failure:
             upstream.release(False)
             if isinstance(failure, TimeoutError | UpstreamError) and request.transport:

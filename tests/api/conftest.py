@@ -167,13 +167,29 @@ async def announce(
     limit: int = 0,
     node: str = "n1",
 ) -> None:
+    await announce_at(
+        agent_events, function, replica.name, replica.endpoint, revision, limit=limit, node=node
+    )
+
+
+async def announce_at(
+    agent_events: EventProducer,
+    function: str,
+    replica_id: str,
+    endpoint: str,
+    revision: int = 1,
+    *,
+    limit: int = 0,
+    node: str = "n1",
+) -> None:
+    """A replica at any endpoint (one that refuses, or a raw server) said to be ready."""
     await agent_events.publish(
         ReplicaReady(
             function=function,
             revision=revision,
-            replica_id=replica.name,
+            replica_id=replica_id,
             node=node,
-            endpoint=replica.endpoint,
+            endpoint=endpoint,
             concurrency_limit=limit,
         )
     )

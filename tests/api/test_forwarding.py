@@ -63,6 +63,14 @@ def test_hop_by_hop_connection_named_and_forwarding_headers_are_the_apis() -> No
     ]
 
 
+def test_a_private_functions_caller_token_never_reaches_the_function() -> None:
+    headers = [("Authorization", "Bearer platform-token"), ("Accept", "*/*")]
+    private = request_headers(headers, peer="p", host="h", proto="http", private=True)
+    public = request_headers(headers, peer="p", host="h", proto="http")
+    assert ("Authorization", "Bearer platform-token") not in private
+    assert ("Authorization", "Bearer platform-token") in public
+
+
 def test_a_header_value_that_is_not_latin1_is_a_bad_request() -> None:
     with pytest.raises(BadRequest, match="X-Name"):
         request_headers([("X-Name", "\u2603")], peer="p", host="h", proto="http")

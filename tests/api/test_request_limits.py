@@ -14,8 +14,14 @@ import aiohttp
 import pytest
 
 from events.bus import EventProducer
-from events.types import ReplicaReady
-from tests.api.conftest import ReplicaFactory, announce, deploy, wait_routed
+from tests.api.conftest import (
+    Replica,
+    ReplicaFactory,
+    announce,
+    announce_at,
+    deploy,
+    wait_routed,
+)
 from tests.support.ports import free_port
 from tests.support.service_process import ServiceProcess
 
@@ -66,6 +72,24 @@ async def bad_replica() -> AsyncIterator[int]:
     await server.wait_closed()
 
 
+async def routed(
+    http: aiohttp.ClientSession,
+    api: ServiceProcess,
+    agent_events: EventProducer,
+    replica: ReplicaFactory,
+    name: str,
+    *,
+    limit: int = 0,
+    **spec: object,
+) -> Replica:
+    """A function deployed with `spec`, one test replica of it ready and routed."""
+    await deploy(http, api, name, **spec)
+    server = await replica(f"{name}-r1")
+    await announce(agent_events, name, server, limit=limit)
+    await wait_routed(http, api, name, 1)
+    return server
+
+
 async def served_within(http: aiohttp.ClientSession, url: str, seconds: float) -> None:
     started = time.monotonic()
     async with http.get(url) as reply:
@@ -79,9 +103,7 @@ async def test_a_client_that_hangs_up_frees_its_slot(
     agent_events: EventProducer,
     replica: ReplicaFactory,
 ) -> None:
-    await deploy(http, api, "hangup")
-    await announce(agent_events, "hangup", await replica("hangup-r1"), limit=1)
-    await wait_routed(http, api, "hangup", 1)
+    await routed(http, api, agent_events, replica, "hangup", limit=1)
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.5), http.get(f"{api.url}/fn/hangup/slow?s=30"):
             pass
@@ -97,10 +119,9 @@ async def test_a_slow_body_holds_no_slot_and_times_out_with_408(
     agent_events: EventProducer,
     replica: ReplicaFactory,
 ) -> None:
-    await deploy(http, api, "slowbody", request_timeout_s=2)
-    server = await replica("slowbody-r1")
-    await announce(agent_events, "slowbody", server, limit=1)
-    await wait_routed(http, api, "slowbody", 1)
+    server = await routed(
+        http, api, agent_events, replica, "slowbody", limit=1, request_timeout_s=2
+    )
     head = b"POST /fn/slowbody/ HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789"
     slow = asyncio.create_task(raw_call(api.http_port, head))
     await asyncio.sleep(0.3)
@@ -116,10 +137,7 @@ async def test_a_body_over_the_limit_gets_413_before_the_replica_sees_anything(
     agent_events: EventProducer,
     replica: ReplicaFactory,
 ) -> None:
-    await deploy(http, api, "small", max_body_bytes=1000)
-    server = await replica("small-r1")
-    await announce(agent_events, "small", server)
-    await wait_routed(http, api, "small", 1)
+    server = await routed(http, api, agent_events, replica, "small", max_body_bytes=1000)
     async with http.post(f"{api.url}/fn/small/", data=b"x" * 5000) as reply:
         assert reply.status == 413
         assert (await reply.json())["limit"] == 1000
@@ -142,15 +160,7 @@ async def test_a_replica_answering_status_9999_gives_502(
     bad_replica: int,
 ) -> None:
     await deploy(http, api, "odd")
-    await agent_events.publish(
-        ReplicaReady(
-            function="odd",
-            revision=1,
-            replica_id="odd-r1",
-            node="n1",
-            endpoint=f"http://127.0.0.1:{bad_replica}",
-        )
-    )
+    await announce_at(agent_events, "odd", "odd-r1", f"http://127.0.0.1:{bad_replica}")
     await wait_routed(http, api, "odd", 1)
     async with http.get(f"{api.url}/fn/odd/") as reply:
         assert reply.status == 502
@@ -163,10 +173,7 @@ async def test_bad_header_values_and_dot_segments_get_400_and_paths_pass_raw(
     agent_events: EventProducer,
     replica: ReplicaFactory,
 ) -> None:
-    await deploy(http, api, "paths")
-    server = await replica("paths-r1")
-    await announce(agent_events, "paths", server)
-    await wait_routed(http, api, "paths", 1)
+    server = await routed(http, api, agent_events, replica, "paths")
     port = api.http_port
     answer = await raw_call(port, get("/fn/paths/", "X-Name: \u2603".encode()))
     assert status_of(answer) == 400 and "X-Name" in str(body_of(answer)["error"])
@@ -186,9 +193,8 @@ async def test_a_hung_replica_gets_504_at_the_request_timeout_with_the_slot_free
     agent_events: EventProducer,
     replica: ReplicaFactory,
 ) -> None:
-    await deploy(http, api, "hung", request_timeout_s=1, response_start_timeout_s=0.5)
-    await announce(agent_events, "hung", await replica("hung-r1"), limit=1)
-    await wait_routed(http, api, "hung", 1)
+    timeouts = {"request_timeout_s": 1, "response_start_timeout_s": 0.5}
+    await routed(http, api, agent_events, replica, "hung", limit=1, **timeouts)
     started = time.monotonic()
     async with http.get(f"{api.url}/fn/hung/slow?s=30") as reply:
         assert reply.status == 504
@@ -203,9 +209,7 @@ async def test_a_response_that_pauses_past_the_idle_timeout_is_cut(
     agent_events: EventProducer,
     replica: ReplicaFactory,
 ) -> None:
-    await deploy(http, api, "pauses", idle_timeout_s=0.5)
-    await announce(agent_events, "pauses", await replica("pauses-r1"))
-    await wait_routed(http, api, "pauses", 1)
+    await routed(http, api, agent_events, replica, "pauses", idle_timeout_s=0.5)
     async with http.get(f"{api.url}/fn/pauses/stream?chunks=3&delay=0.1") as reply:
         assert await reply.read() == b"chunk 0\nchunk 1\nchunk 2\n"
     with pytest.raises(aiohttp.ClientPayloadError):
@@ -221,14 +225,8 @@ async def test_refusing_replicas_are_ejected_and_calls_go_to_the_live_one(
 ) -> None:
     await deploy(http, api, "eject")
     for n in range(4):
-        await agent_events.publish(
-            ReplicaReady(
-                function="eject",
-                revision=1,
-                replica_id=f"eject-dead-{n}",
-                node="n1",
-                endpoint=f"http://127.0.0.1:{free_port()}",
-            )
+        await announce_at(
+            agent_events, "eject", f"eject-dead-{n}", f"http://127.0.0.1:{free_port()}"
         )
     live = await replica("eject-live")
     await announce(agent_events, "eject", live)

@@ -12,11 +12,10 @@ from events.bus import EventProducer
 from events.types import (
     ColdStartDemand,
     ReplicaDraining,
-    ReplicaReady,
     ReplicaStopped,
     RequestStats,
 )
-from tests.api.conftest import AUTH, ReplicaFactory, announce, deploy, wait_routed
+from tests.api.conftest import AUTH, ReplicaFactory, announce, announce_at, deploy, wait_routed
 from tests.support.event_log import EventLog
 from tests.support.ports import free_port
 from tests.support.service_process import ServiceProcess
@@ -208,15 +207,7 @@ async def test_a_refused_connection_is_retried_on_another_replica(
 ) -> None:
     await deploy(http, api, "retry")
     await announce(agent_events, "retry", await replica("retry-good"))
-    await agent_events.publish(
-        ReplicaReady(
-            function="retry",
-            revision=1,
-            replica_id="retry-dead",
-            node="n1",
-            endpoint=f"http://127.0.0.1:{free_port()}",
-        )
-    )
+    await announce_at(agent_events, "retry", "retry-dead", f"http://127.0.0.1:{free_port()}")
     await wait_routed(http, api, "retry", 2)
     for _ in range(6):
         async with http.post(f"{api.url}/fn/retry/", data=b"keep me") as reply:
