@@ -11,7 +11,6 @@ from functools import partial
 
 from prometheus_client import Gauge
 
-from events.bounds import within_bounds
 from events.envelope import Envelope
 from events.projections.functions import FunctionView
 from events.projections.world import World
@@ -212,16 +211,18 @@ class Autoscaler:
             self.spec_causes.get(view.name) if decision.cause == "spec" else metrics.last_stats_id
         )
         previous = view.desired or 0
-        said = ScaleDecision(
-            function=view.name,
-            revision=view.revision,
-            previous=previous,
-            desired=decision.desired,
-            panic=decision.panic,
-            reason=decision.reason,
-            inputs=decision.inputs,
+        envelope = await self.journal.publish(
+            ScaleDecision(
+                function=view.name,
+                revision=view.revision,
+                previous=previous,
+                desired=decision.desired,
+                panic=decision.panic,
+                reason=decision.reason,
+                inputs=decision.inputs,
+            ),
+            causation_id=cause,
         )
-        envelope = await self.journal.publish(within_bounds(said), causation_id=cause)
         ctx.log.info(
             "scaled",
             function=view.name,

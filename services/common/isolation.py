@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from events.bounds import within_bounds
 from events.types import DecisionFailed
 from services.common.journal import Journal
 from services.common.logs import StructLog
@@ -67,6 +66,6 @@ class Isolation:
     async def _report(self, key: str, exc: Exception, wait: float) -> None:
         failed = DecisionFailed(subject=key, decider=self.decider, error=repr(exc), retry_in_s=wait)
         try:
-            await self.journal.publish(within_bounds(failed))
+            await self.journal.publish(failed)
         except Exception as again:  # the report is a courtesy; the log has it anyway
             self.log.error("could not report a failed decision", error=repr(again)[:500])

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from events.bounds import within_bounds
 from events.bus import EventProducer
 from events.envelope import Envelope, new_envelope
 from events.types import Payload
@@ -28,8 +29,13 @@ class Journal:
         self._unsettled: set[asyncio.Task[Envelope]] = set()
 
     def envelope(self, payload: Payload, *, causation_id: str | None = None) -> Envelope:
+        """The event as every reader will accept it: texts, lists and measures held within
+        their declared bounds (a decision's inputs may be infinite; a reason may be long)."""
         return new_envelope(
-            payload, source=self.producer.source, causation_id=causation_id, at=self.clock.wall()
+            within_bounds(payload),
+            source=self.producer.source,
+            causation_id=causation_id,
+            at=self.clock.wall(),
         )
 
     async def publish(self, payload: Payload, *, causation_id: str | None = None) -> Envelope:

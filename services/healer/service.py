@@ -8,7 +8,6 @@ from functools import partial
 
 from prometheus_client import Counter, Gauge
 
-from events.bounds import within_bounds
 from events.envelope import Envelope
 from events.projections.functions import FunctionView
 from events.projections.nodes import NodeView
@@ -152,7 +151,7 @@ class Healer:
                 silent_nodes=found.silent,
                 total_nodes=found.total,
             )
-        await self._decide(within_bounds(said), "loss_suspended" if found else "loss_resumed")
+        await self._decide(said, "loss_suspended" if found else "loss_resumed")
         return self.suspended
 
     async def _judge(self, view: FunctionView, now: float) -> None:

@@ -9,7 +9,7 @@ from typing import Any, cast
 import pytest
 
 from events.envelope import Envelope
-from events.types import FunctionDeleted
+from events.types import FunctionDeleted, ScaleDecision
 from services.common.journal import Journal, Unacknowledged
 from tests.support.clock import FakeClock
 
@@ -53,3 +53,19 @@ async def test_a_refused_change_raises_what_kafka_said_and_applies_nothing() -> 
     with pytest.raises(ConnectionError):
         await published
     assert applied == []
+
+
+def test_what_a_service_publishes_is_held_within_its_declared_bounds() -> None:
+    journal = journal_over(SlowProducer(), [])
+    decision = ScaleDecision(
+        function="f",
+        revision=1,
+        previous=0,
+        desired=1,
+        panic=False,
+        reason="r" * 5000,
+        inputs={"rate": float("inf")},
+    )
+    held = journal.envelope(decision).data
+    assert isinstance(held, ScaleDecision)
+    assert held.inputs == {"rate": 1e15} and len(held.reason) == 2000
