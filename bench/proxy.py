@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import subprocess
 import tempfile
@@ -29,15 +30,30 @@ from tests.support.service_process import ServiceProcess
 
 TOKEN = "bench-token-0123456789"
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+TICK_US = 1_000_000 / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
+def cpu_ticks(pids: list[int]) -> tuple[int, int]:
+    """Busy ticks of the whole machine (all but idle and iowait), and of the processes."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = sum(fields) - fields[3] - fields[4]
+    own = 0
+    for pid in pids:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        own += int(stat[11]) + int(stat[12])
+    return busy, own
+
+
+def wrk(url: str, connections: int, seconds: int, pids: list[int]) -> dict[str, float]:
+    """wrk's figures, and the CPU time per request of the machine and of `pids`."""
+    busy0, own0 = cpu_ticks(pids)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+    busy1, own1 = cpu_ticks(pids)
     latency = {
         q: float(v) * UNITS[u]
         for q, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -46,7 +62,11 @@ def wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
     if rps is None or set(latency) != {"50", "99"}:
         raise RuntimeError(f"could not read wrk's report:\n{out}")
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    done = re.search(r"(\d+) requests in", out)
+    requests = max(1, int(done.group(1))) if done else 1
     return {
+        "machine_us": round((busy1 - busy0) * TICK_US / requests, 1),
+        "api_us": round((own1 - own0) * TICK_US / requests, 1),
         "p50": latency["50"],
         "p99": latency["99"],
         "rps": float(rps.group(1)),
@@ -113,11 +133,12 @@ async def measure(levels: list[int], seconds: int, instances: int) -> dict[str, 
                                 break
                         await asyncio.sleep(0.05)
                 direct_url, proxied_url = f"http://127.0.0.1:{port}/", f"{api.url}/fn/hello/"
-                await asyncio.to_thread(wrk, direct_url, 4, 1)
-                await asyncio.to_thread(wrk, proxied_url, 4, 1)
+                pids = [p.process.pid for p in apis if p.process is not None]
+                await asyncio.to_thread(wrk, direct_url, 4, 1, pids)
+                await asyncio.to_thread(wrk, proxied_url, 4, 1, pids)
                 for connections in levels:
-                    direct = await asyncio.to_thread(wrk, direct_url, connections, seconds)
-                    proxied = await asyncio.to_thread(wrk, proxied_url, connections, seconds)
+                    direct = await asyncio.to_thread(wrk, direct_url, connections, seconds, pids)
+                    proxied = await asyncio.to_thread(wrk, proxied_url, connections, seconds, pids)
                     rows.append((connections, direct, proxied))
             finally:
                 await producer.stop()
@@ -140,6 +161,20 @@ async def measure(levels: list[int], seconds: int, instances: int) -> dict[str, 
         f"latencies in ms; {instances} api instance(s) on one port (SO_REUSEPORT); wrk, "
         "the api and the replica share the machine's 2 cores"
     )
+    print(
+        f"\n{'conns':>5} {'direct cpu':>10} {'api path cpu':>12} {'of it api':>9} "
+        f"{'rest':>6} {'ceiling':>7}"
+    )
+    for connections, direct, proxied in rows:
+        rest = proxied["machine_us"] - proxied["api_us"]
+        print(
+            f"{connections:>5} {direct['machine_us']:>10.0f} {proxied['machine_us']:>12.0f} "
+            f"{proxied['api_us']:>9.0f} {rest:>6.0f} {direct['machine_us'] / rest:>7.2f}"
+        )
+    print(
+        "machine CPU time per request in us; rest: the path's CPU outside the api's own "
+        "process (wrk, replica, kernel); ceiling: the ratio an api costing no CPU could reach"
+    )
     low = rows[0]
     high = max(rows, key=lambda row: row[0])
     return {
@@ -150,6 +185,10 @@ async def measure(levels: list[int], seconds: int, instances: int) -> dict[str, 
         "proxied_ms_p99": round(low[2]["p99"], 3),
         "added_ms_p99": round(low[2]["p99"] - low[1]["p99"], 3),
         "rps_ratio": round(high[2]["rps"] / high[1]["rps"], 3),
+        "rps_ratio_ceiling": round(
+            high[1]["machine_us"] / (high[2]["machine_us"] - high[2]["api_us"]), 3
+        ),
+        "api_us_per_request": high[2]["api_us"],
         **{f"p99_added_ms_{c}": round(p["p99"] - d["p99"], 3) for c, d, p in rows if c > 1},
         "api_instances": instances,
         "latency_at_connections": low[0],

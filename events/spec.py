@@ -199,6 +199,9 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
     private: Annotated[bool, _meta("Calls need a token (function calls are open by default)")] = (
         False
     )
+    read_only_root: Annotated[
+        bool, _meta("The root filesystem is read-only (/tmp is a writable tmpfs)")
+    ] = True
 
     def __post_init__(self) -> None:
         problems = spec_problems(self.__getattribute__)

@@ -49,19 +49,8 @@ class RouteTable:
     def add(self, function: str, route: Route) -> None:
         self.by_function.setdefault(function, {}).setdefault(route.replica_id, route)
 
-    def remove(self, function: str, replica_id: str) -> None:
-        self.by_function.get(function, {}).pop(replica_id, None)
-
-    def remove_node(self, node: str) -> list[str]:
-        """Drop every route on a node; returns the functions that lost one."""
-        touched = []
-        for function, routes in self.by_function.items():
-            gone = [rid for rid, route in routes.items() if route.node == node]
-            for rid in gone:
-                del routes[rid]
-            if gone:
-                touched.append(function)
-        return touched
+    def remove(self, function: str, replica_id: str) -> Route | None:
+        return self.by_function.get(function, {}).pop(replica_id, None)
 
     def routes(self, function: str) -> list[Route]:
         return list(self.by_function.get(function, {}).values())

@@ -53,6 +53,7 @@ class Api:
             max_functions=settings.max_functions,
         )
         upstream = Upstream(connect_timeout_s=settings.connect_timeout_s)
+        self.view.left = upstream.forget
         self.proxy = FunctionProxy(
             view=self.view,
             journal=journal,

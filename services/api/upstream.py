@@ -1,25 +1,25 @@
 """A lean HTTP/1.1 client for the request path: one asyncio protocol per connection,
-idle keep-alive connections pooled per replica endpoint.
+responses parsed by llhttp (httptools), idle keep-alive connections pooled per replica.
 
 aiohttp's client costs about as much CPU per request as the whole rest of the proxy; the
 request path needs only a small part of it (IP-literal endpoints, no redirects, no cookies,
-no decompression), so it has its own."""
+no decompression), so it has its own on top of the same parser."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import urlsplit
 
-from services.api.response_head import ResponseHead, chunk_size, parse_head
-from services.api.response_head import UpstreamError as UpstreamError
+from services.api.reply import Closed as Closed
+from services.api.reply import NoResponse as NoResponse
+from services.api.reply import Reply
+from services.api.reply import UpstreamError as UpstreamError
 
 HIGH_WATER = 1 << 20
 """Buffered response bytes at which reading from the replica pauses (back-pressure)."""
-MAX_HEAD_BYTES = 64 * 1024
 CONNECT_PACE = 8
 """Fresh connections to one replica that may be opening at once: a replica that accepts
 slowly (busybox httpd listens with a backlog of 9) would see its accept queue overflow,
@@ -33,20 +33,11 @@ class NotSent(UpstreamError):
     """Nothing of the request reached the replica (connection refused or failed first)."""
 
 
-class Closed(UpstreamError):
-    """The replica closed the connection."""
-
-
-class NoResponse(Closed):
-    """The replica closed the connection after the request was sent, before one byte of a
-    response: a safe request can go to another replica."""
-
-
 class _Connection(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
+        self.reply: Reply | None = None
         self.closed = False
         self.paused = False
         self.waiter: asyncio.Future[None] | None = None
@@ -57,20 +48,22 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if len(self.buffer) > HIGH_WATER and not self.paused and self.transport is not None:
+        reply = self.reply
+        if reply is None:
+            self.close()  # bytes on an idle connection answer nothing: it is not reused
+            return
+        reply.feed(data)
+        if len(reply.body) > HIGH_WATER and not self.paused and self.transport is not None:
             self.paused = True
             self.transport.pause_reading()
         self._wake()
 
     def eof_received(self) -> bool:
-        self.closed = True
-        self._wake()
+        self._ended()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self._wake()
+        self._ended()
         if self.drained is not None and not self.drained.done():
             self.drained.set_result(None)
 
@@ -81,6 +74,12 @@ class _Connection(asyncio.Protocol):
         self.write_paused = False
         if self.drained is not None and not self.drained.done():
             self.drained.set_result(None)
+
+    def _ended(self) -> None:
+        self.closed = True
+        if self.reply is not None:
+            self.reply.at_eof()
+        self._wake()
 
     def _wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -94,48 +93,21 @@ class _Connection(asyncio.Protocol):
             self.drained = self.loop.create_future()
             await self.drained
 
-    async def _more(self) -> None:
-        if self.closed:
-            raise Closed("the replica closed the connection before the response ended")
-        if self.paused and self.transport is not None:
-            self.paused = False
-            self.transport.resume_reading()
-        self.waiter = self.loop.create_future()
-        try:
-            await self.waiter
-        finally:
-            self.waiter = None
-
-    async def read_until(self, separator: bytes, limit: int) -> bytes:
-        start = 0
-        while True:
-            found = self.buffer.find(separator, start)
-            if found >= 0:
-                end = found + len(separator)
-                data = bytes(self.buffer[:end])
-                del self.buffer[:end]
-                return data
-            if len(self.buffer) > limit:
-                raise UpstreamError(f"a response line or head longer than {limit} bytes")
-            start = max(0, len(self.buffer) - len(separator) + 1)
-            await self._more()
-
-    async def read_exactly(self, size: int) -> bytes:
-        while len(self.buffer) < size:
-            await self._more()
-        data = bytes(self.buffer[:size])
-        del self.buffer[:size]
-        return data
-
-    async def read_some(self, at_most: int) -> bytes:
-        """Buffered bytes (waiting for some); b"" once the replica closed."""
-        while not self.buffer:
+    async def until(self, reply: Reply, ready: Callable[[Reply], bool]) -> None:
+        """Wait for the reply to be `ready`; its parse or connection error is raised."""
+        while not ready(reply):
+            if reply.error is not None:
+                raise reply.error
             if self.closed:
-                return b""
-            await self._more()
-        data = bytes(self.buffer[:at_most])
-        del self.buffer[:at_most]
-        return data
+                raise Closed("the replica closed the connection")
+            if self.paused and self.transport is not None:
+                self.paused = False
+                self.transport.resume_reading()
+            self.waiter = self.loop.create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
 
     def close(self) -> None:
         self.closed = True
@@ -152,41 +124,42 @@ class UpstreamResponse:
     body: bytes | None
     """The whole body when it was small and of known length; otherwise read `chunks()`."""
     _connection: _Connection
-    _framing: str
-    _remaining: int
+    _reply: Reply
     _done: Callable[[bool], None] = field(repr=False)
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        conn = self._connection
-        if self._framing == "length":
-            while self._remaining > 0:
-                data = await conn.read_some(min(self._remaining, 1 << 16))
-                if not data:
-                    raise Closed("the replica closed the connection before the response ended")
-                self._remaining -= len(data)
-                yield data
-        elif self._framing == "chunked":
-            while True:
-                size = chunk_size(await conn.read_until(b"\r\n", 4096))
-                if size == 0:
-                    while await conn.read_until(b"\r\n", MAX_HEAD_BYTES) != b"\r\n":
-                        pass
-                    break
-                while size > 0:
-                    data = await conn.read_some(min(size, 1 << 16))
-                    if not data:
-                        raise Closed("the replica closed the connection inside a chunk")
-                    size -= len(data)
-                    yield data
-                if await conn.read_exactly(2) != b"\r\n":
-                    raise UpstreamError("a chunk not followed by CRLF")
-        elif self._framing == "close":
-            while data := await conn.read_some(1 << 16):
-                yield data
+        """The body as it arrives (de-chunked); raises if it ends early or does not parse."""
+        conn, reply = self._connection, self._reply
+        while True:
+            await conn.until(reply, Reply.has_data)
+            if not reply.body:
+                break
+            data = bytes(reply.body)
+            reply.body.clear()
+            yield data
         self._done(True)
 
     def release(self, reusable: bool) -> None:
         self._done(reusable)
+
+
+class _Place:
+    """A place among the fresh connections opening to one replica, held until the
+    response head arrives or PACE_HOLD_S passes (a slow answer does not block others)."""
+
+    __slots__ = ("places", "timer")
+
+    def __init__(self, places: asyncio.Semaphore) -> None:
+        self.places = places
+        self.timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            PACE_HOLD_S, self.leave
+        )
+
+    def leave(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+            self.places.release()
 
 
 @dataclass
@@ -208,6 +181,15 @@ class Upstream:
             found = self._addresses[endpoint] = (parts.hostname, parts.port or 80)
         return found
 
+    def forget(self, endpoint: str) -> None:
+        """Drop what is kept for a replica that left routing (idle connections, pacing)."""
+        address = self._addresses.pop(endpoint, None)
+        if address is None or address in self._addresses.values():
+            return
+        for conn in self._idle.pop(address, []):
+            conn.close()
+        self._pacing.pop(address, None)
+
     async def _connect(self, address: tuple[str, int]) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
@@ -218,8 +200,12 @@ class Upstream:
         return conn
 
     def _give_back(self, address: tuple[str, int], conn: _Connection, reusable: bool) -> None:
-        idle = self._idle.setdefault(address, [])
-        if reusable and not conn.closed and not conn.buffer and len(idle) < self.idle_per_endpoint:
+        reply, conn.reply = conn.reply, None
+        idle = self._idle.get(address)
+        if idle is None:
+            idle = self._idle[address] = []
+        fit = reply is not None and reply.complete and reply.keep_alive and reply.reusable
+        if reusable and fit and not conn.closed and len(idle) < self.idle_per_endpoint:
             idle.append(conn)
         else:
             conn.close()
@@ -240,24 +226,14 @@ class Upstream:
         sent again, but only when the body is bytes (replayable); otherwise the error
         surfaces. `NotSent` means no byte of the request reached the replica."""
         address = self.address(endpoint)
-        host = f"{address[0]}:{address[1]}"
-        head = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
-        head.extend(f"{k}: {v}\r\n" for k, v in headers)
-        if isinstance(body, bytes):
-            head.append(f"Content-Length: {len(body)}\r\n\r\n")
-        elif body is None:
-            empty = method in ("POST", "PUT", "PATCH")
-            head.append("Content-Length: 0\r\n\r\n" if empty else "\r\n")
-        else:
-            head.append("Transfer-Encoding: chunked\r\n\r\n")
-        head_bytes = "".join(head).encode("latin-1")
+        head = _request_head(method, target, address, headers, body)
         idle = self._idle.get(address)
         while idle:
             conn = idle.pop()
             if conn.closed:
                 continue
             try:
-                return await self._exchange(address, conn, method, head_bytes, body, buffer_limit)
+                reply = await self._send(conn, method, head, body)
             except NotSent:
                 continue
             except NoResponse:
@@ -265,41 +241,25 @@ class Upstream:
                 # safe request is sent again, as Go's and browsers' clients do.
                 if method not in SAFE_METHODS or not isinstance(body, bytes | None):
                     raise
-        async with self._paced(address):
-            conn = await self._connect(address)
-            return await self._exchange(address, conn, method, head_bytes, body, buffer_limit)
-
-    @contextlib.asynccontextmanager
-    async def _paced(self, address: tuple[str, int]) -> AsyncIterator[None]:
-        """A place among the fresh connections to a replica that may be opening at once,
-        held until the response head arrives or PACE_HOLD_S passes."""
+                continue
+            return await self._respond(address, conn, reply, buffer_limit)
         pace = self._pacing.get(address)
         if pace is None:
             pace = self._pacing[address] = asyncio.Semaphore(CONNECT_PACE)
         await pace.acquire()
-        held = [True]
-
-        def release() -> None:
-            if held[0]:
-                held[0] = False
-                pace.release()
-
-        timer = asyncio.get_running_loop().call_later(PACE_HOLD_S, release)
+        place = _Place(pace)
         try:
-            yield
+            conn = await self._connect(address)
+            reply = await self._send(conn, method, head, body)
         finally:
-            timer.cancel()
-            release()
+            place.leave()
+        return await self._respond(address, conn, reply, buffer_limit)
 
-    async def _exchange(
-        self,
-        address: tuple[str, int],
-        conn: _Connection,
-        method: str,
-        head: bytes,
-        body: bytes | AsyncIterator[bytes] | None,
-        buffer_limit: int,
-    ) -> UpstreamResponse:
+    async def _send(
+        self, conn: _Connection, method: str, head: bytes, body: bytes | AsyncIterator[bytes] | None
+    ) -> Reply:
+        """Write the request and wait for the final response head."""
+        reply = conn.reply = Reply(method)
         try:
             try:
                 await conn.write(head + body if isinstance(body, bytes) else head)
@@ -310,40 +270,37 @@ class Upstream:
                     if piece:
                         await conn.write(b"%x\r\n%b\r\n" % (len(piece), piece))
                 await conn.write(b"0\r\n\r\n")
-            return await self._read_response(address, conn, method, buffer_limit)
+            await conn.until(reply, Reply.has_head)
         except BaseException:
             conn.close()
             raise
+        return reply
 
-    async def _read_response(
-        self, address: tuple[str, int], conn: _Connection, method: str, buffer_limit: int
+    async def _respond(
+        self, address: tuple[str, int], conn: _Connection, reply: Reply, buffer_limit: int
     ) -> UpstreamResponse:
-        head = await _read_head(conn)
-        keep_alive = head.keep_alive
-        framing, length = head.framing(method)
-        if framing == "close":
-            keep_alive = False
-
         def done(reusable: bool) -> None:
-            self._give_back(address, conn, reusable and keep_alive)
+            self._give_back(address, conn, reusable)
 
         response = UpstreamResponse(
-            status=head.status,
-            reason=head.reason,
-            headers=head.headers,
-            content_length=length,
+            status=reply.status,
+            reason=reply.reason,
+            headers=reply.headers,
+            content_length=None if reply.chunked else reply.length,
             body=None,
             _connection=conn,
-            _framing=framing,
-            _remaining=length or 0,
+            _reply=reply,
             _done=done,
         )
-        if framing == "none":
-            response.body = b""
-            done(True)
-        elif framing == "length" and length is not None and length <= buffer_limit:
-            response.body = await conn.read_exactly(length)
-            response._remaining = 0
+        small = reply.length is not None and reply.length <= buffer_limit
+        if small or (reply.complete and len(reply.body) <= buffer_limit):
+            try:
+                await conn.until(reply, Reply.has_ended)
+            except BaseException:
+                conn.close()
+                raise
+            response.body = bytes(reply.body)
+            reply.body.clear()
             done(True)
         return response
 
@@ -354,17 +311,20 @@ class Upstream:
         self._idle.clear()
 
 
-async def _read_head(conn: _Connection) -> ResponseHead:
-    """The first final response head (1xx interim responses other than 101 are skipped)."""
-    first = True
-    while True:
-        try:
-            raw = await conn.read_until(b"\r\n\r\n", MAX_HEAD_BYTES)
-        except Closed:
-            if first and not conn.buffer:
-                raise NoResponse("the replica closed the connection without answering") from None
-            raise
-        first = False
-        head = parse_head(raw)
-        if not 100 <= head.status < 200 or head.status == 101:
-            return head
+def _request_head(
+    method: str,
+    target: str,
+    address: tuple[str, int],
+    headers: Iterable[tuple[str, str]],
+    body: bytes | AsyncIterator[bytes] | None,
+) -> bytes:
+    head = [f"{method} {target} HTTP/1.1\r\nHost: {address[0]}:{address[1]}\r\n"]
+    head.extend(f"{k}: {v}\r\n" for k, v in headers)
+    if isinstance(body, bytes):
+        head.append(f"Content-Length: {len(body)}\r\n\r\n")
+    elif body is None:
+        empty = method in ("POST", "PUT", "PATCH")
+        head.append("Content-Length: 0\r\n\r\n" if empty else "\r\n")
+    else:
+        head.append("Transfer-Encoding: chunked\r\n\r\n")
+    return "".join(head).encode("latin-1")

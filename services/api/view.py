@@ -4,6 +4,7 @@ and a per-function signal that wakes requests waiting for a replica."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from events.envelope import Envelope
@@ -19,6 +20,8 @@ class ApiView:
     world: World = field(default_factory=World)
     routes: RouteTable = field(default_factory=RouteTable)
     clock: Clock = SYSTEM_CLOCK
+    left: Callable[[str], None] | None = None
+    """Told the endpoint of each replica that leaves routing."""
     hearing: Hearing = field(init=False)
     _signals: dict[str, asyncio.Event] = field(default_factory=dict)
 
@@ -60,7 +63,9 @@ class ApiView:
                 )
                 self.routes.add(replica.function, route)
             else:
-                self.routes.remove(replica.function, replica_id)
+                gone = self.routes.remove(replica.function, replica_id)
+                if gone is not None and self.left is not None:
+                    self.left(gone.endpoint)
         for function in changes.functions:
             self.notify(function)
         return True

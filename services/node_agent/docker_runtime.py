@@ -27,6 +27,7 @@ from services.common.labels import (
     LABEL_REVISION,
 )
 from services.node_agent.runtime import Exit, Resync, Running, RuntimeStartError
+from services.node_agent.sandbox import Sandbox, container_name, container_options, run_as
 from services.node_agent.usage import CpuSample, Usage, cpu_sample, memory_used, usage_between
 
 log = logging.getLogger("shoal.node.docker")
@@ -50,10 +51,6 @@ def unreachable(exc: BaseException) -> bool:
     return isinstance(exc, DockerException) and "connection" in str(exc).lower()
 
 
-def container_name(replica_id: str) -> str:
-    return f"shoal-{replica_id}"
-
-
 class DockerRuntime:
     def __init__(
         self,
@@ -61,9 +58,12 @@ class DockerRuntime:
         node_id: str,
         address: str,
         network: str,
+        sandbox: Sandbox | None = None,
         call_timeout_s: float = 60.0,
     ) -> None:
         self.node_id = node_id
+        self.sandbox = sandbox or Sandbox()
+        self._users: dict[str, str] = {}
         self.address = address
         self.network = network
         self.call_timeout_s = call_timeout_s
@@ -91,47 +91,53 @@ class DockerRuntime:
         return found
 
     async def start(self, command: StartReplica, *, port: int) -> str:
-        spec = command.spec
-        container_port = port if self.network == "host" else spec.port
-        options: dict[str, Any] = {
-            "image": spec.image,
-            "name": container_name(command.replica_id),
-            "detach": True,
-            "labels": {
-                LABEL_FUNCTION: command.function,
-                LABEL_REVISION: str(command.revision),
-                LABEL_REPLICA: command.replica_id,
-                LABEL_NODE: self.node_id,
-                LABEL_PORT: str(port),
-                LABEL_GENERATION: str(command.node_generation),
-            },
-            "environment": {
-                **spec.env,
-                "PORT": str(container_port),
-                "HOST": self.address if self.network == "host" else "0.0.0.0",
-            },
-            "nano_cpus": int(spec.cpu * 1e9),
-            "mem_limit": f"{spec.memory_mb}m",
-            "memswap_limit": f"{spec.memory_mb}m",
-            "restart_policy": {"Name": "no"},
-            "entrypoint": spec.command or None,
-            "command": spec.args or None,
-        }
-        if self.network == "host":
-            options["network_mode"] = "host"
-        else:
-            options["ports"] = {f"{spec.port}/tcp": (self.address, port)}
+        """Create and start the replica's container, boxed in (see `sandbox`); an image
+        that is not on the node fails at once: the engine is never asked to pull."""
+        user = await self._user_of(command.spec.image)
+        options = container_options(
+            command,
+            port=port,
+            node_id=self.node_id,
+            address=self.address,
+            network=self.network,
+            user=user,
+            sandbox=self.sandbox,
+        )
         try:
-            await self._call(self._client.containers.run, **options)
+            container = await self._call(self._client.containers.create, **options)
         except ImageNotFound as exc:
-            raise RuntimeStartError(
-                f"image {spec.image} is not on node {self.node_id} (there is no registry: "
-                "build or load it on the node first)"
-            ) from exc
+            self._users.pop(command.spec.image, None)
+            raise self._no_image(command.spec.image) from exc
         except APIError as exc:
-            if exc.status_code != 409:
-                raise RuntimeStartError(f"docker refused to start it: {exc.explanation}") from exc
+            if exc.status_code == 409:  # started by an earlier try of this command
+                return self.endpoint_for(port)
+            raise RuntimeStartError(f"docker refused to create it: {exc.explanation}") from exc
+        try:
+            await self._call(container.start)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await self._call(container.remove, force=True)
+            if isinstance(exc, APIError):
+                raise RuntimeStartError(f"docker could not start it: {exc.explanation}") from exc
+            raise
         return self.endpoint_for(port)
+
+    async def _user_of(self, image: str) -> str:
+        """Who the replica runs as (the image's non-root user, else nobody); cached."""
+        user = self._users.get(image)
+        if user is None:
+            try:
+                found = await self._call(self._client.images.get, image)
+            except ImageNotFound as exc:
+                raise self._no_image(image) from exc
+            user = self._users[image] = run_as(found.attrs.get("Config", {}).get("User") or "")
+        return user
+
+    def _no_image(self, image: str) -> RuntimeStartError:
+        return RuntimeStartError(
+            f"image not found: {image} is not on node {self.node_id}; Shoal never pulls "
+            "(build or load the image on the node first)"
+        )
 
     def endpoint_for(self, port: int) -> str:
         return f"http://{self.address}:{port}"

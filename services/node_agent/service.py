@@ -50,7 +50,12 @@ def make_runtime(settings: Settings, node_id: str) -> ReplicaRuntime:
             ready_delay_s=settings.sim_ready_delay_s,
             cpu_fraction=settings.sim_cpu_fraction,
         )
-    return DockerRuntime(node_id=node_id, address=settings.address, network=settings.network)
+    return DockerRuntime(
+        node_id=node_id,
+        address=settings.address,
+        network=settings.network,
+        sandbox=settings.sandbox,
+    )
 
 
 class Commands:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from services.common.settings import CommonSettings, SettingsError, env_float, env_int
+from services.node_agent.sandbox import Sandbox
 
 
 def _host_memory_mb() -> int:
@@ -34,6 +35,7 @@ class Settings:
     sim_ready_delay_s: float
     sim_cpu_fraction: float
     hollow_nodes: int
+    sandbox: Sandbox
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -65,4 +67,9 @@ class Settings:
             sim_ready_delay_s=env_float(environ, "SHOAL_NODE_SIM_READY_DELAY_S", 0.2),
             sim_cpu_fraction=env_float(environ, "SHOAL_NODE_SIM_CPU_FRACTION", 0.0),
             hollow_nodes=env_int(environ, "SHOAL_NODE_HOLLOW_NODES", 1),
+            sandbox=Sandbox(
+                pids_limit=env_int(environ, "SHOAL_NODE_PIDS_LIMIT", 256, minimum=16),
+                log_max_bytes=env_int(environ, "SHOAL_NODE_LOG_MAX_BYTES", 1 << 20, minimum=1024),
+                log_files=env_int(environ, "SHOAL_NODE_LOG_FILES", 2, minimum=1),
+            ),
         )

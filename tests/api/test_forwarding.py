@@ -10,7 +10,6 @@ from services.api.forwarding import (
     response_headers,
     upstream_target,
 )
-from services.api.response_head import UpstreamError, chunk_size, parse_head
 from services.api.routing import EJECT_BASE_S, EJECT_MAX_S, Route, RouteTable
 
 
@@ -83,38 +82,6 @@ def test_a_responses_hop_headers_are_not_returned() -> None:
         [("Connection", "close, X-Private"), ("X-Private", "1"), ("Set-Cookie", "a=1")]
     )
     assert returned == [("Set-Cookie", "a=1")]
-
-
-@pytest.mark.parametrize(
-    "line",
-    [
-        b"HTTP/1.1 9999 Odd\r\n\r\n",
-        b"HTTP/1.1 099 Low\r\n\r\n",
-        b"HTTP/1.1 600 High\r\n\r\n",
-        b"HTTP/2 200 OK\r\n\r\n",
-        b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
-        b"HTTP/1.1 200 OK\r\nNoColon\r\n\r\n",
-    ],
-)
-def test_a_head_outside_http_1x_is_refused(line: bytes) -> None:
-    with pytest.raises(UpstreamError):
-        parse_head(line)
-
-
-def test_a_head_is_parsed() -> None:
-    head = parse_head(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\nX-A:  b \r\n\r\n")
-    assert (head.status, head.reason, head.length) == (201, "Created", 2)
-    assert head.headers == [("Content-Length", "2"), ("X-A", "b")]
-
-
-@pytest.mark.parametrize("line", [b"0x1a\r\n", b"-1\r\n", b"1_0\r\n", b"\r\n", b"1a", b"g\r\n"])
-def test_a_chunk_size_must_be_plain_hex(line: bytes) -> None:
-    with pytest.raises(UpstreamError):
-        chunk_size(line)
-
-
-def test_a_chunk_size_may_carry_extensions() -> None:
-    assert chunk_size(b"1A;name=value\r\n") == 26
 
 
 def route(rid: str) -> Route:

@@ -72,7 +72,7 @@ async def test_chunked_response_is_decoded_and_connection_reused(upstream: Upstr
     server, endpoint = await raw_server(handle)
     async with server:
         for _ in range(2):
-            response = await upstream.request(endpoint, "GET", "/", [], None, buffer_limit=1024)
+            response = await upstream.request(endpoint, "GET", "/", [], None, buffer_limit=4)
             assert response.status == 200
             assert response.body is None and response.content_length is None
             assert ("X-A", "1") in response.headers
@@ -166,3 +166,19 @@ async def test_refused_connection_is_not_sent_and_truncation_is_an_error(
     async with garbage:
         with pytest.raises(UpstreamError, match=r"not an HTTP/1\.x response"):
             await upstream.request(endpoint, "GET", "/", [], None, buffer_limit=10)
+
+
+async def test_a_replica_that_left_routing_keeps_no_idle_connection(upstream: Upstream) -> None:
+    closed = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await replying(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")(reader, writer)
+        closed.set()
+
+    server, endpoint = await raw_server(handle)
+    async with server:
+        response = await upstream.request(endpoint, "GET", "/", [], None, buffer_limit=64)
+        assert response.body == b"ok"
+        upstream.forget(endpoint)
+        await asyncio.wait_for(closed.wait(), 5)
+        assert not upstream._idle and not upstream._pacing and not upstream._addresses
