@@ -1,7 +1,8 @@
-"""The api's request path vs calling the replica directly, with wrk, in the same run.
+"""The api's request path vs calling the replica directly, with wrk, in the same run: in
+the default isolated mode (the replica in its own network namespace, its port published
+on 127.0.0.1 by Docker) and with host networking.
 
-The replica is a real container (shoal-test/hello, busybox httpd, host network on
-127.0.0.1); the api runs as its own process and learns the replica from a ReplicaReady
+The replica is a real container (shoal-test/hello, busybox httpd); the api runs as its own process and learns the replica from a ReplicaReady
 event, as in production. wrk, the api and the replica share this machine's 2 cores, so the
 proxied figures include the api competing with the load generator for CPU."""
 
@@ -16,15 +17,18 @@ import subprocess
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import docker
 
 from bench.broker import kafka_bootstrap
+from bench.node_start import ensure_replica_network
 from events.bus import EventProducer, ensure_topics
 from events.settings import BusSettings
 from events.types import ReplicaReady
 from services.local.images import ensure_test_images
+from services.node_agent.sandbox import REPLICA_NETWORK
 from tests.support.ports import free_port
 from tests.support.service_process import ServiceProcess
 
@@ -74,16 +78,29 @@ def wrk(url: str, connections: int, seconds: int, pids: list[int]) -> dict[str, 
     }
 
 
-async def measure(levels: list[int], seconds: int, instances: int) -> dict[str, object]:
+def replica_options(network: str, port: int) -> dict[str, Any]:
+    """The replica container on `port` of 127.0.0.1, in a node-agent's network mode."""
+    if network == "host":
+        return {"network_mode": "host", "environment": {"PORT": str(port), "HOST": "127.0.0.1"}}
+    ensure_replica_network(docker.from_env())
+    return {
+        "network": REPLICA_NETWORK,
+        "ports": {"8080/tcp": ("127.0.0.1", port)},
+        "environment": {"PORT": "8080", "HOST": "0.0.0.0"},
+    }
+
+
+async def measure(
+    levels: list[int], seconds: int, instances: int, network: str
+) -> dict[str, object]:
     client = docker.from_env()
     ensure_test_images(client)
     port = free_port()
     container = client.containers.run(
         "shoal-test/hello:1",
         detach=True,
-        network_mode="host",
-        environment={"PORT": str(port), "HOST": "127.0.0.1"},
         name=f"shoal-bench-proxy-{uuid.uuid4().hex[:6]}",
+        **replica_options(network, port),
     )
     rows = []
     try:
@@ -146,6 +163,7 @@ async def measure(levels: list[int], seconds: int, instances: int) -> dict[str, 
                     await process.stop()
     finally:
         container.remove(force=True)
+    print(f"\nreplica network: {network}")
     print(
         f"{'conns':>5} {'direct p50':>10} {'api p50':>8} {'added':>7} {'direct p99':>10} "
         f"{'api p99':>8} {'direct rps':>10} {'api rps':>8} {'ratio':>6} {'non-2xx':>7}"
@@ -204,8 +222,10 @@ def main() -> None:
         "--api-instances", type=int, default=1, help="api processes sharing the port (SO_REUSEPORT)"
     )
     args = parser.parse_args()
-    result = asyncio.run(measure([1, 8, 32], 3 if args.quick else 10, args.api_instances))
-    print(json.dumps(result))
+    seconds = 3 if args.quick else 10
+    result = asyncio.run(measure([1, 8, 32], seconds, args.api_instances, "bridge"))
+    host = asyncio.run(measure([1, 8, 32], seconds, args.api_instances, "host"))
+    print(json.dumps(result | {f"host_{key}": value for key, value in host.items()}))
 
 
 if __name__ == "__main__":

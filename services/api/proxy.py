@@ -351,6 +351,8 @@ class FunctionProxy:
         if upstream.body is not None:
             whole = web.Response(status=upstream.status, reason=upstream.reason, body=upstream.body)
             whole.headers.extend(returned)
+            if request.method == "HEAD" and upstream.content_length is not None:
+                whole.headers["Content-Length"] = str(upstream.content_length)
             return whole
         return await self._stream(request, call, upstream, returned)
 

@@ -44,6 +44,10 @@ class Reply:
         """False once bytes arrived that belong to no response asked for."""
         self.body = bytearray()
         self.received = 0
+        self.head_bytes = 0
+        """Bytes received up to the feed that completed the head (framing is counted from
+        there: trailers and chunk lines must stay small beside the body)."""
+        self.body_bytes = 0
         self.error: UpstreamError | None = None
 
     def has_head(self) -> bool:
@@ -72,6 +76,8 @@ class Reply:
             self.fail(f"not an HTTP/1.x response with a status of 100-599: {failure}")
         if not self.head and self.received > MAX_HEAD_BYTES:
             self.fail(f"a response head longer than {MAX_HEAD_BYTES} bytes")
+        elif self.head and self.received - self.head_bytes > MAX_HEAD_BYTES + 8 * self.body_bytes:
+            self.fail("a response whose chunk framing or trailers far outweigh its body")
 
     def at_eof(self) -> None:
         """The replica closed the connection: the end of a body delimited by the close, or
@@ -121,10 +127,14 @@ class Reply:
         if self.head or (100 <= status < 200 and status != 101):
             return
         version = self.parser.get_http_version()
+        if status == 101:
+            self.fail("the replica switched protocols (101), which is not proxied")
+            return
         if version not in ("1.0", "1.1") or not 100 <= status <= 599:
             self.fail(f"not an HTTP/1.x response with a status of 100-599: HTTP/{version} {status}")
             return
         self.status, self.head = status, True
+        self.head_bytes = self.received
         self.keep_alive = self.parser.should_keep_alive()
         if self.method == "HEAD" or status in NO_BODY_STATUS:
             self.complete = True
@@ -134,6 +144,7 @@ class Reply:
             self.reusable = False
         else:
             self.body += body
+            self.body_bytes += len(body)
 
     def on_message_complete(self) -> None:
         if self.head and not self.complete and self.error is None:

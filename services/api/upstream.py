@@ -94,10 +94,12 @@ class _Connection(asyncio.Protocol):
             await self.drained
 
     async def until(self, reply: Reply, ready: Callable[[Reply], bool]) -> None:
-        """Wait for the reply to be `ready`; its parse or connection error is raised."""
-        while not ready(reply):
+        """Wait for the reply to be `ready`; its parse or connection error is raised first."""
+        while True:
             if reply.error is not None:
                 raise reply.error
+            if ready(reply):
+                return
             if self.closed:
                 raise Closed("the replica closed the connection")
             if self.paused and self.transport is not None:
@@ -171,6 +173,8 @@ class Upstream:
     _idle: dict[tuple[str, int], list[_Connection]] = field(default_factory=dict)
     _addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
     _pacing: dict[tuple[str, int], asyncio.Semaphore] = field(default_factory=dict)
+    _known: set[tuple[str, int]] = field(default_factory=set)
+    """Addresses of endpoints in use: only their connections are kept idle."""
 
     def address(self, endpoint: str) -> tuple[str, int]:
         found = self._addresses.get(endpoint)
@@ -179,6 +183,7 @@ class Upstream:
             if parts.scheme != "http" or parts.hostname is None:
                 raise NotSent(f"unsupported replica endpoint {endpoint!r}")
             found = self._addresses[endpoint] = (parts.hostname, parts.port or 80)
+            self._known.add(found)
         return found
 
     def forget(self, endpoint: str) -> None:
@@ -186,6 +191,7 @@ class Upstream:
         address = self._addresses.pop(endpoint, None)
         if address is None or address in self._addresses.values():
             return
+        self._known.discard(address)
         for conn in self._idle.pop(address, []):
             conn.close()
         self._pacing.pop(address, None)
@@ -204,7 +210,15 @@ class Upstream:
         idle = self._idle.get(address)
         if idle is None:
             idle = self._idle[address] = []
-        fit = reply is not None and reply.complete and reply.keep_alive and reply.reusable
+        fit = (
+            reply is not None
+            and reply.error is None
+            and reply.complete
+            and reply.keep_alive
+            and reply.reusable
+            and not conn.paused
+            and address in self._known
+        )
         if reusable and fit and not conn.closed and len(idle) < self.idle_per_endpoint:
             idle.append(conn)
         else:

@@ -27,7 +27,13 @@ from services.common.labels import (
     LABEL_REVISION,
 )
 from services.node_agent.runtime import Exit, Resync, Running, RuntimeStartError
-from services.node_agent.sandbox import Sandbox, container_name, container_options, run_as
+from services.node_agent.sandbox import (
+    NETWORK_OPTIONS,
+    ImageFacts,
+    Sandbox,
+    container_name,
+    container_options,
+)
 from services.node_agent.usage import CpuSample, Usage, cpu_sample, memory_used, usage_between
 
 log = logging.getLogger("shoal.node.docker")
@@ -63,7 +69,7 @@ class DockerRuntime:
     ) -> None:
         self.node_id = node_id
         self.sandbox = sandbox or Sandbox()
-        self._users: dict[str, str] = {}
+        self._network_ready = False
         self.address = address
         self.network = network
         self.call_timeout_s = call_timeout_s
@@ -93,45 +99,75 @@ class DockerRuntime:
     async def start(self, command: StartReplica, *, port: int) -> str:
         """Create and start the replica's container, boxed in (see `sandbox`); an image
         that is not on the node fails at once: the engine is never asked to pull."""
-        user = await self._user_of(command.spec.image)
+        image = await self._image(command.spec.image)
+        if self.network != "host":
+            await self._ensure_network()
         options = container_options(
             command,
             port=port,
             node_id=self.node_id,
             address=self.address,
             network=self.network,
-            user=user,
+            image=image,
             sandbox=self.sandbox,
         )
-        try:
-            container = await self._call(self._client.containers.create, **options)
-        except ImageNotFound as exc:
-            self._users.pop(command.spec.image, None)
-            raise self._no_image(command.spec.image) from exc
-        except APIError as exc:
-            if exc.status_code == 409:  # started by an earlier try of this command
-                return self.endpoint_for(port)
-            raise RuntimeStartError(f"docker refused to create it: {exc.explanation}") from exc
+        container = await self._create(options, port)
+        if container is None:
+            return self.endpoint_for(port)
         try:
             await self._call(container.start)
         except Exception as exc:
             with contextlib.suppress(Exception):
-                await self._call(container.remove, force=True)
+                await self._call(container.remove, force=True, v=True)
             if isinstance(exc, APIError):
                 raise RuntimeStartError(f"docker could not start it: {exc.explanation}") from exc
             raise
         return self.endpoint_for(port)
 
-    async def _user_of(self, image: str) -> str:
-        """Who the replica runs as (the image's non-root user, else nobody); cached."""
-        user = self._users.get(image)
-        if user is None:
+    async def _create(self, options: dict[str, Any], port: int) -> Any:
+        """The new container; None when an earlier try of the same command already runs
+        it on the same port. A leftover of a failed try is removed and made again."""
+        for _ in range(2):
             try:
-                found = await self._call(self._client.images.get, image)
-            except ImageNotFound as exc:
-                raise self._no_image(image) from exc
-            user = self._users[image] = run_as(found.attrs.get("Config", {}).get("User") or "")
-        return user
+                return await self._call(self._client.containers.create, **options)
+            except APIError as exc:
+                if exc.status_code != 409:
+                    raise RuntimeStartError(
+                        f"docker refused to create it: {exc.explanation}"
+                    ) from exc
+            existing = await self._call(self._client.containers.get, options["name"])
+            if existing.status == "running" and existing.labels.get(LABEL_PORT) == str(port):
+                return None
+            await self._call(existing.remove, force=True, v=True)
+        raise RuntimeStartError(f"a container named {options['name']} keeps coming back")
+
+    async def _ensure_network(self) -> None:
+        """The replicas' bridge, with inter-container traffic off; made once per engine."""
+        if self._network_ready:
+            return
+        name = self.sandbox.network_name
+        found = await self._call(self._client.networks.list, names=[name])
+        if not any(network.name == name for network in found):
+            try:
+                await self._call(
+                    self._client.networks.create,
+                    name,
+                    driver="bridge",
+                    options=NETWORK_OPTIONS,
+                    labels={LABEL_NODE: self.node_id},
+                )
+            except APIError as exc:
+                if exc.status_code != 409:  # made meanwhile by another agent of this host
+                    raise
+        self._network_ready = True
+
+    async def _image(self, reference: str) -> ImageFacts:
+        """The image as the node has it now (asked at every start: a tag may move)."""
+        try:
+            found = await self._call(self._client.images.get, reference)
+        except ImageNotFound as exc:
+            raise self._no_image(reference) from exc
+        return ImageFacts.of(found.attrs)
 
     def _no_image(self, image: str) -> RuntimeStartError:
         return RuntimeStartError(
@@ -159,7 +195,7 @@ class DockerRuntime:
                 asyncio.to_thread(container.stop, timeout=int(timeout_s)),
                 timeout=timeout_s + self.call_timeout_s,
             )
-            await self._call(container.remove, force=True)
+            await self._call(container.remove, force=True, v=True)
         except NotFound:
             pass
         except APIError as exc:

@@ -1,6 +1,10 @@
 """How a replica's container is boxed in (pure): the Docker create options that hold a
 hostile function to Pod Security "restricted" or tighter. No user, capability, mount,
-device or privilege comes from the function's spec; only the image's own non-root user."""
+device or privilege comes from the function's spec (it may only keep its root filesystem
+writable); the image gives only its own numeric non-root user, and the volumes it declares
+become small tmpfs mounts, never host disk.
+By default a replica has a network namespace of its own, on a bridge where replicas
+cannot reach one another, and its port is published on the node address only."""
 
 from __future__ import annotations
 
@@ -20,6 +24,9 @@ from services.common.labels import (
 )
 
 NOBODY = "65534:65534"
+REPLICA_NETWORK = "shoal-replicas"
+NETWORK_OPTIONS = {"com.docker.network.bridge.enable_icc": "false"}
+"""Replicas on the Shoal network cannot reach one another (no inter-container traffic)."""
 ROOT_USERS = frozenset({"", "0", "root"})
 TMP_MOUNT = "rw,nosuid,nodev,noexec,size=64m"
 
@@ -31,16 +38,40 @@ class Sandbox:
     pids_limit: int = 256
     log_max_bytes: int = 1 << 20
     log_files: int = 2
+    network_name: str = REPLICA_NETWORK
 
 
 def container_name(replica_id: str) -> str:
     return f"shoal-{replica_id}"
 
 
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the node's engine says of an image: its id (what is run, so the image checked
+    is the image started), its user and the volumes it declares."""
+
+    id: str
+    user: str = ""
+    volumes: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, attrs: dict[str, Any]) -> ImageFacts:
+        config = attrs.get("Config") or {}
+        return cls(
+            id=attrs["Id"],
+            user=config.get("User") or "",
+            volumes=tuple(sorted(config.get("Volumes") or {})),
+        )
+
+
 def run_as(image_user: str) -> str:
-    """The image's user when it names one that is not root, else an unprivileged uid."""
-    name = image_user.split(":", 1)[0].strip()
-    return NOBODY if name in ROOT_USERS else image_user
+    """The image's user when it is a numeric uid (and gid) other than 0, else nobody: a
+    name or a uid of 0 written otherwise ("00", "+0") could still mean root."""
+    uid, _, gid = image_user.partition(":")
+    if not uid.isdigit() or int(uid) == 0:
+        return NOBODY
+    group = int(gid) if gid.isdigit() and int(gid) != 0 else int(uid)
+    return f"{int(uid)}:{group}"
 
 
 def container_options(
@@ -50,14 +81,14 @@ def container_options(
     node_id: str,
     address: str,
     network: str,
-    user: str,
+    image: ImageFacts,
     sandbox: Sandbox,
 ) -> dict[str, Any]:
     """The arguments of `containers.create` for one replica."""
     spec = command.spec
     host = network == "host"
     options: dict[str, Any] = {
-        "image": spec.image,
+        "image": image.id,
         "name": container_name(command.replica_id),
         "labels": {
             LABEL_FUNCTION: command.function,
@@ -74,11 +105,11 @@ def container_options(
         },
         "entrypoint": spec.command or None,
         "command": spec.args or None,
-        "user": user,
+        "user": run_as(image.user),
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges:true"],
         "read_only": spec.read_only_root,
-        "tmpfs": {"/tmp": TMP_MOUNT},
+        "tmpfs": {"/tmp": TMP_MOUNT} | {path: TMP_MOUNT for path in image.volumes},
         "pids_limit": sandbox.pids_limit,
         "nano_cpus": int(spec.cpu * 1e9),
         "mem_limit": f"{spec.memory_mb}m",
@@ -92,5 +123,6 @@ def container_options(
     if host:
         options["network_mode"] = "host"
     else:
+        options["network"] = sandbox.network_name
         options["ports"] = {f"{spec.port}/tcp": (address, port)}
     return options

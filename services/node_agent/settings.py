@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from services.common.settings import CommonSettings, SettingsError, env_float, env_int
-from services.node_agent.sandbox import Sandbox
+from services.node_agent.sandbox import REPLICA_NETWORK, Sandbox
 
 
 def _host_memory_mb() -> int:
@@ -42,9 +43,14 @@ class Settings:
         runtime = environ.get("SHOAL_NODE_RUNTIME", "docker")
         if runtime not in ("docker", "sim"):
             raise SettingsError(f"SHOAL_NODE_RUNTIME={runtime!r} must be docker or sim")
-        network = environ.get("SHOAL_NODE_NETWORK", "host")
+        network = environ.get("SHOAL_NODE_NETWORK", "bridge")
         if network not in ("host", "bridge"):
             raise SettingsError(f"SHOAL_NODE_NETWORK={network!r} must be host or bridge")
+        network_name = environ.get("SHOAL_NODE_REPLICA_NETWORK", REPLICA_NETWORK)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", network_name):
+            raise SettingsError(
+                f"SHOAL_NODE_REPLICA_NETWORK={network_name!r} is not a Docker network name"
+            )
         first = env_int(environ, "SHOAL_NODE_PORT_FIRST", 30000)
         last = env_int(environ, "SHOAL_NODE_PORT_LAST", 32767)
         if not 1 <= first <= last <= 65535:
@@ -71,5 +77,6 @@ class Settings:
                 pids_limit=env_int(environ, "SHOAL_NODE_PIDS_LIMIT", 256, minimum=16),
                 log_max_bytes=env_int(environ, "SHOAL_NODE_LOG_MAX_BYTES", 1 << 20, minimum=1024),
                 log_files=env_int(environ, "SHOAL_NODE_LOG_FILES", 2, minimum=1),
+                network_name=network_name,
             ),
         )

@@ -115,3 +115,16 @@ def test_a_head_too_long_or_with_too_many_headers_is_refused() -> None:
 def test_bytes_after_an_error_or_the_end_are_not_parsed() -> None:
     reply = fed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", b"stray")
     assert reply.complete and not reply.reusable and bytes(reply.body) == b"x"
+
+
+def test_trailers_or_chunk_lines_far_beyond_the_body_are_refused() -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    flood = fed(head, b"1\r\na\r\n0\r\nX-T: " + b"a" * (MAX_HEAD_BYTES + 100))
+    assert flood.error is not None and "outweigh" in str(flood.error)
+    tiny = fed(head, *[b"1\r\nx\r\n"] * 20_000, b"0\r\n\r\n")
+    assert tiny.error is None and tiny.complete and len(tiny.body) == 20_000
+
+
+def test_a_switch_of_protocol_is_refused_before_its_head_counts() -> None:
+    switched = fed(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n")
+    assert switched.error is not None and not switched.head and "101" in str(switched.error)

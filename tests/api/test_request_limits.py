@@ -239,3 +239,16 @@ async def test_refusing_replicas_are_ejected_and_calls_go_to_the_live_one(
         metrics = await reply.text()
     ejected = re.search(r'shoal_api_ejections_total\{function="eject"\} ([0-9.]+)', metrics)
     assert ejected is not None and float(ejected.group(1)) >= 4
+
+
+async def test_a_head_call_returns_the_replicas_content_length(
+    api: ServiceProcess,
+    http: aiohttp.ClientSession,
+    agent_events: EventProducer,
+    replica: ReplicaFactory,
+) -> None:
+    await routed(http, api, agent_events, replica, "heads")
+    for size in (12_345, 1_000_000):
+        async with http.head(f"{api.url}/fn/heads/big?bytes={size}") as reply:
+            assert reply.status == 200
+            assert reply.headers["Content-Length"] == str(size)

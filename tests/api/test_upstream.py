@@ -182,3 +182,15 @@ async def test_a_replica_that_left_routing_keeps_no_idle_connection(upstream: Up
         upstream.forget(endpoint)
         await asyncio.wait_for(closed.wait(), 5)
         assert not upstream._idle and not upstream._pacing and not upstream._addresses
+
+
+async def test_a_switch_of_protocol_is_an_error_and_its_connection_is_not_kept(
+    upstream: Upstream,
+) -> None:
+    server, endpoint = await raw_server(
+        replying(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n")
+    )
+    async with server:
+        with pytest.raises(UpstreamError, match="101"):
+            await upstream.request(endpoint, "GET", "/", [], None, buffer_limit=64)
+        assert not any(upstream._idle.values())

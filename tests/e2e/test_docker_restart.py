@@ -153,6 +153,8 @@ async def platform(
         docker_client,
         DOCKER_HOST=engine.socket,
         SHOAL_NODE_ADDRESS=engine.address,
+        # The engine has no bridge (--bridge=none): its test host is the replicas' box.
+        SHOAL_NODE_NETWORK="host",
     ) as parts:
         yield parts
 

@@ -8,11 +8,10 @@ import asyncio
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from events.bus import EventProducer
@@ -34,7 +33,7 @@ from services.common.labels import LABEL_FUNCTION, LABEL_NODE, LABEL_REPLICA
 from services.local.images import ensure_test_images
 from tests.support.event_log import EventLog
 from tests.support.load import steady_load
-from tests.support.platform import AUTH, Platform, running_platform
+from tests.support.platform import Platform, call, eventually, running_platform, status_of
 from tests.support.service_process import AgentProcess
 
 pytestmark = [pytest.mark.kafka, pytest.mark.docker]
@@ -63,17 +62,6 @@ async def log(bus: BusSettings) -> AsyncIterator[EventLog]:
         yield events
 
 
-async def call(
-    method: str, url: str, body: dict[str, object] | None = None, expect: int = 200
-) -> Any:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.request(method, url, json=body, headers=AUTH) as reply,
-    ):
-        assert reply.status == expect, await reply.text()
-        return await reply.json()
-
-
 async def deploy_two(cluster: Platform, log: EventLog, name: str) -> dict[str, Any]:
     """A function held at two replicas, one on each node (the scheduler spreads)."""
     spec = {"name": name, **SPEC, "min_replicas": 2, "max_replicas": 2, "initial_scale": 2}
@@ -82,26 +70,6 @@ async def deploy_two(cluster: Platform, log: EventLog, name: str) -> dict[str, A
     status = await eventually(lambda: status_of(cluster, name), lambda s: s["ready"] == 2)
     assert {r["node"] for r in status["replicas"]} == {a.node_id for a in cluster.agents}
     return status
-
-
-async def status_of(cluster: Platform, name: str) -> dict[str, Any]:
-    status: dict[str, Any] = await call("GET", f"{cluster.api.url}/v1/functions/{name}")
-    return status
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[dict[str, Any]]],
-    good: Callable[[dict[str, Any]], bool],
-    timeout_s: float = 30.0,
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        seen = await probe()
-        if good(seen):
-            return seen
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout_s} s: {seen}")
-        await asyncio.sleep(0.2)
 
 
 def ready_on(node: str) -> Callable[[dict[str, Any]], bool]:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from events.consumer import decoded
 from events.envelope import Envelope, decode, encode, new_envelope
 from events.errors import DecodeError
+from events.topics import topic_of
 from events.types import ALL_PAYLOADS, NodeCordoned, Payload
 from services.api.view import ApiView
 from services.autoscaler.decide import Observed, ScalerMemory, decide_function
@@ -116,15 +117,15 @@ def test_a_valid_event_with_one_value_made_absurd_is_refused_with_a_reason(
             f'"{field}":{absurd}'.encode(),
             1,
         )
-        envelope = decoded(_record(spoiled))
+        envelope = decoded(_record(spoiled, topic=f"shoal.{topic_of(type(payload)).suffix}"))
         assert isinstance(envelope, str | Envelope)
 
 
-def _record(value: bytes) -> Any:
+def _record(value: bytes, topic: str = "t") -> Any:
     from aiokafka import ConsumerRecord
 
     return ConsumerRecord(
-        topic="t",
+        topic=topic,
         partition=0,
         offset=0,
         timestamp=0,
@@ -210,3 +211,10 @@ def test_an_event_time_without_utc_offset_is_refused_not_compared() -> None:
     assert b"2026-11-25T12:00:00" in naive and naive != value
     refused = decoded(_record(naive))
     assert isinstance(refused, str) and "UTC offset" in refused
+
+
+def test_an_event_on_a_topic_other_than_its_types_is_refused() -> None:
+    _, value, _ = encode(new_envelope(NodeCordoned(node="n0"), source="/fuzz", at=T0))
+    refused = decoded(_record(value, topic="shoal.node-commands"))
+    assert isinstance(refused, str) and "belongs on the nodes topic" in refused
+    assert isinstance(decoded(_record(value, topic="shoal.nodes")), Envelope)

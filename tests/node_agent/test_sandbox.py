@@ -13,9 +13,16 @@ from typing import Any
 
 import pytest
 
+from services.common.labels import LABEL_NODE
 from services.node_agent.docker_runtime import DockerRuntime, container_name
 from services.node_agent.runtime import RuntimeStartError
-from services.node_agent.sandbox import Sandbox, run_as
+from services.node_agent.sandbox import (
+    REPLICA_NETWORK,
+    ImageFacts,
+    Sandbox,
+    container_options,
+    run_as,
+)
 from tests.node_agent.conftest import remove_node_containers, start_command
 from tests.support.ports import free_port
 
@@ -95,8 +102,28 @@ async def test_a_function_may_keep_a_writable_root_and_an_image_user_is_kept(
     assert container.attrs["HostConfig"]["ReadonlyRootfs"] is False
     code, out = inside(container, "echo x > /probe")
     assert code != 0 and "Permission denied" in out, out  # writable, but not by nobody
-    assert run_as("") == run_as("root") == run_as("0:0") == "65534:65534"
-    assert run_as("app") == "app" and run_as("1000:1000") == "1000:1000"
+    for rootish in ("", "root", "0", "0:0", "00", "+0", "app", "0:1000"):
+        assert run_as(rootish) == "65534:65534", rootish
+    assert run_as("1000:1001") == "1000:1001"
+    assert run_as("1000") == run_as("1000:0") == run_as("1000:wheel") == "1000:1000"
+
+
+def test_volumes_an_image_declares_become_tmpfs_mounts_never_host_disk() -> None:
+    command = start_command("n", "shoal-test/hello:1", "r-1")
+    image = ImageFacts(id="sha256:abc", user="0", volumes=("/data", "/var/cache"))
+    options = container_options(
+        command,
+        port=30000,
+        node_id="n",
+        address="127.0.0.1",
+        network="bridge",
+        image=image,
+        sandbox=Sandbox(),
+    )
+    assert set(options["tmpfs"]) == {"/tmp", "/data", "/var/cache"}
+    assert options["image"] == "sha256:abc" and options["user"] == "65534:65534"
+    assert options["network"] == REPLICA_NETWORK and "network_mode" not in options
+    assert options["ports"] == {"8080/tcp": ("127.0.0.1", 30000)}
 
 
 async def test_an_image_not_on_the_node_fails_at_once_with_no_pull_and_no_container(
@@ -112,3 +139,16 @@ async def test_an_image_not_on_the_node_fails_at_once_with_no_pull_and_no_contai
         docker_client.containers.get(container_name(replica))
         raise AssertionError("a container was left behind")
     assert not docker_client.images.list(name="shoal-test/absent")
+
+
+async def test_a_leftover_of_a_failed_start_is_made_again_boxed_in(
+    runtime: DockerRuntime, docker_client: Any, images: dict[str, str]
+) -> None:
+    replica = f"r-{uuid.uuid4().hex[:6]}"
+    docker_client.containers.create(
+        images["hello"], name=container_name(replica), labels={LABEL_NODE: runtime.node_id}
+    )
+    await runtime.start(start_command(runtime.node_id, images["hello"], replica), port=free_port())
+    container = docker_client.containers.get(container_name(replica))
+    assert container.status == "running"
+    assert container.attrs["HostConfig"]["CapDrop"] == ["ALL"]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 from events.settings import BusSettings
 from services.common.labels import LABEL_NODE
@@ -97,3 +101,34 @@ async def running_platform(
             ):
                 with contextlib.suppress(Exception):
                     container.remove(force=True)
+
+
+async def call(
+    method: str, url: str, body: dict[str, object] | None = None, expect: int = 200
+) -> Any:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, url, json=body, headers=AUTH) as reply,
+    ):
+        assert reply.status == expect, await reply.text()
+        return await reply.json()
+
+
+async def status_of(cluster: Platform, name: str) -> dict[str, Any]:
+    status: dict[str, Any] = await call("GET", f"{cluster.api.url}/v1/functions/{name}")
+    return status
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[dict[str, Any]]],
+    good: Callable[[dict[str, Any]], bool],
+    timeout_s: float = 30.0,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = await probe()
+        if good(seen):
+            return seen
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached in {timeout_s} s: {seen}")
+        await asyncio.sleep(0.2)
