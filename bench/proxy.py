@@ -2,9 +2,10 @@
 the default isolated mode (the replica in its own network namespace, its port published
 on 127.0.0.1 by Docker) and with host networking.
 
-The replica is a real container (shoal-test/hello, busybox httpd); the api runs as its own process and learns the replica from a ReplicaReady
-event, as in production. wrk, the api and the replica share this machine's 2 cores, so the
-proxied figures include the api competing with the load generator for CPU."""
+The replica is a real container (shoal-test/hello, busybox httpd); the api runs as its
+own process and learns the replica from a ReplicaReady event, as in production. wrk, the
+api and the replica share this machine's 2 cores, so the proxied figures include the api
+competing with the load generator for CPU."""
 
 from __future__ import annotations
 

@@ -319,7 +319,7 @@ class NodeAgent:
         replica = self.replicas.get(exit_.replica_id)
         if replica is None or replica.state not in (ReplicaState.STARTING, ReplicaState.READY):
             return
-        by: Cause = "platform" if exit_.removed else "function"
+        by: Cause = "platform" if exit_.removed or exit_.killed else "function"
         await self._fail(replica, exit_reason(exit_), None, exit_, by=by)
 
     async def reconcile(self) -> None:

@@ -70,6 +70,8 @@ class DockerRuntime:
         self.node_id = node_id
         self.sandbox = sandbox or Sandbox()
         self._network_ready = False
+        self._killed: set[str] = set()
+        """Replicas the engine was told to signal: their death is not their own doing."""
         self.address = address
         self.network = network
         self.call_timeout_s = call_timeout_s
@@ -290,7 +292,7 @@ class DockerRuntime:
                 filters={
                     "type": "container",
                     "label": f"{LABEL_NODE}={self.node_id}",
-                    "event": ["die", "destroy"],
+                    "event": ["kill", "die", "destroy"],
                 },
             )
             for event in self._stream:
@@ -305,7 +307,13 @@ class DockerRuntime:
         replica_id = attributes.get(LABEL_REPLICA)
         if replica_id is None:
             return None
-        if event.get("Action") == "destroy":
+        action = event.get("Action")
+        if action == "kill":  # the engine was told to signal it (docker kill/stop, shutdown)
+            self._killed.add(replica_id)
+            return None
+        killed = replica_id in self._killed
+        self._killed.discard(replica_id)
+        if action == "destroy":
             return Exit(
                 replica_id=replica_id, exit_code=None, oom_killed=False, last_logs=[], removed=True
             )
@@ -324,6 +332,7 @@ class DockerRuntime:
             oom_killed=oom_killed,
             last_logs=lines,
             removed=False,
+            killed=killed,
         )
 
     async def usage(self, replica_id: str, *, cpu_limit: float) -> Usage | None:

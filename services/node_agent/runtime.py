@@ -37,6 +37,9 @@ class Exit:
     oom_killed: bool
     last_logs: list[str]
     removed: bool
+    killed: bool = False
+    """The engine signalled it (docker kill or stop from outside Shoal, or the engine's own
+    shutdown): the platform's doing, not the function's."""
 
 
 class Resync:

@@ -105,6 +105,7 @@ async def test_a_killed_replica_is_replaced_with_no_failed_request(
         container.kill()
         (failed,) = await log.wait_for(ReplicaFailed, lambda r: r.replica_id == victim)
         assert failed.exit_code == 137
+        assert failed.cause == "platform", "killed through the engine, not by its own doing"
         await log.wait_for(
             ReplicaReady, lambda r: r.function == "hello" and r.replica_id != victim, count=2
         )

@@ -20,13 +20,15 @@ SPEC = {"name": "boxed", "image": "shoal-test/hello:1", "cpu": 0.1, "memory_mb":
 
 
 def listeners() -> dict[int, set[str]]:
-    """Listening TCP addresses by process id, as `ss` sees them on the host."""
+    """Listening TCP addresses by process id, as `ss` sees them on the host (an IPv4
+    address Java binds as IPv6-mapped is given as IPv4)."""
     out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
     found: dict[int, set[str]] = {}
     for line in out.splitlines():
         local = line.split()[3]
         for pid in re.findall(r"pid=(\d+)", line):
-            found.setdefault(int(pid), set()).add(local.rsplit(":", 1)[0])
+            address = local.rsplit(":", 1)[0].removeprefix("[::ffff:").removesuffix("]")
+            found.setdefault(int(pid), set()).add(address)
     return found
 
 

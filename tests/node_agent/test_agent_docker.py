@@ -32,6 +32,7 @@ from services.common.labels import (
     LABEL_REVISION,
 )
 from services.node_agent.docker_runtime import container_name
+from services.node_agent.sandbox import REPLICA_NETWORK
 from tests.node_agent.conftest import remove_node_containers, start_command
 from tests.support.event_log import EventLog
 from tests.support.service_process import AgentProcess
@@ -79,15 +80,16 @@ async def test_a_replica_starts_answers_http_drains_and_stops(
     assert host["Memory"] == 48 * 2**20
     assert host["MemorySwap"] == 48 * 2**20
     assert host["RestartPolicy"]["Name"] == "no"
-    assert host["NetworkMode"] == "host"
+    assert host["NetworkMode"] == REPLICA_NETWORK
     labels = attrs["Config"]["Labels"]
     port = ready.endpoint.rsplit(":", 1)[1]
+    assert host["PortBindings"]["8080/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": port}]
     assert labels[LABEL_FUNCTION] == "hello"
     assert labels[LABEL_REVISION] == "1"
     assert labels[LABEL_REPLICA] == "hello-1-a"
     assert labels[LABEL_NODE] == agent.node_id
     assert labels[LABEL_PORT] == port
-    assert f"PORT={port}" in attrs["Config"]["Env"]
+    assert "PORT=8080" in attrs["Config"]["Env"]
     assert "GREETING=hi" in attrs["Config"]["Env"]
 
     await commands.publish(
