@@ -14,6 +14,7 @@ from aiohttp import web
 from prometheus_client import Counter, Gauge, Histogram
 
 from events.types import ColdStartDemand
+from services.api.body import BodyBudget, NoReplica, error, read_body
 from services.api.call import Call
 from services.api.forwarding import BadRequest, response_headers
 from services.api.request_stats import RequestWindow
@@ -62,22 +63,6 @@ COLD_START_SECONDS = Histogram(
 )
 
 
-class NoReplica(Exception):
-    """No replica could take the request; `response` is what the caller gets."""
-
-    def __init__(self, response: web.Response) -> None:
-        super().__init__(response.text)
-        self.response = response
-
-
-def error(status: int, message: str, **details: object) -> web.Response:
-    return web.json_response({"error": message, **details}, status=status)
-
-
-def too_large(function: str, limit: int) -> web.Response:
-    return error(413, f"the request body is over {limit} bytes", function=function, limit=limit)
-
-
 @dataclass
 class Waiting:
     count: int = 0
@@ -94,6 +79,7 @@ class FunctionProxy:
     queue_limit: int
     demand_repeat_s: float
     check_token: Callable[[web.Request], bool]
+    bodies: BodyBudget
     clock: Callable[[], float] = time.monotonic
     windows: dict[str, RequestWindow] = field(default_factory=dict)
     waiting: dict[str, Waiting] = field(default_factory=dict)
@@ -137,11 +123,12 @@ class FunctionProxy:
         if latency is None:
             latency = self._latency[name] = LATENCY.labels(name)
         status = 500
+        call: Call | None = None
         try:
             call = Call.of(
                 request, name, function.spec, deadline=started + function.spec.request_timeout_s
             )
-            call.body = await self._body(request, call)
+            call.body = await read_body(request, call, self.bodies, self.clock)
             response = await self._serve(request, call)
             status = response.status
             return response
@@ -155,6 +142,7 @@ class FunctionProxy:
             status = CLIENT_CLOSED
             raise
         finally:
+            self.bodies.give(len(call.body or b"") if call is not None else 0)
             finished = self.clock()
             window.end(finished, latency_ms=(finished - started) * 1000, error=status >= 500)
             self._count(name, status)
@@ -167,27 +155,6 @@ class FunctionProxy:
             label = str(code) if code else "other"
             counter = self._requests[(name, code)] = REQUESTS.labels(name, label)
         counter.inc()
-
-    async def _body(self, request: web.Request, call: Call) -> bytes | None:
-        """The whole request body, read before a replica is taken (a slow client holds no
-        slot), within the function's body limit and the call's timeout."""
-        if not request.body_exists:
-            return None
-        limit = call.spec.max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            raise NoReplica(too_large(call.name, limit))
-        body = bytearray()
-        try:
-            async with asyncio.timeout(max(0.0, call.deadline - self.clock())):
-                async for piece in request.content.iter_any():
-                    body += piece
-                    if len(body) > limit:
-                        raise NoReplica(too_large(call.name, limit))
-        except TimeoutError:
-            raise NoReplica(
-                error(408, "the request body did not arrive within the timeout", function=call.name)
-            ) from None
-        return bytes(body)
 
     async def _serve(self, request: web.Request, call: Call) -> web.StreamResponse:
         """Forward to a replica with room; one that refuses the connection is ejected and

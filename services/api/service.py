@@ -14,6 +14,7 @@ from aiohttp.typedefs import Handler, Middleware
 from events.envelope import Envelope
 from events.topics import FUNCTIONS, HEARTBEATS, NODE_COMMANDS, NODES, REPLICAS, SCALE
 from events.types import RequestStats
+from services.api.body import BodyBudget
 from services.api.control import ControlPlane
 from services.api.dashboard import Dashboard
 from services.api.proxy import FunctionProxy
@@ -63,6 +64,7 @@ class Api:
             queue_limit=settings.queue_limit,
             demand_repeat_s=settings.demand_repeat_s,
             check_token=control.has_token,
+            bodies=BodyBudget(settings.body_budget_bytes),
             clock=self.clock.now,
         )
         self.dashboard = Dashboard(

@@ -18,6 +18,7 @@ class Settings:
     demand_repeat_s: float
     connect_timeout_s: float
     max_functions: int
+    body_budget_bytes: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -33,4 +34,7 @@ class Settings:
             demand_repeat_s=env_float(environ, "SHOAL_API_DEMAND_REPEAT_S", 1.0),
             connect_timeout_s=env_float(environ, "SHOAL_API_CONNECT_TIMEOUT_S", 2.0, minimum=0.001),
             max_functions=env_int(environ, "SHOAL_API_MAX_FUNCTIONS", 500),
+            body_budget_bytes=env_int(
+                environ, "SHOAL_API_BODY_BUDGET_BYTES", 256 << 20, minimum=64 << 20
+            ),
         )

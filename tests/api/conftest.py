@@ -26,6 +26,10 @@ TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
+BODY_BUDGET = 64 << 20
+"""Request body bytes the test api may hold at once (the least it can be set to)."""
+
+
 @pytest.fixture
 async def api(bus: BusSettings, tmp_path: Path) -> AsyncIterator[ServiceProcess]:
     process = ServiceProcess(
@@ -38,6 +42,7 @@ async def api(bus: BusSettings, tmp_path: Path) -> AsyncIterator[ServiceProcess]
         SHOAL_API_QUEUE_LIMIT="3",
         SHOAL_API_STATS_INTERVAL_S="0.5",
         SHOAL_API_MAX_BODY_BYTES="65536",
+        SHOAL_API_BODY_BUDGET_BYTES=str(BODY_BUDGET),
     )
     await process.start()
     yield process
@@ -134,7 +139,7 @@ async def replica() -> AsyncIterator[ReplicaFactory]:
 
     async def start(name: str) -> Replica:
         server = Replica(name=name, port=free_port())
-        app = web.Application()
+        app = web.Application(client_max_size=BODY_BUDGET)
         app.router.add_route("*", "/{tail:.*}", server.handle)
         server.runner = web.AppRunner(app)
         await server.runner.setup()

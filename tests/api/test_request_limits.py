@@ -252,3 +252,25 @@ async def test_a_head_call_returns_the_replicas_content_length(
         async with http.head(f"{api.url}/fn/heads/big?bytes={size}") as reply:
             assert reply.status == 200
             assert reply.headers["Content-Length"] == str(size)
+
+
+async def test_bodies_past_the_apis_budget_get_503_until_bytes_are_given_back(
+    api: ServiceProcess,
+    http: aiohttp.ClientSession,
+    agent_events: EventProducer,
+    replica: ReplicaFactory,
+) -> None:
+    big = 40 << 20
+    await routed(http, api, agent_events, replica, "heavy", max_body_bytes=big)
+    head = f"POST /fn/heavy/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {big}\r\n"
+    _, holder = await asyncio.open_connection("127.0.0.1", api.http_port)
+    holder.write(head.encode() + b"\r\n")  # declares 40 MiB, sends none: they are held
+    await holder.drain()
+    await asyncio.sleep(0.3)
+    refused = await raw_call(api.http_port, head.encode() + b"Connection: close\r\n\r\n")
+    assert status_of(refused) == 503 and b"Retry-After: 1" in refused
+    assert "request bodies" in str(body_of(refused)["error"])
+    holder.close()
+    await asyncio.sleep(0.3)
+    whole = head.encode() + b"Connection: close\r\n\r\n" + b"x" * big
+    assert status_of(await raw_call(api.http_port, whole, timeout_s=30)) == 200
