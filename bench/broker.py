@@ -1,4 +1,5 @@
-"""A Kafka broker for a benchmark: SHOAL_KAFKA_BOOTSTRAP if set, else a temporary local one."""
+"""A Kafka broker for a benchmark: SHOAL_KAFKA_* if SHOAL_KAFKA_BOOTSTRAP is set, else a
+temporary local one (authenticated, as every Shoal broker)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from events.settings import BusSettings
+from services.local.credentials import ADMIN
 from services.local.kafka_broker import BrokerLayout, LocalKafkaBroker
 from tests.support.ports import free_port
 
 
 @contextmanager
-def kafka_bootstrap() -> Iterator[str]:
-    given = os.environ.get("SHOAL_KAFKA_BOOTSTRAP")
-    if given:
-        yield given
+def kafka_bus() -> Iterator[BusSettings]:
+    """The bus of a benchmark: from SHOAL_KAFKA_* when SHOAL_KAFKA_BOOTSTRAP is set, else a
+    temporary local broker, signed in as its admin; name a namespace with `.named()`."""
+    if os.environ.get("SHOAL_KAFKA_BOOTSTRAP"):
+        yield BusSettings.from_env(os.environ)
         return
     with tempfile.TemporaryDirectory(prefix="shoal-bench-kafka-") as data:
         layout = BrokerLayout(
@@ -25,6 +29,8 @@ def kafka_bootstrap() -> Iterator[str]:
         broker = LocalKafkaBroker(layout)
         broker.start()
         try:
-            yield layout.bootstrap
+            yield BusSettings(bootstrap_servers=layout.bootstrap).signed_in(
+                broker.credentials(ADMIN)
+            )
         finally:
             broker.stop()

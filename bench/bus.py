@@ -18,7 +18,7 @@ import uuid
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.broker import kafka_bootstrap
+from bench.broker import kafka_bus
 from events.bus import EventProducer, ensure_topics
 from events.consumer import LiveConsumer, from_beginning
 from events.envelope import Envelope
@@ -38,8 +38,8 @@ def sample(n: int) -> ReplicaReady:
     )
 
 
-async def envelope_run(bootstrap: str, count: int) -> float:
-    settings = BusSettings(bootstrap_servers=bootstrap, namespace=f"b{uuid.uuid4().hex[:8]}")
+async def envelope_run(base: BusSettings, count: int) -> float:
+    settings = base.named(f"b{uuid.uuid4().hex[:8]}")
     await ensure_topics(settings, [REPLICAS])
     producer = EventProducer(settings, source="/shoal/bench/1")
     await producer.start()
@@ -80,13 +80,13 @@ async def _drain(consumer: LiveConsumer, done: asyncio.Event) -> None:
         await consumer.poll_once(timeout_ms=100)
 
 
-async def raw_run(bootstrap: str, count: int) -> float:
-    settings = BusSettings(bootstrap_servers=bootstrap, namespace=f"b{uuid.uuid4().hex[:8]}")
+async def raw_run(base: BusSettings, count: int) -> float:
+    settings = base.named(f"b{uuid.uuid4().hex[:8]}")
     await ensure_topics(settings, [REPLICAS])
     topic = REPLICAS.name(settings.namespace)
     producer = AIOKafkaProducer(**settings.producer_kwargs())
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        topic, **settings.client_kwargs(), auto_offset_reset="earliest", enable_auto_commit=False
     )
     await producer.start()
     await consumer.start()
@@ -114,12 +114,12 @@ async def raw_run(bootstrap: str, count: int) -> float:
 
 
 async def measure(count: int, rounds: int) -> dict[str, float]:
-    with kafka_bootstrap() as bootstrap:
-        await raw_run(bootstrap, min(count, 2000))
+    with kafka_bus() as base:
+        await raw_run(base, min(count, 2000))
         raw, env = [], []
         for _ in range(rounds):
-            raw.append(await raw_run(bootstrap, count))
-            env.append(await envelope_run(bootstrap, count))
+            raw.append(await raw_run(base, count))
+            env.append(await envelope_run(base, count))
     raw_eps, envelope_eps = statistics.median(raw), statistics.median(env)
     # Rounds alternate raw and envelope; the median of per-round ratios cancels slow drift
     # of the machine (the broker's JIT warming, other load) that medians of each side keep.

@@ -24,9 +24,8 @@ from typing import Any
 import aiohttp
 import docker
 
-from bench.broker import kafka_bootstrap
+from bench.broker import kafka_bus
 from events.bus import ensure_topics
-from events.settings import BusSettings
 from services.local.images import ensure_test_images
 from tests.support.load import Load, steady_load
 from tests.support.platform import AUTH, Platform, running_platform
@@ -102,8 +101,8 @@ async def from_zero(api: str) -> float:
 async def run(seconds: float, seed: int) -> dict[str, Any]:
     client = docker.from_env()
     ensure_test_images(client)
-    with kafka_bootstrap() as bootstrap, tempfile.TemporaryDirectory() as logs:
-        bus = BusSettings(bootstrap_servers=bootstrap, namespace=f"c{uuid.uuid4().hex[:8]}")
+    with kafka_bus() as base, tempfile.TemporaryDirectory() as logs:
+        bus = base.named(f"c{uuid.uuid4().hex[:8]}")
         await ensure_topics(bus)
         async with running_platform(bus, Path(logs), client, agents=2) as platform:
             api = platform.api.url

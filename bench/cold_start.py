@@ -18,10 +18,9 @@ from pathlib import Path
 import aiohttp
 import docker
 
-from bench.broker import kafka_bootstrap
+from bench.broker import kafka_bus
 from bench.node_start import floor_once, percentile
 from events.bus import ensure_topics
-from events.settings import BusSettings
 from services.local.images import ensure_test_images
 from tests.support.platform import AUTH, running_platform
 
@@ -43,8 +42,8 @@ async def measure(trials: int, network: str) -> dict[str, float]:
     ensure_test_images(client)
     floors: list[float] = []
     colds: list[float] = []
-    with kafka_bootstrap() as bootstrap, tempfile.TemporaryDirectory() as logs:
-        bus = BusSettings(bootstrap_servers=bootstrap, namespace=f"b{uuid.uuid4().hex[:8]}")
+    with kafka_bus() as base, tempfile.TemporaryDirectory() as logs:
+        bus = base.named(f"b{uuid.uuid4().hex[:8]}")
         await ensure_topics(bus)
         async with (
             running_platform(

@@ -20,9 +20,8 @@ from typing import Any
 import aiohttp
 import docker
 
-from bench.broker import kafka_bootstrap
+from bench.broker import kafka_bus
 from events.bus import EventProducer, ensure_topics
-from events.settings import BusSettings
 from events.topics import REPLICAS
 from events.types import (
     DrainReplica,
@@ -164,8 +163,8 @@ async def many(
 async def measure(samples: int, replicas_for_memory: int | None) -> dict[str, float | int | None]:
     client = docker.from_env()
     ensure_test_images(client)
-    with kafka_bootstrap() as bootstrap, tempfile.TemporaryDirectory() as logs:
-        bus = BusSettings(bootstrap_servers=bootstrap, namespace=f"b{uuid.uuid4().hex[:8]}")
+    with kafka_bus() as base, tempfile.TemporaryDirectory() as logs:
+        bus = base.named(f"b{uuid.uuid4().hex[:8]}")
         await ensure_topics(bus)
         agent = AgentProcess(
             bus,

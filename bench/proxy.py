@@ -23,10 +23,9 @@ from typing import Any
 import aiohttp
 import docker
 
-from bench.broker import kafka_bootstrap
+from bench.broker import kafka_bus
 from bench.node_start import ensure_replica_network
 from events.bus import EventProducer, ensure_topics
-from events.settings import BusSettings
 from events.types import ReplicaReady
 from services.local.images import ensure_test_images
 from services.node_agent.sandbox import REPLICA_NETWORK
@@ -105,8 +104,8 @@ async def measure(
     )
     rows = []
     try:
-        with kafka_bootstrap() as bootstrap, tempfile.TemporaryDirectory() as logs:
-            bus = BusSettings(bootstrap_servers=bootstrap, namespace=f"b{uuid.uuid4().hex[:8]}")
+        with kafka_bus() as base, tempfile.TemporaryDirectory() as logs:
+            bus = base.named(f"b{uuid.uuid4().hex[:8]}")
             await ensure_topics(bus)
             api_port = free_port()
             apis = [

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 import docker
 
-from bench.broker import kafka_bootstrap
+from bench.broker import kafka_bus
 from bench.node_start import percentile
 from events.bus import ensure_topics
 from events.settings import BusSettings
@@ -148,8 +148,8 @@ async def crash_trials(
 async def measure(trials: int) -> dict[str, object]:
     client = docker.from_env()
     ensure_test_images(client)
-    with kafka_bootstrap() as bootstrap, tempfile.TemporaryDirectory() as logs:
-        bus = BusSettings(bootstrap_servers=bootstrap, namespace=f"b{uuid.uuid4().hex[:8]}")
+    with kafka_bus() as base, tempfile.TemporaryDirectory() as logs:
+        bus = base.named(f"b{uuid.uuid4().hex[:8]}")
         await ensure_topics(bus)
         async with (
             running_platform(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from bench.broker import kafka_bootstrap
+from bench.broker import kafka_bus
 from events.bus import EventProducer, ensure_topics
 from events.envelope import Envelope, new_envelope
 from events.history import HISTORY_TOPICS, HistoryReader
@@ -174,18 +175,32 @@ def main() -> None:
     parser.add_argument("--rebuild", nargs=2, metavar=("BOOTSTRAP", "NAMESPACE"), help="internal")
     args = parser.parse_args()
     if args.rebuild:
-        bus = BusSettings(bootstrap_servers=args.rebuild[0], namespace=args.rebuild[1])
+        bus = BusSettings.from_env(
+            {
+                **os.environ,
+                "SHOAL_KAFKA_BOOTSTRAP": args.rebuild[0],
+                "SHOAL_KAFKA_NAMESPACE": args.rebuild[1],
+            }
+        )
         print(json.dumps(asyncio.run(rebuild(bus))))
         return
     total = 200_000 if args.quick else 1_000_000
-    with kafka_bootstrap() as bootstrap:
-        bus = BusSettings(bootstrap_servers=bootstrap, namespace=f"b{uuid.uuid4().hex[:8]}")
+    with kafka_bus() as base:
+        bus = base.named(f"b{uuid.uuid4().hex[:8]}")
         asyncio.run(ensure_topics(bus))
         started = time.perf_counter()
         written = asyncio.run(write(bus, total))
         write_s = time.perf_counter() - started
         child = subprocess.run(
-            [sys.executable, "-m", "bench.replay", "--rebuild", bootstrap, bus.namespace],
+            [
+                sys.executable,
+                "-m",
+                "bench.replay",
+                "--rebuild",
+                bus.bootstrap_servers,
+                bus.namespace,
+            ],
+            env={**os.environ, **bus.env()},
             capture_output=True,
             text=True,
             check=True,

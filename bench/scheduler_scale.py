@@ -14,12 +14,11 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from bench.broker import kafka_bootstrap
+from bench.broker import kafka_bus
 from bench.node_start import rss_mb
 from events.bus import EventProducer, ensure_topics
 from events.consumer import LiveConsumer, from_beginning
 from events.envelope import Envelope
-from events.settings import BusSettings
 from events.topics import NODE_COMMANDS, NODES, REPLICAS
 from events.types import FunctionDeployed, FunctionSpec, ScaleDecision
 from services.scheduler.placement import NodeRoom, Placer
@@ -79,8 +78,8 @@ def pure_placement(nodes: int, replicas: int, functions: int) -> float:
 
 async def measure(nodes: int, replicas: int, functions: int) -> dict[str, object]:
     per_function = replicas // functions
-    with kafka_bootstrap() as bootstrap, tempfile.TemporaryDirectory() as logs:
-        bus = BusSettings(bootstrap_servers=bootstrap, namespace=f"b{uuid.uuid4().hex[:8]}")
+    with kafka_bus() as base, tempfile.TemporaryDirectory() as logs:
+        bus = base.named(f"b{uuid.uuid4().hex[:8]}")
         await ensure_topics(bus)
         producer = EventProducer(bus, source="/shoal/bench/autoscaler")
         await producer.start()

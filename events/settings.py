@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from aiokafka.helpers import create_ssl_context
+
+from events.credentials import CredentialsError, read_credentials
 
 
 class BadSetting(ValueError):
@@ -35,7 +38,7 @@ class BusSettings:
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
@@ -49,9 +52,48 @@ class BusSettings:
     """How long the producer waits to fill a batch; small, because demand is latency-bound."""
     connect_timeout_s: float = 60.0
     """How long start-up and publishing keep retrying while the broker is unreachable."""
+    credentials_file: str | None = None
+    """Where the username and password came from (SHOAL_KAFKA_CREDENTIALS_FILE); passed on
+    to the processes that connect as the same principal."""
+
+    def signed_in(self, path: Path | str) -> BusSettings:
+        """These settings, connecting with SASL/SCRAM-SHA-256 as the principal whose
+        credentials file `path` is (unless another protocol and mechanism are set)."""
+        try:
+            found = read_credentials(Path(path))
+        except CredentialsError as exc:
+            raise BadSetting(f"SHOAL_KAFKA_CREDENTIALS_FILE: {exc}") from None
+        protocol = self.security_protocol
+        return replace(
+            self,
+            security_protocol="SASL_PLAINTEXT" if protocol == "PLAINTEXT" else protocol,
+            sasl_mechanism=self.sasl_mechanism or "SCRAM-SHA-256",
+            sasl_username=found.username,
+            sasl_password=found.password,
+            credentials_file=str(path),
+        )
+
+    def named(self, namespace: str) -> BusSettings:
+        return replace(self, namespace=namespace)
+
+    def env(self) -> dict[str, str]:
+        """The variables that give another process the same bus (credentials by file)."""
+        found = {
+            "SHOAL_KAFKA_BOOTSTRAP": self.bootstrap_servers,
+            "SHOAL_KAFKA_NAMESPACE": self.namespace,
+        }
+        if self.credentials_file:
+            found["SHOAL_KAFKA_CREDENTIALS_FILE"] = self.credentials_file
+        return found
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> BusSettings:
+        found = cls._from_env(environ)
+        path = environ.get("SHOAL_KAFKA_CREDENTIALS_FILE")
+        return found.signed_in(path) if path else found
+
+    @classmethod
+    def _from_env(cls, environ: Mapping[str, str]) -> BusSettings:
         def opt(name: str) -> str | None:
             return environ.get(name) or None
 

@@ -12,6 +12,7 @@ import pytest
 
 from events.bus import ensure_topics
 from events.settings import BusSettings
+from services.local.credentials import ADMIN
 from services.local.kafka_broker import BrokerError, BrokerLayout, LocalKafkaBroker
 from tests.support.ports import free_port
 
@@ -58,7 +59,7 @@ def namespace() -> str:
 async def bus_on(broker: LocalKafkaBroker, namespace: str) -> BusSettings:
     settings = BusSettings(
         bootstrap_servers=broker.layout.bootstrap, namespace=namespace, connect_timeout_s=45.0
-    )
+    ).signed_in(broker.credentials(ADMIN))
     await ensure_topics(settings)
     return settings
 

@@ -23,6 +23,7 @@ from events.topics import CONTAINER_STATS, REQUEST_STATS
 from events.types import ContainerStats, RequestStats
 from services.cli.api_client import ApiClient, CliError
 from services.cli.output import FORMATS, emit, output_option, waiting
+from services.local.credentials import ADMIN, local_credentials
 
 AGO = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
 UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -57,7 +58,13 @@ TIME = TimeParam()
 
 
 def bus() -> BusSettings:
-    return BusSettings.from_env(os.environ)
+    """The bus from SHOAL_KAFKA_* variables; with no credentials named, those of the local
+    broker's admin (made by `shoal up`) when they exist."""
+    environ = dict(os.environ)
+    local = local_credentials(ADMIN)
+    if "SHOAL_KAFKA_CREDENTIALS_FILE" not in environ and local.exists():
+        environ["SHOAL_KAFKA_CREDENTIALS_FILE"] = str(local)
+    return BusSettings.from_env(environ)
 
 
 def read(topics: Any, since: datetime | None = None) -> list[Envelope]:

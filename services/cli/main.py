@@ -22,6 +22,7 @@ from events.settings import BusSettings
 from services.cli import functions, history, nodes
 from services.common.labels import LABEL_NODE
 from services.common.settings import env_int
+from services.local.credentials import ADMIN
 from services.local.images import ensure_test_images as ensure_images
 from services.local.kafka_broker import BrokerError, BrokerLayout, LocalKafkaBroker
 from services.local.paths import state_dir
@@ -77,7 +78,13 @@ def up() -> None:
         broker.start()
     except BrokerError as exc:
         fail(str(exc))
-    bus = BusSettings.from_env({**os.environ, "SHOAL_KAFKA_BOOTSTRAP": broker.layout.bootstrap})
+    bus = BusSettings.from_env(
+        {
+            **os.environ,
+            "SHOAL_KAFKA_BOOTSTRAP": broker.layout.bootstrap,
+            "SHOAL_KAFKA_CREDENTIALS_FILE": str(broker.credentials(ADMIN)),
+        }
+    )
     try:
         asyncio.run(ensure_topics(bus))
     except BusUnavailable as exc:
@@ -89,7 +96,8 @@ def up() -> None:
         "SHOAL_API_TOKEN": os.environ.get("SHOAL_API_TOKEN") or api_token(),
     }
     for service in built_services():
-        pid = service.start(env)
+        role = "node" if service.name == "node_agent" else service.name
+        pid = service.start(env | {"SHOAL_KAFKA_CREDENTIALS_FILE": str(broker.credentials(role))})
         click.echo(f"{service.name:<10} running  pid {pid} (log {service.log_file})")
     if any(s.name == "api" for s in built_services()):
         deploy_demo(env["SHOAL_API_TOKEN"])

@@ -10,11 +10,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from events.credentials import Credentials
+from services.local.credentials import (
+    ADMIN,
+    CONTROLLER,
+    SCRAM_PRINCIPALS,
+    credentials_file,
+    ensure_credentials,
+)
 from services.local.paths import REPO_ROOT, kafka_jars_dir
 from services.local.pids import live_pid, terminate
 
 LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
 STORAGE_TOOL = "kafka.tools.StorageTool"
+SCRAM_MARK = ".shoal-scram"
+"""In the log dir once it was formatted with the principals' SCRAM users."""
 
 
 class BrokerError(RuntimeError):
@@ -34,6 +44,10 @@ class BrokerLayout:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def credentials_dir(self) -> Path:
+        return self.data_dir / "credentials"
+
+    @property
     def properties_file(self) -> Path:
         return self.data_dir / "server.properties"
 
@@ -46,18 +60,32 @@ class BrokerLayout:
         return self.data_dir / "broker.pid"
 
 
-def server_properties(layout: BrokerLayout) -> str:
+def server_properties(layout: BrokerLayout, principals: dict[str, Credentials]) -> str:
+    """SASL on both listeners: SCRAM-SHA-256 for clients (and the broker itself), PLAIN
+    for the controller; plaintext is not offered."""
+    admin, controller = principals[ADMIN], principals[CONTROLLER]
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+    plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
     return "\n".join(
         [
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.bootstrap.servers=127.0.0.1:{layout.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{layout.port},"
+            f"listeners=CLIENT://127.0.0.1:{layout.port},"
             f"CONTROLLER://127.0.0.1:{layout.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{layout.port}",
+            f"advertised.listeners=CLIENT://127.0.0.1:{layout.port}",
             "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name=CLIENT",
+            "listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-256",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-256",
+            f"listener.name.client.scram-sha-256.sasl.jaas.config={scram} required "
+            f'username="{admin.username}" password="{admin.password}";',
+            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+            "sasl.mechanism.controller.protocol=PLAIN",
+            f"listener.name.controller.plain.sasl.jaas.config={plain} required "
+            f'username="{controller.username}" password="{controller.password}" '
+            f'user_{controller.username}="{controller.password}";',
             f"log.dirs={layout.data_dir / 'logs'}",
             "num.partitions=1",
             "offsets.topic.replication.factor=1",
@@ -97,14 +125,34 @@ class LocalKafkaBroker:
         ]
 
     def ensure_formatted(self) -> None:
+        """Write the config (0600: it holds the broker's own secrets) and format the
+        storage once, with a SCRAM user for every principal."""
         layout = self.layout
         layout.data_dir.mkdir(parents=True, exist_ok=True)
-        layout.properties_file.write_text(server_properties(layout))
-        if (layout.data_dir / "logs" / "meta.properties").exists():
+        principals = ensure_credentials(layout.credentials_dir)
+        layout.properties_file.unlink(missing_ok=True)
+        fd = os.open(layout.properties_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(server_properties(layout, principals))
+        logs = layout.data_dir / "logs"
+        if (logs / "meta.properties").exists():
+            if not (logs / SCRAM_MARK).exists():
+                raise BrokerError(
+                    f"the Kafka data in {logs} was made without authentication; remove "
+                    f"{layout.data_dir} (its events are lost) and start again"
+                )
             return
         cluster_id = subprocess.run(
             self._java(STORAGE_TOOL, "random-uuid"), check=True, capture_output=True, text=True
         ).stdout.strip()
+        users = [
+            arg
+            for name in SCRAM_PRINCIPALS
+            for arg in (
+                "--add-scram",
+                f"SCRAM-SHA-256=[name={name},password={principals[name].password}]",
+            )
+        ]
         result = subprocess.run(
             self._java(
                 STORAGE_TOOL,
@@ -114,12 +162,18 @@ class LocalKafkaBroker:
                 "-c",
                 str(layout.properties_file),
                 "--standalone",
+                *users,
             ),
             capture_output=True,
             text=True,
         )
         if result.returncode != 0:
             raise BrokerError(f"formatting Kafka storage failed: {result.stderr.strip()[-500:]}")
+        (logs / SCRAM_MARK).touch()
+
+    def credentials(self, principal: str) -> Path:
+        """The file of a principal's credentials (made at the first start)."""
+        return credentials_file(self.layout.credentials_dir, principal)
 
     def pid(self) -> int | None:
         return live_pid(self.layout.pid_file)

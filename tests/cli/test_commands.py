@@ -47,8 +47,7 @@ def shoal(platform: Platform, bus: BusSettings, tmp_path: Path) -> Shoal:
         **os.environ,
         "SHOAL_API_URL": platform.api.url,
         "SHOAL_API_TOKEN": TOKEN,
-        "SHOAL_KAFKA_BOOTSTRAP": bus.bootstrap_servers,
-        "SHOAL_KAFKA_NAMESPACE": bus.namespace,
+        **bus.env(),
         "SHOAL_STATE": str(tmp_path / "state"),
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -12,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from events.settings import BusSettings
 from events.topics import ALL_TOPICS
 from services.local.paths import kafka_jars_dir
+from tests.support.kcat import kcat_list, partition_counts
 from tests.support.ports import free_port
 
 SHOAL = str(Path(sys.executable).parent / "shoal")
@@ -47,11 +50,19 @@ def test_up_starts_a_broker_with_every_topic_and_down_stops_it(tmp_path: Path) -
         again = shoal("up", env=env)
         assert again.returncode == 0, again.stderr
         assert shoal("status", env=env).returncode == 0
-        listing = subprocess.run(
-            ["kcat", "-b", f"127.0.0.1:{port}", "-L"], capture_output=True, text=True, check=True
-        ).stdout
+        credentials = tmp_path / "kafka" / "data" / "credentials"
+        admin = BusSettings(bootstrap_servers=f"127.0.0.1:{port}").signed_in(
+            credentials / "admin.credentials"
+        )
+        found = asyncio.run(partition_counts(admin))
         for topic in ALL_TOPICS:
-            assert f'topic "shoal.{topic.suffix}" with {topic.partitions} partitions' in listing
+            assert found[f"shoal.{topic.suffix}"] == topic.partitions
+        assert sorted(p.name for p in credentials.iterdir()) == [
+            f"{name}.credentials"
+            for name in ("admin", "api", "autoscaler", "controller", "healer", "node", "scheduler")
+        ]
+        assert all(p.stat().st_mode & 0o077 == 0 for p in credentials.iterdir())
+        assert kcat_list(f"127.0.0.1:{port}", None, tmp_path).returncode != 0
         api = f"http://127.0.0.1:{env['SHOAL_API_HTTP_PORT']}"
         with urllib.request.urlopen(f"{api}/fn/hello/", timeout=30) as reply:
             assert reply.read() == b"hello from shoal\n"

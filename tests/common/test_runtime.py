@@ -25,8 +25,7 @@ from tests.support.ports import free_port
 def start_sample(bus: BusSettings, port: int) -> subprocess.Popen[str]:
     env = {
         **os.environ,
-        "SHOAL_KAFKA_BOOTSTRAP": bus.bootstrap_servers,
-        "SHOAL_KAFKA_NAMESPACE": bus.namespace,
+        **bus.env(),
         "SHOAL_SAMPLE_HTTP_PORT": str(port),
     }
     return subprocess.Popen(

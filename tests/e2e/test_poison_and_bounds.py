@@ -105,7 +105,7 @@ def poison(node: str) -> list[tuple[str, bytes, list[tuple[str, bytes]]]]:
 
 async def write_poison(bus: BusSettings, node: str) -> dict[tuple[str, int, int], str]:
     """Every bad message into every topic a service reads; returns where each landed."""
-    raw = AIOKafkaProducer(bootstrap_servers=bus.bootstrap_servers, max_request_size=2 << 20)
+    raw = AIOKafkaProducer(**bus.client_kwargs(), max_request_size=2 << 20)
     await raw.start()
     landed: dict[tuple[str, int, int], str] = {}
     try:

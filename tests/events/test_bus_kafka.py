@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import uuid
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,14 +22,18 @@ from cloudevents.core.bindings.kafka import KafkaMessage, from_kafka_event
 
 from events.bus import EventProducer, ensure_topics
 from events.consumer import MAX_FUTURE_S, LiveConsumer, from_beginning
+from events.credentials import Credentials, write_credentials
 from events.envelope import Envelope, encode, new_envelope
+from events.errors import BusUnavailable
 from events.projections.world import World
 from events.settings import BusSettings
 from events.topics import ALL_TOPICS, DEAD_LETTER, REPLICAS, TOPIC_OF_PAYLOAD, partition_for
 from events.types import ReplicaReady
+from services.local.credentials import ADMIN
 from services.local.kafka_broker import LocalKafkaBroker
 from tests.events.samples import sample_payloads
 from tests.support.kafka_io import collect, raw_records
+from tests.support.kcat import kcat_list, partition_counts
 
 pytestmark = pytest.mark.kafka
 
@@ -100,25 +106,18 @@ async def test_events_of_one_key_arrive_in_the_order_they_were_published(
 
 
 async def test_topics_are_created_with_their_partitions_and_retention(
-    kafka_broker: LocalKafkaBroker, bus: BusSettings
+    bus: BusSettings,
 ) -> None:
-    kcat = await asyncio.to_thread(
-        subprocess.run,
-        ["kcat", "-b", kafka_broker.layout.bootstrap, "-L"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    listing = kcat.stdout
+    found = await partition_counts(bus)
     for topic in ALL_TOPICS:
-        assert f'topic "{topic.name(bus.namespace)}" with {topic.partitions} partitions' in listing
+        assert found[topic.name(bus.namespace)] == topic.partitions
     configs = await described_configs(bus, [t.name(bus.namespace) for t in ALL_TOPICS])
     assert {c["message.timestamp.type"] for c in configs.values()} == {"LogAppendTime"}
 
 
 async def described_configs(bus: BusSettings, names: list[str]) -> dict[str, dict[str, str]]:
     """The topics' configs, once the broker knows every topic (a new one may take a moment)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bus.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**bus.client_kwargs())
     await admin.start()
     try:
         for _ in range(50):
@@ -138,9 +137,9 @@ async def test_a_topic_an_older_shoal_made_is_given_broker_times(
 ) -> None:
     bus = BusSettings(
         bootstrap_servers=kafka_broker.layout.bootstrap, namespace="old" + uuid.uuid4().hex[:6]
-    )
+    ).signed_in(kafka_broker.credentials(ADMIN))
     name = REPLICAS.name(bus.namespace)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bus.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**bus.client_kwargs())
     await admin.start()
     try:
         await admin.create_topics(
@@ -186,7 +185,7 @@ async def test_bad_messages_go_to_the_dead_letter_topic_and_the_next_good_one_is
     key, value, headers = encode(good)
     newer_major = value.replace(b'"schemaversion":"1.1"', b'"schemaversion":"2.0"')
     missing_field = value.replace(b'"endpoint":', b'"endpoint_":')
-    raw = AIOKafkaProducer(bootstrap_servers=bus.bootstrap_servers)
+    raw = AIOKafkaProducer(**bus.client_kwargs())
     await raw.start()
     try:
         await raw.send_and_wait(topic, key=b"hello", value=b"\x00\x01 not an event", headers=[])
@@ -283,7 +282,8 @@ def run_consumer_process(
     ]
     for name, value in flags.items():
         args += [f"--{name.replace('_', '-')}", str(value)]
-    return subprocess.run(args, capture_output=True, text=True, timeout=90)
+    env = {**os.environ, **bus.env()}
+    return subprocess.run(args, capture_output=True, text=True, timeout=90, env=env)
 
 
 async def test_a_consumer_killed_mid_batch_loses_nothing_when_its_successor_resumes(
@@ -361,3 +361,18 @@ async def ride_out_a_restart(
     await asyncio.wait_for(consumer_task, 30)
     assert len(acknowledged) == 250
     assert acknowledged - received == set()
+
+
+async def test_a_client_without_credentials_or_with_wrong_ones_cannot_connect(
+    kafka_broker: LocalKafkaBroker, bus: BusSettings, tmp_path: Path
+) -> None:
+    anonymous = await asyncio.to_thread(kcat_list, kafka_broker.layout.bootstrap, None, tmp_path)
+    assert anonymous.returncode != 0 and "topic" not in anonymous.stdout
+    wrong = tmp_path / "wrong.credentials"
+    write_credentials(wrong, Credentials("admin", "not-the-password"))
+    impostor = replace(bus.signed_in(wrong), connect_timeout_s=5.0)
+    with pytest.raises(BusUnavailable):
+        await ensure_topics(impostor)
+    config = kafka_broker.layout.properties_file
+    assert config.stat().st_mode & 0o077 == 0, "the broker's config holds secrets"
+    assert "PLAINTEXT://" not in config.read_text().replace("SASL_PLAINTEXT", "")

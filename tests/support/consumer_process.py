@@ -17,7 +17,13 @@ from events.topics import REPLICAS
 
 
 async def consume(args: argparse.Namespace, out: TextIO) -> None:
-    settings = BusSettings(bootstrap_servers=args.bootstrap, namespace=args.namespace)
+    settings = BusSettings.from_env(
+        {
+            **os.environ,
+            "SHOAL_KAFKA_BOOTSTRAP": args.bootstrap,
+            "SHOAL_KAFKA_NAMESPACE": args.namespace,
+        }
+    )
     producer = EventProducer(settings, source="/shoal/test/consumer-process")
     await producer.start()
     stop = asyncio.Event()

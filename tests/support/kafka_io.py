@@ -28,7 +28,7 @@ async def raw_records(
     """The first `count` raw Kafka records of a topic."""
     consumer = AIOKafkaConsumer(
         topic.name(settings.namespace),
-        bootstrap_servers=settings.bootstrap_servers,
+        **settings.client_kwargs(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )

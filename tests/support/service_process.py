@@ -18,6 +18,19 @@ from events.settings import BusSettings
 from tests.support.ports import free_port
 
 
+def role_credentials(bus: BusSettings, module: str) -> dict[str, str]:
+    """The variable naming the credentials of the service's role, kept beside the ones
+    the bus settings came from (a broker's credentials folder)."""
+    if bus.credentials_file is None:
+        return {}
+    role = "node" if module == "node_agent" else module
+    return {
+        "SHOAL_KAFKA_CREDENTIALS_FILE": str(
+            Path(bus.credentials_file).parent / f"{role}.credentials"
+        )
+    }
+
+
 class ServiceProcess:
     """One service (`python -m services.<module>`) on a free HTTP port of 127.0.0.1."""
 
@@ -39,8 +52,8 @@ class ServiceProcess:
         self.http_port = http_port or free_port()
         self.env = {
             **os.environ,
-            "SHOAL_KAFKA_BOOTSTRAP": bus.bootstrap_servers,
-            "SHOAL_KAFKA_NAMESPACE": bus.namespace,
+            **bus.env(),
+            **role_credentials(bus, module),
             port_variable: str(self.http_port),
             **settings,
         }

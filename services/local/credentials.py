@@ -1,0 +1,40 @@
+"""The local broker's principals and their credentials, made once in a folder of the
+state directory that only its owner can enter (0700), one file per principal (0600)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from events.credentials import Credentials, read_credentials, write_credentials
+from services.local.paths import state_dir
+
+ADMIN = "admin"
+CONTROLLER = "controller"
+"""The broker's own principal on its controller listener (SASL/PLAIN)."""
+ROLES = ("api", "scheduler", "autoscaler", "healer", "node")
+"""One principal per service role; each service connects as its role."""
+SCRAM_PRINCIPALS = (ADMIN, *ROLES)
+
+
+def ensure_credentials(folder: Path) -> dict[str, Credentials]:
+    """Every principal's credentials, made where missing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    found = {}
+    for principal in (*SCRAM_PRINCIPALS, CONTROLLER):
+        path = credentials_file(folder, principal)
+        if not path.exists():
+            write_credentials(path, Credentials(principal, secrets.token_urlsafe(24)))
+        found[principal] = read_credentials(path)
+    return found
+
+
+def credentials_file(folder: Path, principal: str) -> Path:
+    return folder / f"{principal}.credentials"
+
+
+def local_credentials(principal: str) -> Path:
+    """A principal's credentials file of the local broker `shoal up` runs."""
+    return credentials_file(Path(state_dir()) / "kafka" / "data" / "credentials", principal)
