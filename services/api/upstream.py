@@ -207,19 +207,19 @@ class Upstream:
 
     def _give_back(self, address: tuple[str, int], conn: _Connection, reusable: bool) -> None:
         reply, conn.reply = conn.reply, None
-        idle = self._idle.get(address)
-        if idle is None:
-            idle = self._idle[address] = []
         fit = (
-            reply is not None
+            reusable
+            and reply is not None
             and reply.error is None
             and reply.complete
             and reply.keep_alive
             and reply.reusable
             and not conn.paused
+            and not conn.closed
             and address in self._known
         )
-        if reusable and fit and not conn.closed and len(idle) < self.idle_per_endpoint:
+        idle = self._idle.setdefault(address, []) if fit else []
+        if fit and len(idle) < self.idle_per_endpoint:
             idle.append(conn)
         else:
             conn.close()

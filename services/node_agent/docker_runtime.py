@@ -134,6 +134,7 @@ class DockerRuntime:
                 return await self._call(self._client.containers.create, **options)
             except APIError as exc:
                 if exc.status_code != 409:
+                    self._network_ready = False  # the next start looks at the network again
                     raise RuntimeStartError(
                         f"docker refused to create it: {exc.explanation}"
                     ) from exc
@@ -148,8 +149,17 @@ class DockerRuntime:
         if self._network_ready:
             return
         name = self.sandbox.network_name
-        found = await self._call(self._client.networks.list, names=[name])
-        if not any(network.name == name for network in found):
+        found = [
+            n for n in await self._call(self._client.networks.list, names=[name]) if n.name == name
+        ]
+        for network in found:
+            options = network.attrs.get("Options") or {}
+            if any(options.get(key) != value for key, value in NETWORK_OPTIONS.items()):
+                raise RuntimeStartError(
+                    f"the network {name} lets replicas reach one another; remove it "
+                    "(docker network rm) and the node-agent makes it again"
+                )
+        if not found:
             try:
                 await self._call(
                     self._client.networks.create,

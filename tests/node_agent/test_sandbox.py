@@ -91,8 +91,7 @@ async def test_a_fork_bomb_stops_at_the_pids_limit(
     )
     assert "can't fork" in out or "Resource temporarily unavailable" in out, out[-400:]
     assert len(container.top()["Processes"]) <= PIDS
-    assert inside(container, "kill -9 -1; true")[0] in (0, 137, -1)
-    assert docker_client.ping()
+    assert docker_client.ping(), "the engine answers while the replica is full"
 
 
 async def test_a_function_may_keep_a_writable_root_and_an_image_user_is_kept(
@@ -152,3 +151,23 @@ async def test_a_leftover_of_a_failed_start_is_made_again_boxed_in(
     container = docker_client.containers.get(container_name(replica))
     assert container.status == "running"
     assert container.attrs["HostConfig"]["CapDrop"] == ["ALL"]
+
+
+async def test_a_replica_network_that_lets_replicas_talk_is_refused(
+    docker_client: Any, images: dict[str, str]
+) -> None:
+    name = f"shoal-open-{uuid.uuid4().hex[:6]}"
+    network = docker_client.networks.create(name, driver="bridge")
+    runtime = DockerRuntime(
+        node_id=f"n-{uuid.uuid4().hex[:6]}",
+        address="127.0.0.1",
+        network="bridge",
+        sandbox=Sandbox(network_name=name),
+    )
+    try:
+        command = start_command(runtime.node_id, images["hello"], f"r-{uuid.uuid4().hex[:6]}")
+        with pytest.raises(RuntimeStartError, match="lets replicas reach one another"):
+            await runtime.start(command, port=free_port())
+    finally:
+        await runtime.close()
+        network.remove()
