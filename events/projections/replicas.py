@@ -145,8 +145,14 @@ class ReplicasProjection:
         known.leaving, known.leaving_heard_at = True, now
         return known.function
 
-    def report(self, event: ReplicaEvent, now: float) -> ReplicaView:
-        """Fold a node-agent's report about a replica."""
+    def report(self, event: ReplicaEvent, now: float) -> ReplicaView | None:
+        """Fold a node-agent's report about a replica; None (refused, nothing changes) when
+        the replica was commanded onto another node or for another function: a node
+        reports only on what it was told to run, never on another node's replicas."""
+        known = self.replicas.get(event.replica_id)
+        if known is not None and known.commanded:
+            if (known.node, known.function) != (event.node, event.function):
+                return None
         view = self._record(
             event.replica_id, event.function, event.revision, event.node, event.node_generation
         )

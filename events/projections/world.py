@@ -140,6 +140,8 @@ class World:
         before = self.replicas.get(event.replica_id)
         was_failed = before is not None and before.state is ReplicaState.FAILED
         view = self.replicas.report(event, now)
+        if view is None:
+            return
         if isinstance(event, ReplicaReady):
             self.failures.ready(event.function, event.revision)
         elif isinstance(event, ReplicaFailed) and not was_failed:

@@ -255,3 +255,17 @@ def test_drift_repairs_end_a_missing_replica_and_mark_an_unknown_one_leaving() -
     assert world.replicas.replicas["r1"].state is ReplicaState.MISSING
     assert "zz" in world.replicas.leave_unknown
     assert "zz" not in world.replicas.replicas
+
+
+def test_a_report_on_a_replica_commanded_onto_another_node_changes_nothing() -> None:
+    """A node cannot take over another node's replica: a ReplicaReady naming node n2 for
+    a replica placed on n1 (say, with an endpoint of its choosing) is refused."""
+    forged = ReplicaReady(
+        function="hello", revision=1, replica_id="r9", node="n2", endpoint="http://evil:1"
+    )
+    world = fold([at(1, start("r9", 0)), at(2, forged)])
+    view = world.replicas.replicas["r9"]
+    assert (view.state, view.endpoint, view.node) == (ReplicaState.COMMANDED, "", "n1")
+    honest = replica(ReplicaReady, "r9", endpoint="http://127.0.0.1:2")
+    world = fold([at(1, start("r9", 0)), at(2, forged), at(3, honest)])
+    assert world.replicas.replicas["r9"].endpoint == "http://127.0.0.1:2"
