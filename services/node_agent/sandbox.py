@@ -27,7 +27,6 @@ NOBODY = "65534:65534"
 REPLICA_NETWORK = "shoal-replicas"
 NETWORK_OPTIONS = {"com.docker.network.bridge.enable_icc": "false"}
 """Replicas on the Shoal network cannot reach one another (no inter-container traffic)."""
-ROOT_USERS = frozenset({"", "0", "root"})
 TMP_MOUNT = "rw,nosuid,nodev,noexec,size=64m"
 
 
