@@ -15,7 +15,6 @@ import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import docker
@@ -33,7 +32,8 @@ from events.types import (
 )
 from services.common.labels import LABEL_NODE
 from services.local.images import ensure_test_images
-from services.node_agent.sandbox import NETWORK_OPTIONS, REPLICA_NETWORK
+from services.node_agent.docker_runtime import ensure_replica_network
+from services.node_agent.sandbox import REPLICA_NETWORK
 from tests.support.event_log import EventLog
 from tests.support.ports import free_port
 from tests.support.service_process import AgentProcess
@@ -61,17 +61,11 @@ def network_args(network: str, port: int) -> list[str]:
     """`docker run` options for a replica in a node-agent's network mode, on `port`."""
     if network == "host":
         return ["--network", "host", "-e", f"PORT={port}", "-e", "HOST=127.0.0.1"]
-    ensure_replica_network(docker.from_env())
+    ensure_replica_network(docker.from_env(), REPLICA_NETWORK, {})
     return [
         *("--network", REPLICA_NETWORK, "-p", f"127.0.0.1:{port}:8080"),
         *("-e", "PORT=8080", "-e", "HOST=0.0.0.0"),
     ]
-
-
-def ensure_replica_network(client: Any) -> None:
-    """The isolated replicas' bridge, as a node-agent makes it."""
-    if not client.networks.list(names=[REPLICA_NETWORK]):
-        client.networks.create(REPLICA_NETWORK, driver="bridge", options=NETWORK_OPTIONS)
 
 
 async def floor_once(http: aiohttp.ClientSession, network: str = "bridge") -> float:

@@ -24,10 +24,10 @@ import aiohttp
 import docker
 
 from bench.broker import kafka_bus
-from bench.node_start import ensure_replica_network
 from events.bus import EventProducer, ensure_topics
 from events.types import ReplicaReady
 from services.local.images import ensure_test_images
+from services.node_agent.docker_runtime import ensure_replica_network
 from services.node_agent.sandbox import REPLICA_NETWORK
 from tests.support.ports import free_port
 from tests.support.service_process import ServiceProcess
@@ -82,7 +82,7 @@ def replica_options(network: str, port: int) -> dict[str, Any]:
     """The replica container on `port` of 127.0.0.1, in a node-agent's network mode."""
     if network == "host":
         return {"network_mode": "host", "environment": {"PORT": str(port), "HOST": "127.0.0.1"}}
-    ensure_replica_network(docker.from_env())
+    ensure_replica_network(docker.from_env(), REPLICA_NETWORK, {})
     return {
         "network": REPLICA_NETWORK,
         "ports": {"8080/tcp": ("127.0.0.1", port)},

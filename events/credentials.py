@@ -39,7 +39,13 @@ def read_credentials(path: Path) -> Credentials:
 
 
 def write_credentials(path: Path, credentials: Credentials) -> None:
-    """Made with mode 0600 from the start (no moment readable by others)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    """Made with mode 0600 from the start (no moment readable by others), whole or not at
+    all: written beside, then renamed into place."""
+    beside = path.with_name(f".{path.name}.new")
+    beside.unlink(missing_ok=True)
+    fd = os.open(beside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(f"username={credentials.username}\npassword={credentials.password}\n")
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(beside, path)

@@ -166,15 +166,14 @@ class _Place:
 
 @dataclass
 class Upstream:
-    """Idle connections per (host, port), reused while the replica keeps them alive."""
+    """Idle connections per replica endpoint, reused while the replica keeps them alive."""
 
     connect_timeout_s: float = 2.0
     idle_per_endpoint: int = 64
-    _idle: dict[tuple[str, int], list[_Connection]] = field(default_factory=dict)
+    _idle: dict[str, list[_Connection]] = field(default_factory=dict)
     _addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
-    _pacing: dict[tuple[str, int], asyncio.Semaphore] = field(default_factory=dict)
-    _known: set[tuple[str, int]] = field(default_factory=set)
-    """Addresses of endpoints in use: only their connections are kept idle."""
+    """Endpoints in use and where they are: only their connections are kept idle."""
+    _pacing: dict[str, asyncio.Semaphore] = field(default_factory=dict)
 
     def address(self, endpoint: str) -> tuple[str, int]:
         found = self._addresses.get(endpoint)
@@ -183,18 +182,14 @@ class Upstream:
             if parts.scheme != "http" or parts.hostname is None:
                 raise NotSent(f"unsupported replica endpoint {endpoint!r}")
             found = self._addresses[endpoint] = (parts.hostname, parts.port or 80)
-            self._known.add(found)
         return found
 
     def forget(self, endpoint: str) -> None:
         """Drop what is kept for a replica that left routing (idle connections, pacing)."""
-        address = self._addresses.pop(endpoint, None)
-        if address is None or address in self._addresses.values():
-            return
-        self._known.discard(address)
-        for conn in self._idle.pop(address, []):
+        self._addresses.pop(endpoint, None)
+        for conn in self._idle.pop(endpoint, []):
             conn.close()
-        self._pacing.pop(address, None)
+        self._pacing.pop(endpoint, None)
 
     async def _connect(self, address: tuple[str, int]) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -205,7 +200,7 @@ class Upstream:
             raise NotSent(f"could not connect to {address[0]}:{address[1]}: {failure}") from None
         return conn
 
-    def _give_back(self, address: tuple[str, int], conn: _Connection, reusable: bool) -> None:
+    def _give_back(self, endpoint: str, conn: _Connection, reusable: bool) -> None:
         reply, conn.reply = conn.reply, None
         fit = (
             reusable
@@ -216,9 +211,9 @@ class Upstream:
             and reply.reusable
             and not conn.paused
             and not conn.closed
-            and address in self._known
+            and endpoint in self._addresses
         )
-        idle = self._idle.setdefault(address, []) if fit else []
+        idle = self._idle.setdefault(endpoint, []) if fit else []
         if fit and len(idle) < self.idle_per_endpoint:
             idle.append(conn)
         else:
@@ -241,7 +236,7 @@ class Upstream:
         surfaces. `NotSent` means no byte of the request reached the replica."""
         address = self.address(endpoint)
         head = _request_head(method, target, address, headers, body)
-        idle = self._idle.get(address)
+        idle = self._idle.get(endpoint)
         while idle:
             conn = idle.pop()
             if conn.closed:
@@ -256,10 +251,10 @@ class Upstream:
                 if method not in SAFE_METHODS or not isinstance(body, bytes | None):
                     raise
                 continue
-            return await self._respond(address, conn, reply, buffer_limit)
-        pace = self._pacing.get(address)
+            return await self._respond(endpoint, conn, reply, buffer_limit)
+        pace = self._pacing.get(endpoint)
         if pace is None:
-            pace = self._pacing[address] = asyncio.Semaphore(CONNECT_PACE)
+            pace = self._pacing[endpoint] = asyncio.Semaphore(CONNECT_PACE)
         await pace.acquire()
         place = _Place(pace)
         try:
@@ -267,7 +262,7 @@ class Upstream:
             reply = await self._send(conn, method, head, body)
         finally:
             place.leave()
-        return await self._respond(address, conn, reply, buffer_limit)
+        return await self._respond(endpoint, conn, reply, buffer_limit)
 
     async def _send(
         self, conn: _Connection, method: str, head: bytes, body: bytes | AsyncIterator[bytes] | None
@@ -291,10 +286,10 @@ class Upstream:
         return reply
 
     async def _respond(
-        self, address: tuple[str, int], conn: _Connection, reply: Reply, buffer_limit: int
+        self, endpoint: str, conn: _Connection, reply: Reply, buffer_limit: int
     ) -> UpstreamResponse:
         def done(reusable: bool) -> None:
-            self._give_back(address, conn, reusable)
+            self._give_back(endpoint, conn, reusable)
 
         response = UpstreamResponse(
             status=reply.status,

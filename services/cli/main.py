@@ -22,10 +22,10 @@ from events.settings import BusSettings
 from services.cli import functions, history, nodes
 from services.common.labels import LABEL_NODE
 from services.common.settings import env_int
-from services.local.credentials import ADMIN
+from services.local.credentials import ADMIN, role_of
 from services.local.images import ensure_test_images as ensure_images
 from services.local.kafka_broker import BrokerError, BrokerLayout, LocalKafkaBroker
-from services.local.paths import state_dir
+from services.local.paths import kafka_data_dir, state_dir
 from services.local.processes import built_services
 
 DEMO = {
@@ -43,7 +43,7 @@ def local_broker() -> LocalKafkaBroker:
     port = env_int(os.environ, "SHOAL_KAFKA_PORT", 9092)
     return LocalKafkaBroker(
         BrokerLayout(
-            data_dir=Path(state_dir()) / "kafka" / "data",
+            data_dir=kafka_data_dir(),
             port=port,
             controller_port=env_int(os.environ, "SHOAL_KAFKA_CONTROLLER_PORT", port + 1),
         )
@@ -96,8 +96,8 @@ def up() -> None:
         "SHOAL_API_TOKEN": os.environ.get("SHOAL_API_TOKEN") or api_token(),
     }
     for service in built_services():
-        role = "node" if service.name == "node_agent" else service.name
-        pid = service.start(env | {"SHOAL_KAFKA_CREDENTIALS_FILE": str(broker.credentials(role))})
+        own = {"SHOAL_KAFKA_CREDENTIALS_FILE": str(broker.credentials(role_of(service.name)))}
+        pid = service.start(env | own)
         click.echo(f"{service.name:<10} running  pid {pid} (log {service.log_file})")
     if any(s.name == "api" for s in built_services()):
         deploy_demo(env["SHOAL_API_TOKEN"])

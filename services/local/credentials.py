@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 
 from events.credentials import Credentials, read_credentials, write_credentials
-from services.local.paths import state_dir
+from services.local.paths import kafka_data_dir
 
 ADMIN = "admin"
 CONTROLLER = "controller"
@@ -35,6 +35,16 @@ def credentials_file(folder: Path, principal: str) -> Path:
     return folder / f"{principal}.credentials"
 
 
+def role_of(module: str) -> str:
+    """The principal a service (`services.<module>`) connects as."""
+    return "node" if module == "node_agent" else module
+
+
 def local_credentials(principal: str) -> Path:
     """A principal's credentials file of the local broker `shoal up` runs."""
-    return credentials_file(Path(state_dir()) / "kafka" / "data" / "credentials", principal)
+    return credentials_file(credentials_dir(kafka_data_dir()), principal)
+
+
+def credentials_dir(data_dir: Path) -> Path:
+    """Where a broker with this data folder keeps its principals' credentials."""
+    return data_dir / "credentials"

@@ -15,6 +15,7 @@ from services.local.credentials import (
     ADMIN,
     CONTROLLER,
     SCRAM_PRINCIPALS,
+    credentials_dir,
     credentials_file,
     ensure_credentials,
 )
@@ -24,7 +25,8 @@ from services.local.pids import live_pid, terminate
 LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
 STORAGE_TOOL = "kafka.tools.StorageTool"
 SCRAM_MARK = ".shoal-scram"
-"""In the log dir once it was formatted with the principals' SCRAM users."""
+"""In the data folder from the moment its storage is formatted with the principals' SCRAM
+users: storage without it was made by an older Shoal, with no users."""
 
 
 class BrokerError(RuntimeError):
@@ -45,7 +47,7 @@ class BrokerLayout:
 
     @property
     def credentials_dir(self) -> Path:
-        return self.data_dir / "credentials"
+        return credentials_dir(self.data_dir)
 
     @property
     def properties_file(self) -> Path:
@@ -134,14 +136,15 @@ class LocalKafkaBroker:
         fd = os.open(layout.properties_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(server_properties(layout, principals))
-        logs = layout.data_dir / "logs"
+        logs, mark = layout.data_dir / "logs", layout.data_dir / SCRAM_MARK
         if (logs / "meta.properties").exists():
-            if not (logs / SCRAM_MARK).exists():
+            if not mark.exists():
                 raise BrokerError(
                     f"the Kafka data in {logs} was made without authentication; remove "
                     f"{layout.data_dir} (its events are lost) and start again"
                 )
             return
+        mark.touch()  # before: a format cut short leaves data made with the users, or none
         cluster_id = subprocess.run(
             self._java(STORAGE_TOOL, "random-uuid"), check=True, capture_output=True, text=True
         ).stdout.strip()
@@ -169,7 +172,6 @@ class LocalKafkaBroker:
         )
         if result.returncode != 0:
             raise BrokerError(f"formatting Kafka storage failed: {result.stderr.strip()[-500:]}")
-        (logs / SCRAM_MARK).touch()
 
     def credentials(self, principal: str) -> Path:
         """The file of a principal's credentials (made at the first start)."""

@@ -13,5 +13,10 @@ def state_dir() -> Path:
     return Path(os.environ.get("SHOAL_STATE", REPO_ROOT / ".shoal"))
 
 
+def kafka_data_dir() -> Path:
+    """The local broker's data (storage, config, credentials) that `shoal up` runs."""
+    return state_dir() / "kafka" / "data"
+
+
 def kafka_jars_dir() -> Path:
     return state_dir() / "kafka" / "jars"

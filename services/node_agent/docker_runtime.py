@@ -57,6 +57,25 @@ def unreachable(exc: BaseException) -> bool:
     return isinstance(exc, DockerException) and "connection" in str(exc).lower()
 
 
+def ensure_replica_network(client: Any, name: str, labels: dict[str, str]) -> None:
+    """The replicas' bridge with inter-container traffic off, made if missing (a blocking
+    SDK call); one of that name that lets replicas reach one another is refused."""
+    found = [n for n in client.networks.list(names=[name]) if n.name == name]
+    for network in found:
+        options = network.attrs.get("Options") or {}
+        if any(options.get(key) != value for key, value in NETWORK_OPTIONS.items()):
+            raise RuntimeStartError(
+                f"the network {name} lets replicas reach one another; remove it "
+                "(docker network rm) and the node-agent makes it again"
+            )
+    if not found:
+        try:
+            client.networks.create(name, driver="bridge", options=NETWORK_OPTIONS, labels=labels)
+        except APIError as exc:
+            if exc.status_code != 409:  # made meanwhile by another agent of this host
+                raise
+
+
 class DockerRuntime:
     def __init__(
         self,
@@ -145,33 +164,11 @@ class DockerRuntime:
         raise RuntimeStartError(f"a container named {options['name']} keeps coming back")
 
     async def _ensure_network(self) -> None:
-        """The replicas' bridge, with inter-container traffic off; made once per engine."""
-        if self._network_ready:
-            return
-        name = self.sandbox.network_name
-        found = [
-            n for n in await self._call(self._client.networks.list, names=[name]) if n.name == name
-        ]
-        for network in found:
-            options = network.attrs.get("Options") or {}
-            if any(options.get(key) != value for key, value in NETWORK_OPTIONS.items()):
-                raise RuntimeStartError(
-                    f"the network {name} lets replicas reach one another; remove it "
-                    "(docker network rm) and the node-agent makes it again"
-                )
-        if not found:
-            try:
-                await self._call(
-                    self._client.networks.create,
-                    name,
-                    driver="bridge",
-                    options=NETWORK_OPTIONS,
-                    labels={LABEL_NODE: self.node_id},
-                )
-            except APIError as exc:
-                if exc.status_code != 409:  # made meanwhile by another agent of this host
-                    raise
-        self._network_ready = True
+        """The replicas' bridge (see `ensure_replica_network`), looked at once per engine."""
+        if not self._network_ready:
+            name, labels = self.sandbox.network_name, {LABEL_NODE: self.node_id}
+            await self._call(ensure_replica_network, self._client, name, labels)
+            self._network_ready = True
 
     async def _image(self, reference: str) -> ImageFacts:
         """The image as the node has it now (asked at every start: a tag may move)."""

@@ -15,6 +15,7 @@ from typing import ClassVar
 import aiohttp
 
 from events.settings import BusSettings
+from services.local.credentials import credentials_file, role_of
 from tests.support.ports import free_port
 
 
@@ -23,12 +24,8 @@ def role_credentials(bus: BusSettings, module: str) -> dict[str, str]:
     the bus settings came from (a broker's credentials folder)."""
     if bus.credentials_file is None:
         return {}
-    role = "node" if module == "node_agent" else module
-    return {
-        "SHOAL_KAFKA_CREDENTIALS_FILE": str(
-            Path(bus.credentials_file).parent / f"{role}.credentials"
-        )
-    }
+    own = credentials_file(Path(bus.credentials_file).parent, role_of(module))
+    return {"SHOAL_KAFKA_CREDENTIALS_FILE": str(own)}
 
 
 class ServiceProcess:
