@@ -19,7 +19,7 @@ from bench.node_start import rss_mb
 from events.bus import EventProducer, ensure_topics
 from events.consumer import LiveConsumer, from_beginning
 from events.envelope import Envelope
-from events.topics import NODE_COMMANDS, NODES, REPLICAS
+from events.topics import NODE_COMMANDS, NODE_STATUS, REPLICAS
 from events.types import FunctionDeployed, FunctionSpec, ScaleDecision
 from services.scheduler.placement import NodeRoom, Placer
 from tests.support.service_process import AgentProcess, ServiceProcess
@@ -88,10 +88,10 @@ async def measure(nodes: int, replicas: int, functions: int) -> dict[str, object
         counter = LiveConsumer(
             bus,
             name="tally",
-            topics=[NODES, NODE_COMMANDS, REPLICAS],
+            topics=[NODE_STATUS, NODE_COMMANDS, REPLICAS],
             handler=tally.count,
             dead_letters=producer,
-            start_at=await from_beginning(bus, [NODES, NODE_COMMANDS, REPLICAS]),
+            start_at=await from_beginning(bus, [NODE_STATUS, NODE_COMMANDS, REPLICAS]),
             max_batch=10_000,
         )
         counting = asyncio.create_task(counter.run(stop))

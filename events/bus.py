@@ -139,9 +139,12 @@ async def partitions_of(settings: BusSettings, names: Sequence[str]) -> dict[str
 class EventProducer:
     """Publishes envelopes (idempotent producer, acks=all) and dead-letters raw messages."""
 
-    def __init__(self, settings: BusSettings, *, source: str) -> None:
+    def __init__(self, settings: BusSettings, *, source: str, role: str | None = None) -> None:
         self.settings = settings
         self.source = source
+        self.role = role
+        """The service role this producer speaks for: an event type with a home on more
+        than one topic goes to its role's (`events.topics.topic_of`)."""
         self._producer = AIOKafkaProducer(**settings.producer_kwargs())
         self._topic_names: dict[type[Payload], str] = {}
 
@@ -172,9 +175,9 @@ class EventProducer:
         payload_type = type(envelope.data)
         topic = self._topic_names.get(payload_type)
         if topic is None:
-            topic = self._topic_names[payload_type] = topic_of(payload_type).name(
-                self.settings.namespace
-            )
+            topic = self._topic_names[payload_type] = topic_of(
+                payload_type, self.settings.role
+            ).name(self.settings.namespace)
         key, value, headers = encode(envelope)
         return await self.send_raw(topic, key=key, value=value, headers=headers)
 

@@ -23,7 +23,7 @@ from events.deadletter import DeadLetters
 from events.envelope import Envelope, decode
 from events.errors import BusUnavailable, DecodeError
 from events.settings import BusSettings
-from events.topics import Topic, topic_of
+from events.topics import HOMES, Topic, is_home
 
 log = logging.getLogger("shoal.bus")
 
@@ -48,10 +48,11 @@ LOG_APPEND_TIME = 1
 
 
 def decoded(record: ConsumerRecord[bytes, bytes]) -> Envelope | str:
-    """The record's event, or why it is not one. Never raises: whatever the bytes. An event
-    on a topic other than its type's (each topic is written by the roles that may say its
-    events), or dated more than MAX_FUTURE_S after the broker appended it (or, on a topic
-    whose records carry their writers' times, after now), is refused."""
+    """The record's event, or why it is not one. Never raises: whatever the bytes. Refused:
+    an event on a topic that is not one of its type's homes (the broker lets only the roles
+    declared on a topic write it, so its author's role may not say it), and one dated more
+    than MAX_FUTURE_S after the broker appended it (or, on a topic whose records carry their
+    writers' times, after now)."""
     appended = record.timestamp / 1000 if record.timestamp_type == LOG_APPEND_TIME else None
     try:
         envelope = decode(record.key, record.value, record.headers, appended=appended)
@@ -59,9 +60,9 @@ def decoded(record: ConsumerRecord[bytes, bytes]) -> Envelope | str:
         return f"undecodable: {exc}"
     except Exception as exc:  # deep nesting and the like: refused, never fatal
         return f"undecodable: {type(exc).__name__}: {exc}"
-    home = topic_of(type(envelope.data)).suffix
-    if not record.topic.endswith(f".{home}"):
-        return f"a {envelope.type} belongs on the {home} topic, not on {record.topic}"
+    if not is_home(type(envelope.data), record.topic):
+        homes = " or ".join(topic.suffix for topic in HOMES[type(envelope.data)])
+        return f"a {envelope.type} belongs on the {homes} topic, not on {record.topic}"
     reference = appended if appended is not None else time.time()
     ahead = envelope.time.timestamp() - reference
     if ahead > MAX_FUTURE_S:

@@ -12,6 +12,7 @@ from typing import Any
 from aiokafka.helpers import create_ssl_context
 
 from events.credentials import CredentialsError, read_credentials
+from events.topics import ROLES
 
 
 class BadSetting(ValueError):
@@ -45,11 +46,11 @@ class BusSettings:
     replication_factor: int = 1
     """Replicas of each topic Shoal creates: 1 on the local broker, 3 on a production cluster."""
     linger_ms: int = 2
+    """How long the producer waits to fill a batch; small, because demand is latency-bound."""
     max_batch_bytes: int = 262_144
     """Producer batch size per partition. aiokafka's 16 KiB default holds only ~40 events of
     ~370 bytes, and the extra batches cost a 2-core machine about a third of its throughput
     (bench/bus.py)."""
-    """How long the producer waits to fill a batch; small, because demand is latency-bound."""
     connect_timeout_s: float = 60.0
     """How long start-up and publishing keep retrying while the broker is unreachable."""
     credentials_file: str | None = None
@@ -72,6 +73,12 @@ class BusSettings:
             sasl_password=found.password,
             credentials_file=str(path),
         )
+
+    @property
+    def role(self) -> str | None:
+        """The service role this principal is (None for an operator's or a shared one). A
+        role's principal may not make topics: the operator's makes them."""
+        return self.sasl_username if self.sasl_username in ROLES else None
 
     def named(self, namespace: str) -> BusSettings:
         return replace(self, namespace=namespace)

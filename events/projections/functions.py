@@ -127,7 +127,7 @@ class FunctionsProjection:
             return
         view.revisions[event.revision] = event.spec
         view.revision_heard_at.setdefault(event.revision, now)
-        if event.revision >= view.revision:
+        if event.revision >= view.revision and event.revision not in view.rolled_back:
             view.revision, view.spec = event.revision, event.spec
         # A new spec or new scaling settings hand the count back to the autoscaler.
         view.pinned_replicas = None
@@ -148,10 +148,10 @@ def _change(view: FunctionView, event: Payload, now: float) -> None:
     if isinstance(event, FunctionDeleted):
         view.deleted, view.deleted_heard_at = True, now
     elif isinstance(event, FunctionRolledBack):
-        if event.to_revision in view.revisions:
+        view.rolled_back.add(event.from_revision)
+        if view.revision == event.from_revision and event.to_revision in view.revisions:
             view.revision = event.to_revision
             view.spec = view.revisions[event.to_revision]
             view.rollback_reason = event.reason
-            view.rolled_back.add(event.from_revision)
     elif isinstance(event, ScaleRequested):
         view.pinned_replicas = event.replicas

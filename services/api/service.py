@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from events.envelope import Envelope
-from events.topics import FUNCTIONS, HEARTBEATS, NODE_COMMANDS, NODES, REPLICAS, SCALE
+from events.topics import WORLD_TOPICS
 from events.types import RequestStats
 from services.api.body import BodyBudget
 from services.api.control import ControlPlane
@@ -31,7 +31,7 @@ from services.common.runtime import ServiceContext, run
 
 class Api:
     name = "api-view"
-    topics = (FUNCTIONS, REPLICAS, SCALE, NODES, HEARTBEATS, NODE_COMMANDS)
+    topics = WORLD_TOPICS
     poll_ms = 200
 
     def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:

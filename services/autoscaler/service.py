@@ -14,15 +14,7 @@ from prometheus_client import Gauge
 from events.envelope import Envelope
 from events.projections.functions import FunctionView
 from events.projections.world import World
-from events.topics import (
-    CONTAINER_STATS,
-    DEMAND,
-    FUNCTIONS,
-    NODES,
-    REPLICAS,
-    REQUEST_STATS,
-    SCALE,
-)
+from events.topics import CONTAINER_STATS, DEMAND, READS, REQUEST_STATS
 from events.types import (
     ColdStartDemand,
     ContainerStats,
@@ -69,7 +61,7 @@ class FunctionMetrics:
 
 class Autoscaler:
     name = "autoscaler"
-    topics = (FUNCTIONS, SCALE, REPLICAS, NODES, REQUEST_STATS, CONTAINER_STATS, DEMAND)
+    topics = READS["autoscaler"]
     poll_ms = 20
 
     def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:

@@ -19,7 +19,7 @@ import docker
 from events.bus import ensure_topics
 from events.errors import BusUnavailable
 from events.settings import BusSettings
-from services.cli import functions, history, nodes
+from services.cli import functions, history, kafka, nodes
 from services.common.labels import LABEL_NODE
 from services.common.settings import env_int
 from services.local.credentials import ADMIN, role_of
@@ -185,6 +185,7 @@ for command in (
     history.top,
     history.audit,
     history.replay,
+    kafka.kafka_setup,
 ):
     cli.add_command(command)
 

@@ -72,13 +72,14 @@ async def serve(
     """Run one service until SIGTERM/SIGINT or until its body returns. `routes` adds the
     service's own HTTP routes (the api's) to the server beside /metrics and the probes."""
     log = StructLog(f"shoal.{settings.service}")
-    producer = EventProducer(settings.bus, source=settings.source)
+    producer = EventProducer(settings.bus, source=settings.source, role=settings.service)
     ctx = ServiceContext(settings=settings, producer=producer, log=log)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, ctx.stop.set)
     log.info("waiting for kafka", bootstrap=settings.bus.bootstrap_servers)
-    await ensure_topics(settings.bus)
+    if settings.bus.role is None:  # a role's principal may not make topics: the operator's did
+        await ensure_topics(settings.bus)
     await producer.start()
     runner: web.AppRunner | None = None
     try:

@@ -12,7 +12,7 @@ from events.envelope import Envelope
 from events.projections.functions import FunctionView
 from events.projections.nodes import NodeView
 from events.projections.world import World
-from events.topics import FUNCTIONS, HEARTBEATS, NODE_COMMANDS, NODES, REPLICAS, SCALE
+from events.topics import READS
 from events.types import (
     DriftRepaired,
     FunctionRolledBack,
@@ -48,7 +48,7 @@ WATCHED = Gauge("shoal_healer_nodes", "Nodes the healer watches, by condition", 
 
 class Healer:
     name = "healer"
-    topics = (FUNCTIONS, SCALE, REPLICAS, NODES, HEARTBEATS, NODE_COMMANDS)
+    topics = READS["healer"]
 
     def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings

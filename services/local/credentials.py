@@ -8,13 +8,12 @@ import secrets
 from pathlib import Path
 
 from events.credentials import Credentials, read_credentials, write_credentials
+from events.topics import ROLES
 from services.local.paths import kafka_data_dir
 
 ADMIN = "admin"
 CONTROLLER = "controller"
 """The broker's own principal on its controller listener (SASL/PLAIN)."""
-ROLES = ("api", "scheduler", "autoscaler", "healer", "node")
-"""One principal per service role; each service connects as its role."""
 SCRAM_PRINCIPALS = (ADMIN, *ROLES)
 
 

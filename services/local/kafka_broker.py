@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -10,7 +11,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from events.acls import apply_grants, digest, grants
 from events.credentials import Credentials
+from events.settings import BusSettings
 from services.local.credentials import (
     ADMIN,
     CONTROLLER,
@@ -24,9 +27,12 @@ from services.local.pids import live_pid, terminate
 
 LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
 STORAGE_TOOL = "kafka.tools.StorageTool"
-SCRAM_MARK = ".shoal-scram"
+FORMAT_MARK = ".shoal-format-2"
 """In the data folder from the moment its storage is formatted with the principals' SCRAM
-users: storage without it was made by an older Shoal, with no users."""
+users for topics named kind first: storage without it was made by an older Shoal (with no
+users, or with the namespace first in topic names, which the ACLs do not cover)."""
+ACLS_MARK = ".shoal-acls"
+"""The fingerprint of the grants the broker was last given (`events.acls.digest`)."""
 
 
 class BrokerError(RuntimeError):
@@ -96,6 +102,8 @@ def server_properties(layout: BrokerLayout, principals: dict[str, Credentials]) 
             "transaction.state.log.min.isr=1",
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=false",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            f"super.users=User:{admin.username};User:{controller.username}",
             "",
         ]
     )
@@ -136,11 +144,12 @@ class LocalKafkaBroker:
         fd = os.open(layout.properties_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(server_properties(layout, principals))
-        logs, mark = layout.data_dir / "logs", layout.data_dir / SCRAM_MARK
+        logs, mark = layout.data_dir / "logs", layout.data_dir / FORMAT_MARK
         if (logs / "meta.properties").exists():
             if not mark.exists():
                 raise BrokerError(
-                    f"the Kafka data in {logs} was made without authentication; remove "
+                    f"the Kafka data in {logs} was made by an older Shoal (without "
+                    "authentication, or with other topic names); remove "
                     f"{layout.data_dir} (its events are lost) and start again"
                 )
             return
@@ -153,23 +162,21 @@ class LocalKafkaBroker:
             for name in SCRAM_PRINCIPALS
             for arg in (
                 "--add-scram",
-                f"SCRAM-SHA-256=[name={name},password={principals[name].password}]",
+                f'"SCRAM-SHA-256=[name={name},password={principals[name].password}]"',
             )
         ]
-        result = subprocess.run(
-            self._java(
-                STORAGE_TOOL,
-                "format",
-                "-t",
-                cluster_id,
-                "-c",
-                str(layout.properties_file),
-                "--standalone",
-                *users,
-            ),
-            capture_output=True,
-            text=True,
-        )
+        command = [STORAGE_TOOL, "format", "-t", cluster_id, "-c", str(layout.properties_file)]
+        # The passwords go in a java @argfile (0600, in the 0700 credentials folder), not on
+        # the command line, where `ps` would show them.
+        argfile = layout.credentials_dir / "format.args"
+        argfile.unlink(missing_ok=True)
+        fd = os.open(argfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write("\n".join([*command, "--standalone", *users]) + "\n")
+        try:
+            result = subprocess.run(self._java(f"@{argfile}"), capture_output=True, text=True)
+        finally:
+            argfile.unlink(missing_ok=True)
         if result.returncode != 0:
             raise BrokerError(f"formatting Kafka storage failed: {result.stderr.strip()[-500:]}")
 
@@ -190,6 +197,7 @@ class LocalKafkaBroker:
     def start(self, *, wait_s: float = 60.0) -> None:
         """Start the broker unless it already runs, and wait until it accepts connections."""
         if self.pid() is not None and self.is_listening():
+            self.ensure_acls()
             return
         if self.is_listening():
             raise BrokerError(
@@ -215,9 +223,23 @@ class LocalKafkaBroker:
                     f"see {self.layout.log_file}"
                 )
             if self.is_listening():
+                self.ensure_acls()
                 return
             time.sleep(0.2)
         raise BrokerError(f"Kafka did not listen within {wait_s:.0f} s; see {self.layout.log_file}")
+
+    def ensure_acls(self) -> None:
+        """Give the roles exactly their declared grants, unless the broker has them."""
+        wanted = grants()
+        mark = self.layout.data_dir / ACLS_MARK
+        if mark.exists() and mark.read_text() == digest(wanted):
+            return
+        settings = BusSettings(bootstrap_servers=self.layout.bootstrap, connect_timeout_s=30.0)
+        try:
+            asyncio.run(apply_grants(settings.signed_in(self.credentials(ADMIN)), wanted))
+        except Exception as exc:
+            raise BrokerError(f"Kafka did not take its ACLs: {exc!r}") from exc
+        mark.write_text(digest(wanted))
 
     def stop(self, *, kill: bool = False, wait_s: float = 30.0) -> None:
         """Stop the broker (SIGTERM, or SIGKILL when `kill`), waiting until it is gone."""

@@ -14,7 +14,7 @@ from prometheus_client import Gauge, Histogram
 from events.envelope import Envelope
 from events.projections.functions import FunctionView
 from events.projections.world import Changes, World
-from events.topics import FUNCTIONS, HEARTBEATS, NODE_COMMANDS, NODES, REPLICAS, SCALE
+from events.topics import READS
 from events.types import DrainReplica, NodeDrained, Payload, PlacementPending, StartReplica
 from services.common.clock import SYSTEM_CLOCK, Clock, Every, Hearing
 from services.common.forgetting import FORGET_AFTER_S, PRUNE_EVERY_S, forget_series
@@ -40,7 +40,7 @@ SWEEP_S = 1.0
 
 class Scheduler:
     name = "scheduler"
-    topics = (FUNCTIONS, SCALE, REPLICAS, NODES, HEARTBEATS, NODE_COMMANDS)
+    topics = READS["scheduler"]
 
     def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from events.credentials import read_credentials
-from services.local.credentials import ROLES
+from events.topics import ROLES
 from services.local.kafka_broker import BrokerError, BrokerLayout, LocalKafkaBroker
 
 
@@ -17,7 +17,7 @@ def test_credentials_are_made_once_and_the_config_is_private(tmp_path: Path) -> 
     broker = LocalKafkaBroker(BrokerLayout(data_dir=tmp_path))
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "meta.properties").write_text("old")
-    with pytest.raises(BrokerError, match="without authentication; remove"):
+    with pytest.raises(BrokerError, match="made by an older Shoal"):
         broker.ensure_formatted()
     folder = broker.layout.credentials_dir
     assert folder.stat().st_mode & 0o777 == 0o700

@@ -56,7 +56,7 @@ def test_up_starts_a_broker_with_every_topic_and_down_stops_it(tmp_path: Path) -
         )
         found = asyncio.run(partition_counts(admin))
         for topic in ALL_TOPICS:
-            assert found[f"shoal.{topic.suffix}"] == topic.partitions
+            assert found[topic.name("shoal")] == topic.partitions
         assert sorted(p.name for p in credentials.iterdir()) == [
             f"{name}.credentials"
             for name in ("admin", "api", "autoscaler", "controller", "healer", "node", "scheduler")

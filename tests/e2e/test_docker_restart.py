@@ -23,7 +23,7 @@ import docker
 import pytest
 
 from events.settings import BusSettings
-from events.topics import NODES, REPLICAS
+from events.topics import NODE_STATUS, REPLICAS
 from events.types import NodeRuntimeChanged, ReplicaFailed, ReplicaReady
 from services.local.images import ensure_test_images
 from tests.support.event_log import EventLog
@@ -177,7 +177,7 @@ async def test_a_restarted_container_engine_is_ridden_out_without_manual_steps(
 ) -> None:
     api = platform.api.url
     spec = {"name": "hello", "image": "shoal-test/hello:1", "min_replicas": 1, "cpu": 0.1}
-    async with EventLog(bus, [REPLICAS, NODES]) as log:
+    async with EventLog(bus, [REPLICAS, NODE_STATUS]) as log:
         async with (
             aiohttp.ClientSession() as http,
             http.post(f"{api}/v1/functions", json=spec, headers=AUTH) as reply,

@@ -27,7 +27,7 @@ from events.envelope import Envelope, encode, new_envelope
 from events.errors import BusUnavailable
 from events.projections.world import World
 from events.settings import BusSettings
-from events.topics import ALL_TOPICS, DEAD_LETTER, REPLICAS, TOPIC_OF_PAYLOAD, partition_for
+from events.topics import ALL_TOPICS, DEAD_LETTER, REPLICAS, partition_for, topic_of
 from events.types import ReplicaReady
 from services.local.credentials import ADMIN
 from services.local.kafka_broker import LocalKafkaBroker
@@ -60,7 +60,7 @@ async def test_every_event_type_round_trips_through_kafka(
     bus: BusSettings, producer: EventProducer
 ) -> None:
     sent = [await producer.publish(p, causation_id="c-1") for p in sample_payloads()]
-    topics = sorted({TOPIC_OF_PAYLOAD[type(p)] for p in sample_payloads()}, key=lambda t: t.suffix)
+    topics = sorted({topic_of(type(p)) for p in sample_payloads()}, key=lambda t: t.suffix)
     received = await collect(bus, topics, len(sent))
     assert all(e.appended is not None for e in received)
     as_sent = {e.id: msgspec.structs.replace(e, appended=None) for e in received}

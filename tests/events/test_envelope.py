@@ -12,7 +12,7 @@ from cloudevents.core.v1.event import CloudEvent
 
 from events.envelope import decode, encode, new_envelope
 from events.errors import DecodeError, SchemaVersionMismatch, UnknownEventType
-from events.topics import TOPIC_OF_PAYLOAD
+from events.topics import HOMES
 from events.types import ALL_PAYLOADS, NodeDrained, ReplicaReady
 from tests.events.samples import REPLICA, sample_payloads
 
@@ -21,7 +21,7 @@ SOURCE = "/shoal/test/1"
 
 def test_every_event_type_has_a_sample_and_a_topic() -> None:
     assert {type(p) for p in sample_payloads()} == set(ALL_PAYLOADS)
-    assert set(TOPIC_OF_PAYLOAD) == set(ALL_PAYLOADS)
+    assert set(HOMES) == set(ALL_PAYLOADS)
     assert len({p.TYPE for p in ALL_PAYLOADS}) == len(ALL_PAYLOADS)
 
 

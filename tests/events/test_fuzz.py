@@ -7,14 +7,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from events.consumer import decoded
 from events.envelope import Envelope, decode, encode, new_envelope
 from events.errors import DecodeError
-from events.topics import topic_of
-from events.types import ALL_PAYLOADS, NodeCordoned, Payload
+from events.topics import FUNCTIONS, SCALE, topic_of
+from events.types import (
+    ALL_PAYLOADS,
+    FunctionDeployed,
+    FunctionRolledBack,
+    NodeCordoned,
+    NodeLost,
+    Payload,
+    ScaleDecision,
+    StartReplica,
+)
 from services.api.view import ApiView
 from services.autoscaler.decide import Observed, ScalerMemory, decide_function
 from services.autoscaler.service import Autoscaler
@@ -25,6 +35,7 @@ from services.healer.settings import Settings as HealerSettings
 from services.scheduler.plan import plan_function
 from services.scheduler.service import Scheduler
 from services.scheduler.settings import Settings as SchedulerSettings
+from tests.events.samples import sample_payloads
 from tests.support.clock import FakeClock
 
 _inspect: Any = msgspec.inspect
@@ -117,7 +128,7 @@ def test_a_valid_event_with_one_value_made_absurd_is_refused_with_a_reason(
             f'"{field}":{absurd}'.encode(),
             1,
         )
-        envelope = decoded(_record(spoiled, topic=f"shoal.{topic_of(type(payload)).suffix}"))
+        envelope = decoded(_record(spoiled, topic=topic_of(type(payload)).name("shoal")))
         assert isinstance(envelope, str | Envelope)
 
 
@@ -215,6 +226,35 @@ def test_an_event_time_without_utc_offset_is_refused_not_compared() -> None:
 
 def test_an_event_on_a_topic_other_than_its_types_is_refused() -> None:
     _, value, _ = encode(new_envelope(NodeCordoned(node="n0"), source="/fuzz", at=T0))
-    refused = decoded(_record(value, topic="shoal.node-commands"))
+    refused = decoded(_record(value, topic="node-commands.shoal"))
     assert isinstance(refused, str) and "belongs on the nodes topic" in refused
-    assert isinstance(decoded(_record(value, topic="shoal.nodes")), Envelope)
+    assert isinstance(decoded(_record(value, topic="nodes.shoal")), Envelope)
+
+
+@pytest.mark.parametrize(
+    ("kind", "topic"),
+    [
+        (StartReplica, "replicas.shoal"),
+        (NodeLost, "node-status.shoal"),
+        (FunctionDeployed, "scale.shoal"),
+        (ScaleDecision, "heartbeats.shoal"),
+    ],
+)
+def test_a_type_its_topics_writers_may_not_say_is_refused(kind: type, topic: str) -> None:
+    """A node's principal writes only node topics: what it says there of commands, losses
+    or decisions is refused; the deciders' scale topic holds no user's deploy."""
+    payload = next(p for p in sample_payloads() if type(p) is kind)
+    _, value, _ = encode(new_envelope(payload, source="/forged", at=T0))
+    refused = decoded(_record(value, topic=topic))
+    assert isinstance(refused, str) and "belongs on the" in refused
+
+
+def test_a_rollback_has_a_home_for_the_user_and_one_for_the_healer() -> None:
+    rollback = FunctionRolledBack(function="f", from_revision=2, to_revision=1, reason="x")
+    assert topic_of(FunctionRolledBack, "api") is FUNCTIONS
+    assert topic_of(FunctionRolledBack, "healer") is SCALE
+    assert topic_of(FunctionRolledBack) is FUNCTIONS
+    _, value, _ = encode(new_envelope(rollback, source="/healer", at=T0))
+    for name in ("functions.shoal", "scale.shoal"):
+        assert isinstance(decoded(_record(value, topic=name)), Envelope)
+    assert isinstance(decoded(_record(value, topic="replicas.shoal")), str)

@@ -119,6 +119,22 @@ def test_a_rollback_makes_the_named_revision_current() -> None:
     assert hello.rolled_back == {2}
 
 
+def test_a_rollback_and_the_revisions_around_it_fold_the_same_in_any_order() -> None:
+    """The healer's rollback stands on another topic than the revisions it names, so a
+    reader may meet it before the revision it rolls back or after a newer one."""
+    update = FunctionUpdated(function="hello", revision=2, spec=SPEC2)
+    rolled = at(
+        13, FunctionRolledBack(function="hello", from_revision=2, to_revision=1, reason="x")
+    )
+    newer = at(14, FunctionUpdated(function="hello", revision=3, spec=SPEC2))
+    early = [e for e in SCENARIO if not isinstance(e.data, FunctionUpdated)]
+    before = fold([*early[:3], rolled, at(7, update), *early[3:]]).functions.functions["hello"]
+    assert (before.revision, before.rolled_back) == (1, {2})
+    for events in ([*SCENARIO, rolled, newer], [*SCENARIO, newer, rolled]):
+        hello = fold(events).functions.functions["hello"]
+        assert (hello.revision, hello.rolled_back) == (3, {2})
+
+
 def test_a_late_event_about_an_ended_replica_changes_nothing() -> None:
     world = fold(
         [

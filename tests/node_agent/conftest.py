@@ -11,7 +11,7 @@ import pytest
 
 from events.bus import EventProducer
 from events.settings import BusSettings
-from events.topics import CONTAINER_STATS, HEARTBEATS, NODES, REPLICAS
+from events.topics import CONTAINER_STATS, HEARTBEATS, NODE_STATUS, NODES, REPLICAS
 from events.types import FunctionSpec, StartReplica
 from services.common.labels import LABEL_NODE
 from services.local.images import ensure_test_images
@@ -52,7 +52,7 @@ async def agent(
 
 @pytest.fixture
 async def events(bus: BusSettings) -> AsyncIterator[EventLog]:
-    async with EventLog(bus, [REPLICAS, NODES, HEARTBEATS, CONTAINER_STATS]) as log:
+    async with EventLog(bus, [REPLICAS, NODES, NODE_STATUS, HEARTBEATS, CONTAINER_STATS]) as log:
         yield log
 
 

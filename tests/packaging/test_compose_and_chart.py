@@ -34,12 +34,33 @@ def compose(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+COMPOSE_ROLES = {"api": "api", "scheduler": "scheduler", "autoscaler": "autoscaler"}
+COMPOSE_ROLES |= {"healer": "healer", "node-agent": "node"}
+PASSWORDS_ENV = {
+    f"SHOAL_KAFKA_PASSWORD_{role.upper()}": f"pw-{role}"
+    for role in ("admin", *COMPOSE_ROLES.values())
+}
+
+
 def test_compose_file_is_valid_and_runs_every_part() -> None:
-    checked = compose("config", SHOAL_API_TOKEN="compose-token-123")
+    checked = compose("config", SHOAL_API_TOKEN="compose-token-123", **PASSWORDS_ENV)
     assert checked.returncode == 0, checked.stderr
     resolved = yaml.safe_load(checked.stdout)
     services = resolved["services"]
-    assert set(services) == SERVICES | {"kafka"}
+    assert set(services) == SERVICES | {"kafka", "kafka-setup"}
+    kafka = services["kafka"]["environment"]
+    assert kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"] == (
+        "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT"
+    )
+    assert kafka["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+    assert kafka["KAFKA_SUPER_USERS"] == "User:admin"
+    for role in COMPOSE_ROLES.values():
+        assert (
+            f'user_{role}="pw-{role}"' in kafka["KAFKA_LISTENER_NAME_CLIENT_PLAIN_SASL_JAAS_CONFIG"]
+        )
+    setup = services["kafka-setup"]
+    assert setup["command"][-1] == "kafka-setup"
+    assert setup["environment"]["SHOAL_KAFKA_SASL_USERNAME"] == "admin"
     assert services["kafka"]["image"].startswith("apache/kafka:4")
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     modules = {name: services[name]["command"][-1] for name in SERVICES}
@@ -59,11 +80,33 @@ def test_compose_file_is_valid_and_runs_every_part() -> None:
     assert services["api"]["environment"]["SHOAL_API_TOKEN"] == "compose-token-123"
     for name in SERVICES:
         assert services[name]["depends_on"]["kafka"]["condition"] == "service_healthy"
+        ready = services[name]["depends_on"]["kafka-setup"]["condition"]
+        assert ready == "service_completed_successfully"
         assert "readyz" in " ".join(services[name]["healthcheck"]["test"])
+        env = services[name]["environment"]
+        role = COMPOSE_ROLES[name]
+        assert (env["SHOAL_KAFKA_SASL_USERNAME"], env["SHOAL_KAFKA_SASL_PASSWORD"]) == (
+            role,
+            f"pw-{role}",
+        )
 
 
-def test_compose_refuses_to_run_without_a_token() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "SHOAL_API_TOKEN"}
+def test_compose_refuses_to_run_without_a_token_or_kafka_passwords(tmp_path: Path) -> None:
+    assert "run ./scripts/compose-env.sh" in compose("config", SHOAL_API_TOKEN="t" * 16).stderr
+    written = tmp_path / ".env"
+    script = str(ROOT / "scripts" / "compose-env.sh")
+    made = subprocess.run(["bash", script, str(written)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    assert written.stat().st_mode & 0o077 == 0
+    first = written.read_text()
+    assert {line.split("=", 1)[0] for line in first.splitlines()} == {
+        "SHOAL_API_TOKEN",
+        *PASSWORDS_ENV,
+    }
+    subprocess.run(["bash", script, str(written)], check=True, capture_output=True)
+    assert written.read_text() == first, "values already there are kept"
+    assert compose("--env-file", str(written), "config").returncode == 0
+    env = {k: v for k, v in os.environ.items() if k != "SHOAL_API_TOKEN"} | PASSWORDS_ENV
     tool = shutil.which("docker-compose")
     assert tool
     refused = subprocess.run(
@@ -156,13 +199,19 @@ def test_rendered_chart_has_probes_resources_and_no_privileged_pod() -> None:
     assert found["api"]["spec"]["replicas"] == 2
 
 
+ROLE_OF = {"api": "api", "scheduler": "scheduler", "autoscaler": "autoscaler"}
+ROLE_OF |= {"healer": "healer", "node-agent": "node"}
+PASSWORDS = [f"kafka.sasl.passwords.{role}=pw-{role}" for role in ROLE_OF.values()]
+
+
 def test_settings_reach_the_pods_through_configmap_and_secret() -> None:
     docs = manifests(
         "kafka.bootstrap=broker-0.kafka:9093",
         "kafka.securityProtocol=SASL_SSL",
         "kafka.sasl.mechanism=SCRAM-SHA-512",
-        "kafka.sasl.username=shoal",
-        "kafka.sasl.password=s3cret",
+        *PASSWORDS,
+        "kafka.setup.enabled=true",
+        "kafka.setup.adminPassword=pw-admin",
         "kafka.tls.secretName=kafka-ca",
     )
     (config,) = [d for d in docs if d["kind"] == "ConfigMap"]
@@ -171,7 +220,8 @@ def test_settings_reach_the_pods_through_configmap_and_secret() -> None:
     assert config["data"]["SHOAL_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
     assert config["data"]["SHOAL_KAFKA_SSL_CAFILE"] == "/etc/shoal/kafka-tls/ca.crt"
     (secret,) = [d for d in docs if d["kind"] == "Secret"]
-    assert secret["stringData"] == {"api-token": "chart-token-123", "kafka-sasl-password": "s3cret"}
+    own = {f"kafka-password-{role}": f"pw-{role}" for role in (*ROLE_OF.values(), "admin")}
+    assert secret["stringData"] == {"api-token": "chart-token-123", **own}
     found = workloads(docs)
     api = found["api"]["spec"]["template"]["spec"]["containers"][0]
     token = next(e for e in api["env"] if e["name"] == "SHOAL_API_TOKEN")
@@ -179,11 +229,36 @@ def test_settings_reach_the_pods_through_configmap_and_secret() -> None:
     for name, workload in found.items():
         pod = workload["spec"]["template"]["spec"]
         (container,) = pod["containers"]
-        names = {e["name"] for e in container["env"]}
-        assert "SHOAL_KAFKA_SASL_PASSWORD" in names, name
+        env = {e["name"]: e for e in container["env"]}
+        role = ROLE_OF[name]
+        assert env["SHOAL_KAFKA_SASL_USERNAME"]["value"] == role, name
+        key = env["SHOAL_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"]
+        assert key == f"kafka-password-{role}", name
         assert any(v["name"] == "kafka-tls" for v in pod["volumes"]), name
     (service,) = [d for d in docs if d["kind"] == "Service"]
     assert service["spec"]["selector"]["app.kubernetes.io/component"] == "api"
+    (job,) = [d for d in docs if d["kind"] == "Job"]
+    assert "post-install" in job["metadata"]["annotations"]["helm.sh/hook"]
+    (setup,) = job["spec"]["template"]["spec"]["containers"]
+    assert setup["command"][-1] == "kafka-setup"
+    env = {e["name"]: e for e in setup["env"]}
+    assert env["SHOAL_KAFKA_SASL_USERNAME"]["value"] == "admin"
+    assert (
+        env["SHOAL_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"]
+        == "kafka-password-admin"
+    )
+
+
+def test_each_role_password_is_required_unless_a_secret_holds_them() -> None:
+    missing = render("api.token=chart-token-123", "kafka.sasl.mechanism=PLAIN", *PASSWORDS[:-1])
+    assert missing.returncode != 0 and "kafka.sasl.passwords.node" in missing.stderr
+    docs = manifests("kafka.sasl.mechanism=PLAIN", "kafka.sasl.existingSecret=kafka-roles")
+    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    assert set(secret["stringData"]) == {"api-token"}
+    for workload in workloads(docs).values():
+        (container,) = workload["spec"]["template"]["spec"]["containers"]
+        password = next(e for e in container["env"] if e["name"] == "SHOAL_KAFKA_SASL_PASSWORD")
+        assert password["valueFrom"]["secretKeyRef"]["name"] == "kafka-roles"
 
 
 def test_the_chart_refuses_to_render_without_a_token() -> None:

@@ -20,14 +20,21 @@ app.kubernetes.io/component: {{ .component }}
 {{- if .Values.api.existingSecret -}}{{ .Values.api.existingSecret }}{{- else -}}{{ include "shoal.fullname" . }}{{- end -}}
 {{- end -}}
 
-{{/* Environment every service shares: Kafka and logging, from the ConfigMap and Secret. */}}
+{{- define "shoal.kafkaSecret" -}}
+{{- if .Values.kafka.sasl.existingSecret -}}{{ .Values.kafka.sasl.existingSecret }}{{- else -}}{{ include "shoal.fullname" . }}{{- end -}}
+{{- end -}}
+
+{{/* Environment every service shares (Kafka as its role's principal, and logging), from
+the ConfigMap and Secret. Called with (dict "root" $ "role" "api"). */}}
 {{- define "shoal.commonEnv" -}}
-{{- if .Values.kafka.sasl.mechanism }}
+{{- if .root.Values.kafka.sasl.mechanism }}
+- name: SHOAL_KAFKA_SASL_USERNAME
+  value: {{ .role | quote }}
 - name: SHOAL_KAFKA_SASL_PASSWORD
   valueFrom:
-    secretKeyRef: {name: {{ include "shoal.fullname" . }}, key: kafka-sasl-password}
+    secretKeyRef: {name: {{ include "shoal.kafkaSecret" .root }}, key: kafka-password-{{ .role }}}
 {{- end }}
-{{- range $name, $value := .Values.extraEnv }}
+{{- range $name, $value := .root.Values.extraEnv }}
 - name: {{ $name }}
   value: {{ $value | quote }}
 {{- end }}
