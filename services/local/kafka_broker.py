@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -235,8 +236,10 @@ class LocalKafkaBroker:
         if mark.exists() and mark.read_text() == digest(wanted):
             return
         settings = BusSettings(bootstrap_servers=self.layout.bootstrap, connect_timeout_s=30.0)
-        try:
-            asyncio.run(apply_grants(settings.signed_in(self.credentials(ADMIN)), wanted))
+        admin = settings.signed_in(self.credentials(ADMIN))
+        try:  # in a thread of its own: a caller may be inside an event loop
+            with ThreadPoolExecutor(1) as thread:
+                thread.submit(asyncio.run, apply_grants(admin, wanted)).result()
         except Exception as exc:
             raise BrokerError(f"Kafka did not take its ACLs: {exc!r}") from exc
         mark.write_text(digest(wanted))
