@@ -173,6 +173,15 @@ _DESCRIPTIONS: dict[type[t.Payload], Callable[[Any], str]] = {
     t.DecisionFailed: lambda p: (
         f"{p.decider} could not decide about {p.subject} (retry in {p.retry_in_s:g} s): {p.error}"
     ),
+    t.TokenCreated: lambda p: (
+        f"token {p.token_id} ({p.scope}"
+        + (f" of {', '.join(p.functions)}" if p.functions else "")
+        + ")"
+        + (f" {p.name!r}" if p.name else "")
+        + " created"
+        + _by(p.created_by)
+    ),
+    t.TokenRevoked: lambda p: f"token {p.token_id} revoked" + _by(p.revoked_by),
 }
 
 

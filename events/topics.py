@@ -32,7 +32,7 @@ class Topic:
     suffix: str
     partitions: int
     retention_ms: int
-    keyed_by: Literal["function", "node", "topic"]
+    keyed_by: Literal["function", "node", "token", "topic"]
     history: bool
     """History topics keep every event forever (the audit log); metrics topics keep hours."""
     writers: tuple[str, ...]
@@ -62,6 +62,7 @@ CONTAINER_STATS = Topic(
     "container-stats", 6, 6 * HOUR_MS, "function", history=False, writers=("node",)
 )
 DEMAND = Topic("demand", 6, 6 * HOUR_MS, "function", history=False, writers=("api",))
+TOKENS = Topic("tokens", 1, FOREVER, "token", history=True, writers=("api",))
 DEAD_LETTER = Topic("dead-letter", 1, FOREVER, "topic", history=True, writers=ROLES)
 
 ALL_TOPICS: tuple[Topic, ...] = (
@@ -75,6 +76,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     REQUEST_STATS,
     CONTAINER_STATS,
     DEMAND,
+    TOKENS,
     DEAD_LETTER,
 )
 
@@ -90,7 +92,7 @@ WORLD_TOPICS: tuple[Topic, ...] = (
 """What the world's fold (`events.projections.world`) is made of."""
 
 READS: dict[str, tuple[Topic, ...]] = {
-    "api": (*WORLD_TOPICS, REQUEST_STATS, CONTAINER_STATS),
+    "api": (*WORLD_TOPICS, TOKENS, REQUEST_STATS, CONTAINER_STATS),
     "scheduler": WORLD_TOPICS,
     "healer": WORLD_TOPICS,
     "autoscaler": (
@@ -138,6 +140,8 @@ HOMES: dict[type[t.Payload], tuple[Topic, ...]] = {
     t.NodeLossSuspended: (NODES,),
     t.DecisionFailed: (SCALE,),
     t.NodeHeartbeat: (HEARTBEATS,),
+    t.TokenCreated: (TOKENS,),
+    t.TokenRevoked: (TOKENS,),
 }
 """Where each event type may be written: the api's rollbacks (a user's) go with its other
 function events, the healer's (a repair) with the deciders' decisions."""

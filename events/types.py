@@ -52,6 +52,7 @@ from events.payloads.replicas import (
     StartReplica,
     StopReplica,
 )
+from events.payloads.tokens import Scope, TokenCreated, TokenRevoked
 from events.spec import FunctionSpec, ScalingMetric
 
 __all__ = [
@@ -93,8 +94,11 @@ __all__ = [
     "ScaleDecision",
     "ScaleRequested",
     "ScalingMetric",
+    "Scope",
     "StartReplica",
     "StopReplica",
+    "TokenCreated",
+    "TokenRevoked",
 ]
 
 
@@ -129,6 +133,8 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     NodeRuntimeChanged,
     NodeLossSuspended,
     DecisionFailed,
+    TokenCreated,
+    TokenRevoked,
 )
 
 PAYLOAD_BY_TYPE: dict[str, type[Payload]] = {p.TYPE: p for p in ALL_PAYLOADS}

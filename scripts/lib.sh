@@ -7,6 +7,8 @@ SHOAL_STATE="${SHOAL_STATE:-$SHOAL_ROOT/.shoal}"
 VENV="$SHOAL_ROOT/.venv"
 KAFKA_JARS="$SHOAL_STATE/kafka/jars"
 export SHOAL_ROOT SHOAL_STATE
+# The state folder holds Kafka's data, credentials and logs: its owner's only.
+mkdir -p "$SHOAL_STATE/logs" && chmod 700 "$SHOAL_STATE" "$SHOAL_STATE/logs"
 
 say() { printf 'shoal setup: %s\n' "$*" >&2; }
 die() { printf 'shoal setup: FAILED: %s\n' "$*" >&2; exit 1; }

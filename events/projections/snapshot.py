@@ -17,7 +17,8 @@ Snapshot = dict[str, dict[str, dict[str, object]]]
 
 
 def snapshot(world: World) -> Snapshot:
-    """Functions, live replicas, nodes and failures as plain data."""
+    """Functions, live replicas, nodes, failures and tokens (never their digests) as
+    plain data."""
     return {
         "functions": _functions(world),
         "replicas": {
@@ -37,6 +38,15 @@ def snapshot(world: World) -> Snapshot:
                 "ever_ready": record.ever_ready,
             }
             for (function, revision), record in sorted(world.failures.revisions.items())
+        },
+        "tokens": {
+            t.token_id: {
+                "scope": t.scope,
+                "functions": ",".join(t.functions) or None,
+                "name": t.name or None,
+                "revoked": t.revoked,
+            }
+            for t in sorted(world.tokens.tokens.values(), key=lambda t: t.token_id)
         },
     }
 
@@ -94,7 +104,7 @@ def world_at(envelopes: Iterable[Envelope], at: datetime | None) -> World:
 def diff(before: Snapshot, after: Snapshot) -> list[str]:
     """What changed between two snapshots, a line per thing."""
     lines = []
-    for section in ("functions", "replicas", "nodes"):
+    for section in ("functions", "replicas", "nodes", "tokens"):
         old, new = before.get(section, {}), after.get(section, {})
         kind = section[:-1]
         for key in sorted(old.keys() | new.keys()):

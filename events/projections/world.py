@@ -19,6 +19,7 @@ from events.projections.failures import FailuresProjection
 from events.projections.functions import FunctionsProjection, FunctionView
 from events.projections.nodes import NodesProjection
 from events.projections.replicas import ReplicasProjection, ReplicaView
+from events.projections.tokens import TokensProjection
 from events.types import (
     DrainReplica,
     DriftRepaired,
@@ -47,6 +48,8 @@ from events.types import (
     ScaleRequested,
     StartReplica,
     StopReplica,
+    TokenCreated,
+    TokenRevoked,
 )
 
 SEEN_IDS = 200_000
@@ -76,6 +79,7 @@ class World:
     nodes: NodesProjection = field(default_factory=NodesProjection)
     functions: FunctionsProjection = field(default_factory=FunctionsProjection)
     failures: FailuresProjection = field(default_factory=FailuresProjection)
+    tokens: TokensProjection = field(default_factory=TokensProjection)
     seen: SeenIds = field(default_factory=lambda: SeenIds(SEEN_IDS))
     as_of: datetime | None = None
     replicas: ReplicasProjection = field(init=False)
@@ -157,6 +161,10 @@ class World:
         changes.replicas.add(event.replica_id)
         changes.nodes.add(event.node)
 
+    def _token(self, envelope: Envelope, now: float, changes: Changes) -> None:
+        event: TokenCreated | TokenRevoked = envelope.data  # type: ignore[assignment]
+        self.tokens.apply(event, envelope.time)
+
     def _node(self, envelope: Envelope, now: float, changes: Changes) -> None:
         event = envelope.data
         self.nodes.apply(event, at=envelope.time, now=now)
@@ -201,4 +209,5 @@ _FOLDS: dict[type[Payload], _Fold] = {
         ),
         World._node,
     ),
+    **dict.fromkeys((TokenCreated, TokenRevoked), World._token),
 }

@@ -26,13 +26,21 @@ class Call:
     """Replicas that closed the connection on this (safe) call without answering."""
 
     @classmethod
-    def of(cls, request: web.Request, name: str, spec: FunctionSpec, *, deadline: float) -> Call:
+    def of(
+        cls,
+        request: web.Request,
+        name: str,
+        spec: FunctionSpec,
+        *,
+        deadline: float,
+        shoal_credential: bool,
+    ) -> Call:
         headers = request_headers(
             list(request.headers.items()),
             peer=request.remote or "",
             host=request.host,
             proto=request.scheme,
-            private=spec.private,
+            shoal_credential=shoal_credential,
         )
         return cls(name, spec, deadline, upstream_target(request.raw_path), headers)
 

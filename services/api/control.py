@@ -5,10 +5,9 @@ the api's own view at once so that a client reads its own writes."""
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -30,6 +29,7 @@ from events.types import (
     Payload,
     ScaleRequested,
 )
+from services.api.auth import Principal, bearer, is_shoal_token, principal_of, verb_of
 from services.api.openapi import openapi_document
 from services.api.validation import (
     Conflict,
@@ -101,6 +101,8 @@ class ControlPlane:
     token: str
     max_body_bytes: int
     max_functions: int
+    more: list[web.RouteDef] = field(default_factory=list)
+    """Routes kept elsewhere (the tokens'), under the same middlewares."""
 
     def application(self) -> web.Application:
         """The control plane as an application to mount at /v1: its middlewares (auth,
@@ -123,28 +125,47 @@ class ControlPlane:
             web.post("/functions/{name}/rollback", self.rollback_function),
             web.get("/nodes", self.list_nodes),
             web.post("/nodes/{node}/{action:cordon|uncordon|drain}", self.node_action),
+            *self.more,
         ]
 
-    def has_token(self, request: web.Request) -> bool:
-        given = request.headers.get("Authorization", "")
-        return given.startswith("Bearer ") and hmac.compare_digest(
-            given[7:].encode(), self.token.encode()
-        )
+    def principal(self, request: web.Request) -> Principal | None:
+        """Who the request's bearer token is (None: no token, or not a live one)."""
+        token = bearer(request.headers.get("Authorization", ""))
+        return None if token is None else principal_of(token, self.token, self.view.world.tokens)
 
-    def has_token_in_query(self, request: web.Request) -> bool:
-        """For browsers' EventSource, which cannot send headers: `?token=`."""
-        return self.has_token(request) or hmac.compare_digest(
-            request.query.get("token", "").encode(), self.token.encode()
+    def carries_token(self, request: web.Request) -> bool:
+        """Whether the request's `Authorization` holds a Shoal token (right or wrong): it
+        is never passed to a function."""
+        token = bearer(request.headers.get("Authorization", ""))
+        return token is not None and is_shoal_token(token, self.token)
+
+    def may_read_in_query(self, request: web.Request) -> bool:
+        """For browsers' EventSource, which cannot send headers: a reader's `?token=`."""
+        found = self.principal(request) or principal_of(
+            request.query.get("token", ""), self.token, self.view.world.tokens
         )
+        return found is not None and found.may("read")
 
     @web.middleware
     async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path != "/v1/openapi.json" and not self.has_token(request):
+        if request.path == "/v1/openapi.json":
+            return await handler(request)
+        found = self.principal(request)
+        if found is None:
             return problem(
                 401,
-                "missing or wrong api token: send 'Authorization: Bearer "
-                "<token>' (SHOAL_API_TOKEN)",
+                "missing, wrong or revoked token: send 'Authorization: Bearer <token>' "
+                "(SHOAL_API_TOKEN, or one from `shoal token create`)",
             )
+        needs = verb_of(request.method, request.path)
+        if not found.may(needs):
+            return problem(
+                403,
+                f"a {found.scope} token may not do this: it needs {needs}",
+                scope=found.scope,
+                needs=needs,
+            )
+        request["principal"] = found
         return await handler(request)
 
     @web.middleware
@@ -160,7 +181,7 @@ class ControlPlane:
                 response.headers["Allow"] = exc.headers["Allow"]
             return response
 
-    async def _body(self, request: web.Request) -> Any:
+    async def read_json(self, request: web.Request) -> Any:
         if request.content_length is not None and request.content_length > self.max_body_bytes:
             raise web.HTTPRequestEntityTooLarge(
                 max_size=self.max_body_bytes,
@@ -184,7 +205,7 @@ class ControlPlane:
                 content_type="application/json",
             ) from exc
 
-    async def _record(self, payload: Payload) -> None:
+    async def record(self, payload: Payload) -> None:
         """Publish a change; the journal applies it to this api's view (read your writes).
         With the event bus away, the caller hears so within PUBLISH_TIMEOUT_S: 503 when the
         change was refused, 504 when its fate is unknown (it may still be written)."""
@@ -238,7 +259,7 @@ class ControlPlane:
 
     async def create_function(self, request: web.Request) -> web.Response:
         try:
-            spec = spec_from_body(await self._body(request))
+            spec = spec_from_body(await self.read_json(request))
         except InvalidInput as exc:
             return invalid(exc)
         if self.view.function(spec.name) is not None:
@@ -251,7 +272,7 @@ class ControlPlane:
                 409, f"the platform holds at most {self.max_functions} functions; delete one first"
             )
         revision = self.view.world.functions.next_revision(spec.name)
-        await self._record(
+        await self.record(
             FunctionDeployed(function=spec.name, revision=revision, spec=spec, requested_by="api")
         )
         return web.json_response(
@@ -262,11 +283,11 @@ class ControlPlane:
         name = request.match_info["name"]
         function = self._function_or_404(name)
         try:
-            spec = spec_from_body(await self._body(request), name=name)
+            spec = spec_from_body(await self.read_json(request), name=name)
         except InvalidInput as exc:
             return invalid(exc)
         revision = max(function.revisions) + 1
-        await self._record(
+        await self.record(
             FunctionUpdated(function=name, revision=revision, spec=spec, requested_by="api")
         )
         return web.json_response(function_status(self.view, self._function_or_404(name)))
@@ -275,10 +296,10 @@ class ControlPlane:
         name = request.match_info["name"]
         function = self._function_or_404(name)
         try:
-            spec = patched_scaling(function.spec, await self._body(request))
+            spec = patched_scaling(function.spec, await self.read_json(request))
         except InvalidInput as exc:
             return invalid(exc)
-        await self._record(
+        await self.record(
             FunctionUpdated(
                 function=name, revision=function.revision, spec=spec, requested_by="api"
             )
@@ -288,7 +309,7 @@ class ControlPlane:
     async def delete_function(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         self._function_or_404(name)
-        await self._record(FunctionDeleted(function=name, requested_by="api"))
+        await self.record(FunctionDeleted(function=name, requested_by="api"))
         return web.json_response({"deleted": name}, status=202)
 
     async def scale_function(self, request: web.Request) -> web.Response:
@@ -296,7 +317,7 @@ class ControlPlane:
         function = self._function_or_404(name)
         try:
             replicas = whole_number(
-                await self._body(request), "replicas", maximum=MAX_REPLICAS_LIMIT
+                await self.read_json(request), "replicas", maximum=MAX_REPLICAS_LIMIT
             )
         except InvalidInput as exc:
             return invalid(exc)
@@ -305,14 +326,14 @@ class ControlPlane:
             return invalid(
                 Conflict([FieldError("replicas", f"{replicas} is above max_replicas {high}")])
             )
-        await self._record(ScaleRequested(function=name, replicas=replicas, requested_by="api"))
+        await self.record(ScaleRequested(function=name, replicas=replicas, requested_by="api"))
         return web.json_response({"function": name, "replicas": replicas}, status=202)
 
     async def rollback_function(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         function = self._function_or_404(name)
         try:
-            revision = whole_number(await self._body(request), "revision", minimum=1)
+            revision = whole_number(await self.read_json(request), "revision", minimum=1)
         except InvalidInput as exc:
             return invalid(exc)
         if revision not in function.revisions:
@@ -323,7 +344,7 @@ class ControlPlane:
             )
         if revision == function.revision:
             return problem(409, f"revision {revision} is already current")
-        await self._record(
+        await self.record(
             FunctionRolledBack(
                 function=name,
                 from_revision=function.revision,
@@ -368,5 +389,5 @@ class ControlPlane:
             "uncordon": NodeUncordoned(node=node, requested_by="api"),
             "drain": NodeDrainRequested(node=node, requested_by="api"),
         }[action]
-        await self._record(event)
+        await self.record(event)
         return web.json_response({"node": node, "action": action}, status=202)

@@ -63,19 +63,44 @@ def _latin1(text: str) -> bool:
     return True
 
 
+SHOAL_COOKIE_PREFIX = "shoal"
+"""Cookies the api sets (the dashboard's) are named so; a replica never gets them."""
+
+
+def without_shoal_cookies(value: str) -> str:
+    """A `Cookie` header's value less Shoal's own cookies ('' when none is left)."""
+    kept = [
+        pair.strip()
+        for pair in value.split(";")
+        if pair.strip() and not pair.strip().lower().startswith(SHOAL_COOKIE_PREFIX)
+    ]
+    return "; ".join(kept)
+
+
 def request_headers(
-    headers: list[tuple[str, str]], *, peer: str, host: str, proto: str, private: bool = False
+    headers: list[tuple[str, str]],
+    *,
+    peer: str,
+    host: str,
+    proto: str,
+    shoal_credential: bool = False,
 ) -> list[tuple[str, str]]:
     """The headers the replica gets: the caller's end-to-end ones, each Latin-1 text, and
-    the api's own account of the caller (`Forwarded`, `X-Forwarded-*`). A private
-    function's caller sent the api token as `Authorization`: the function never sees it."""
+    the api's own account of the caller (`Forwarded`, `X-Forwarded-*`). Shoal's
+    credentials never reach a function: `Authorization` when it carries a Shoal token
+    (`shoal_credential`), and Shoal's cookies."""
     dropped = HOP_BY_HOP | SET_BY_API | connection_named(headers)
-    if private:
+    if shoal_credential:
         dropped |= {"authorization"}
     kept = []
     for name, value in headers:
-        if name.lower() in dropped:
+        lower = name.lower()
+        if lower in dropped:
             continue
+        if lower == "cookie":
+            value = without_shoal_cookies(value)
+            if not value:
+                continue
         if not _latin1(value):
             raise BadRequest(f"the value of header {name!r} is not Latin-1 text")
         kept.append((name, value))

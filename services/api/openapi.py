@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from events.spec import MAX_REPLICAS_LIMIT, SCALING_FIELDS, FunctionSpec
+from services.api.auth import TokenRequest
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 STATUS = {"$ref": "#/components/schemas/FunctionStatus"}
@@ -19,7 +20,8 @@ DESCRIBED = {
     "201": "Created",
     "202": "Accepted",
     "400": "Not JSON",
-    "401": "No or wrong token",
+    "401": "No, wrong or revoked token",
+    "403": "The token's scope does not allow it",
     "404": "Not found",
     "409": "Conflict",
     "413": "Body too large",
@@ -39,7 +41,7 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _responses(ok: int, *errors: int, body: dict[str, Any] | None = None) -> dict[str, Any]:
     responses = {str(ok): {"description": DESCRIBED[str(ok)], **_json(body or {"type": "object"})}}
-    for code in (401, *errors, 503):
+    for code in (401, 403, *errors, 503):
         responses[str(code)] = {"description": DESCRIBED[str(code)], **_json(ERROR)}
     return responses
 
@@ -158,6 +160,45 @@ def _node_paths() -> dict[str, Any]:
     }
 
 
+def _token_paths() -> dict[str, Any]:
+    (request,), found = msgspec.json.schema_components([TokenRequest])
+    declared = found[request["$ref"].split("/")[-1]]
+    props, functions = declared["properties"], declared["properties"]["functions"]
+    others = [s for s in props["scope"]["enum"] if s != "invoke"]
+    body = {  # the declaration, and its one rule: only an invoke token names functions
+        "oneOf": [
+            declared
+            | {
+                "properties": props
+                | {"scope": {"const": "invoke"}, "functions": functions | {"minItems": 1}},
+                "required": ["scope", "functions"],
+            },
+            declared
+            | {
+                "properties": props
+                | {"scope": {"enum": others}, "functions": functions | {"maxItems": 0}}
+            },
+        ]
+    }
+    token_id = {"type": "string", "pattern": "^[0-9a-f]{12}$"}
+    return {
+        "/v1/tokens": {
+            "get": _operation("List tokens (never their secrets)", _responses(200)),
+            "post": _operation(
+                "Make a token; its secret is in this answer only",
+                _responses(201, 400, 413, 422),
+                **_body(body),
+            ),
+        },
+        "/v1/tokens/{token_id}": {
+            "parameters": [
+                {"name": "token_id", "in": "path", "required": True, "schema": token_id}
+            ],
+            "delete": _operation("Revoke a token", _responses(200, 404)),
+        },
+    }
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     components = _components()
@@ -170,5 +211,5 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "Shoal api", "version": "1"},
         "components": components,
         "security": [{"token": []}],
-        "paths": {**_function_paths(path_name), **_node_paths()},
+        "paths": {**_function_paths(path_name), **_node_paths(), **_token_paths()},
     }

@@ -14,6 +14,7 @@ from aiohttp import web
 from prometheus_client import Counter, Gauge, Histogram
 
 from events.types import ColdStartDemand
+from services.api.auth import Principal
 from services.api.body import BodyBudget, NoReplica, error, read_body
 from services.api.call import Call
 from services.api.forwarding import BadRequest, response_headers
@@ -78,7 +79,8 @@ class FunctionProxy:
     source_instance: str
     queue_limit: int
     demand_repeat_s: float
-    check_token: Callable[[web.Request], bool]
+    principal: Callable[[web.Request], Principal | None]
+    carries_token: Callable[[web.Request], bool]
     bodies: BodyBudget
     clock: Callable[[], float] = time.monotonic
     windows: dict[str, RequestWindow] = field(default_factory=dict)
@@ -111,11 +113,10 @@ class FunctionProxy:
         function = self.view.function(name)
         if function is None:
             return error(404, f"no function named {name!r}", function=name)
-        if function.spec.private and not self.check_token(request):
-            return error(
-                401,
-                "this function is private: send the api token as 'Authorization: Bearer <token>'",
-            )
+        if function.spec.private:
+            refused = self._private(request, name)
+            if refused is not None:
+                return refused
         started = self.clock()
         window = self.window(name)
         window.begin(started)
@@ -126,7 +127,11 @@ class FunctionProxy:
         call: Call | None = None
         try:
             call = Call.of(
-                request, name, function.spec, deadline=started + function.spec.request_timeout_s
+                request,
+                name,
+                function.spec,
+                deadline=started + function.spec.request_timeout_s,
+                shoal_credential=self.carries_token(request),
             )
             call.body = await read_body(request, call, self.bodies, self.clock)
             response = await self._serve(request, call)
@@ -147,6 +152,19 @@ class FunctionProxy:
             window.end(finished, latency_ms=(finished - started) * 1000, error=status >= 500)
             self._count(name, status)
             latency.observe(finished - started)
+
+    def _private(self, request: web.Request, name: str) -> web.Response | None:
+        """Why a caller may not call a private function (None: it may)."""
+        found = self.principal(request)
+        if found is None:
+            return error(
+                401,
+                "this function is private: send a token that may call it as 'Authorization: "
+                f"Bearer <token>' (`shoal token create --scope invoke --function {name}`)",
+            )
+        if not found.may_invoke(name):
+            return error(403, f"a {found.scope} token may not call {name!r}", function=name)
+        return None
 
     def _count(self, name: str, status: int) -> None:
         code = status if 100 <= status < 600 else 0

@@ -12,13 +12,14 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from events.envelope import Envelope
-from events.topics import WORLD_TOPICS
+from events.topics import TOKENS, WORLD_TOPICS
 from events.types import RequestStats
 from services.api.body import BodyBudget
 from services.api.control import ControlPlane
 from services.api.dashboard import Dashboard
 from services.api.proxy import FunctionProxy
 from services.api.settings import Settings
+from services.api.token_routes import TokenRoutes
 from services.api.upstream import Upstream
 from services.api.view import ApiView
 from services.common.clock import SYSTEM_CLOCK, Clock, Every
@@ -31,7 +32,7 @@ from services.common.runtime import ServiceContext, run
 
 class Api:
     name = "api-view"
-    topics = WORLD_TOPICS
+    topics = (*WORLD_TOPICS, TOKENS)
     poll_ms = 200
 
     def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -53,6 +54,7 @@ class Api:
             max_body_bytes=settings.max_body_bytes,
             max_functions=settings.max_functions,
         )
+        control.more.extend(TokenRoutes(self.view, control.read_json, control.record).routes())
         upstream = Upstream(connect_timeout_s=settings.connect_timeout_s)
         self.view.left = upstream.forget
         self.proxy = FunctionProxy(
@@ -63,12 +65,13 @@ class Api:
             source_instance=ctx.settings.instance,
             queue_limit=settings.queue_limit,
             demand_repeat_s=settings.demand_repeat_s,
-            check_token=control.has_token,
+            principal=control.principal,
+            carries_token=control.carries_token,
             bodies=BodyBudget(settings.body_budget_bytes),
             clock=self.clock.now,
         )
         self.dashboard = Dashboard(
-            view=self.view, check_token=control.has_token_in_query, log=ctx.log, clock=self.clock
+            view=self.view, check_token=control.may_read_in_query, log=ctx.log, clock=self.clock
         )
         ctx.app.middlewares.append(until_ready(ctx))
         ctx.app.router.add_get("/ui", self.dashboard.page)

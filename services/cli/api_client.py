@@ -17,6 +17,18 @@ import click
 from services.local.paths import state_dir
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are not followed: a 3xx comes back as an HTTPError to say what it was."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+OPENER = urllib.request.build_opener(_NoRedirect)
+"""What the CLI sends with: the api token goes to the api's /v1 only, never on to where a
+redirect points."""
+
+
 class CliError(click.ClickException):
     """A failure the user can act on: one line on stderr, exit code 1."""
 
@@ -53,12 +65,20 @@ class ApiClient:
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as reply:
+            with OPENER.open(request, timeout=self.timeout_s) as reply:
                 return json.loads(reply.read() or b"null")
         except urllib.error.HTTPError as exc:
+            with exc:
+                body = exc.read()
             if missing_ok and exc.code == 404:
                 return None
-            raise CliError(explain(exc.code, exc.read())) from None
+            if 300 <= exc.code < 400:
+                raise CliError(
+                    f"the api answered {exc.code}, redirecting to "
+                    f"{exc.headers.get('Location', '(nowhere)')!r}: shoal does not follow a "
+                    "redirect with the api token (set SHOAL_API_URL to the api itself)"
+                ) from None
+            raise CliError(explain(exc.code, body)) from None
         except (urllib.error.URLError, OSError) as exc:
             raise self._unreachable(exc) from None
 
@@ -69,19 +89,28 @@ class ApiClient:
         )
 
     def invoke(
-        self, function: str, path: str, method: str, data: bytes | None, headers: dict[str, str]
+        self,
+        function: str,
+        path: str,
+        method: str,
+        data: bytes | None,
+        headers: dict[str, str],
+        *,
+        token: str | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
+        """A call of a function: never with the api token (a function is not the control
+        plane), only with the invoke `token` given for a private one; a redirect is
+        returned as it came, not followed."""
+        sent = {**headers, **({"Authorization": f"Bearer {token}"} if token else {})}
         request = urllib.request.Request(
-            f"{self.url}/fn/{function}/{path.lstrip('/')}",
-            method=method,
-            data=data,
-            headers={"Authorization": f"Bearer {self.token}", **headers},
+            f"{self.url}/fn/{function}/{path.lstrip('/')}", method=method, data=data, headers=sent
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as reply:
+            with OPENER.open(request, timeout=self.timeout_s) as reply:
                 return reply.status, dict(reply.headers), reply.read()
         except urllib.error.HTTPError as exc:
-            return exc.code, dict(exc.headers), exc.read()
+            with exc:
+                return exc.code, dict(exc.headers), exc.read()
         except (urllib.error.URLError, OSError) as exc:
             raise self._unreachable(exc) from None
 

@@ -197,8 +197,19 @@ def rollback(name: str, revision: int) -> None:
 @click.option("-d", "--data", help="request body; @FILE reads a file, @- standard input")
 @click.option("-H", "--header", multiple=True, help="'Name: value', repeatable")
 @click.option("-i", "--include", is_flag=True, help="print the status and headers too")
+@click.option(
+    "--token",
+    envvar="SHOAL_INVOKE_TOKEN",
+    help="a token that may call this private function (never the api token by default)",
+)
 def invoke(
-    name: str, path: str, method: str, data: str | None, header: tuple[str, ...], include: bool
+    name: str,
+    path: str,
+    method: str,
+    data: str | None,
+    header: tuple[str, ...],
+    include: bool,
+    token: str | None,
 ) -> None:
     """Call a function through the api; exit 1 when it answers 4xx or 5xx."""
     headers = {}
@@ -216,7 +227,7 @@ def invoke(
         else:
             body = data.encode()
     status, reply_headers, reply = ApiClient.from_env().invoke(
-        name, path, method.upper(), body, headers
+        name, path, method.upper(), body, headers, token=token
     )
     if include:
         click.echo(f"HTTP {status}")

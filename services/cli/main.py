@@ -19,13 +19,13 @@ import docker
 from events.bus import ensure_topics
 from events.errors import BusUnavailable
 from events.settings import BusSettings
-from services.cli import functions, history, kafka, nodes
+from services.cli import functions, history, kafka, nodes, tokens
 from services.common.labels import LABEL_NODE
 from services.common.settings import env_int
 from services.local.credentials import ADMIN, role_of
 from services.local.images import ensure_test_images as ensure_images
 from services.local.kafka_broker import BrokerError, BrokerLayout, LocalKafkaBroker
-from services.local.paths import kafka_data_dir, state_dir
+from services.local.paths import kafka_data_dir, private_dir, state_dir
 from services.local.processes import built_services
 
 DEMO = {
@@ -73,6 +73,7 @@ def cli() -> None:
 @cli.command()
 def up() -> None:
     """Start Kafka and every Shoal service on this machine (idempotent)."""
+    private_dir(state_dir())  # its data, credentials and logs are the owner's only
     broker = local_broker()
     try:
         broker.start()
@@ -90,17 +91,17 @@ def up() -> None:
     except BusUnavailable as exc:
         fail(f"Kafka started but topics could not be created: {exc}")
     click.echo(f"kafka      running  {broker.layout.bootstrap} (data {broker.layout.data_dir})")
-    env = {
-        **os.environ,
-        "SHOAL_KAFKA_BOOTSTRAP": broker.layout.bootstrap,
-        "SHOAL_API_TOKEN": os.environ.get("SHOAL_API_TOKEN") or api_token(),
-    }
+    token = os.environ.get("SHOAL_API_TOKEN") or api_token()
+    env = {k: v for k, v in os.environ.items() if k != "SHOAL_API_TOKEN"}
+    env["SHOAL_KAFKA_BOOTSTRAP"] = broker.layout.bootstrap
     for service in built_services():
         own = {"SHOAL_KAFKA_CREDENTIALS_FILE": str(broker.credentials(role_of(service.name)))}
+        if service.name == "api":  # the only service that needs the api token
+            own["SHOAL_API_TOKEN"] = token
         pid = service.start(env | own)
         click.echo(f"{service.name:<10} running  pid {pid} (log {service.log_file})")
     if any(s.name == "api" for s in built_services()):
-        deploy_demo(env["SHOAL_API_TOKEN"])
+        deploy_demo(token)
 
 
 def deploy_demo(token: str) -> None:
@@ -186,6 +187,7 @@ for command in (
     history.audit,
     history.replay,
     kafka.kafka_setup,
+    tokens.token,
 ):
     cli.add_command(command)
 

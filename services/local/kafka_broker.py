@@ -23,7 +23,7 @@ from services.local.credentials import (
     credentials_file,
     ensure_credentials,
 )
-from services.local.paths import REPO_ROOT, kafka_jars_dir
+from services.local.paths import PRIVATE_UMASK, REPO_ROOT, kafka_jars_dir, private_dir, private_log
 from services.local.pids import live_pid, terminate
 
 LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
@@ -139,7 +139,7 @@ class LocalKafkaBroker:
         """Write the config (0600: it holds the broker's own secrets) and format the
         storage once, with a SCRAM user for every principal."""
         layout = self.layout
-        layout.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(layout.data_dir)
         principals = ensure_credentials(layout.credentials_dir)
         layout.properties_file.unlink(missing_ok=True)
         fd = os.open(layout.properties_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -175,7 +175,9 @@ class LocalKafkaBroker:
         with os.fdopen(fd, "w") as out:
             out.write("\n".join([*command, "--standalone", *users]) + "\n")
         try:
-            result = subprocess.run(self._java(f"@{argfile}"), capture_output=True, text=True)
+            result = subprocess.run(
+                self._java(f"@{argfile}"), capture_output=True, text=True, umask=PRIVATE_UMASK
+            )
         finally:
             argfile.unlink(missing_ok=True)
         if result.returncode != 0:
@@ -206,13 +208,14 @@ class LocalKafkaBroker:
                 "another port (SHOAL_KAFKA_PORT)"
             )
         self.ensure_formatted()
-        with self.layout.log_file.open("ab") as log:
+        with os.fdopen(private_log(self.layout.log_file), "ab") as log:
             process = subprocess.Popen(
                 self._java("kafka.Kafka", str(self.layout.properties_file)),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                umask=PRIVATE_UMASK,
             )
         self._process = process
         self.layout.pid_file.write_text(str(process.pid))

@@ -20,3 +20,22 @@ def kafka_data_dir() -> Path:
 
 def kafka_jars_dir() -> Path:
     return state_dir() / "kafka" / "jars"
+
+
+PRIVATE_UMASK = 0o077
+"""What Shoal's own processes (the broker, the services) create is their owner's only."""
+
+
+def private_dir(path: Path) -> Path:
+    """`path`, made if missing, that only its owner may enter (0700)."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def private_log(path: Path) -> int:
+    """A file descriptor appending to the log at `path` (0600, in a 0700 folder)."""
+    private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd

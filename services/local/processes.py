@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.local.paths import REPO_ROOT, state_dir
+from services.local.paths import PRIVATE_UMASK, REPO_ROOT, private_dir, private_log, state_dir
 from services.local.pids import live_pid, terminate
 
 SERVICE_ORDER = ("node_agent", "scheduler", "autoscaler", "healer", "api")
@@ -38,9 +38,8 @@ class ServiceProcess:
         running = self.pid()
         if running is not None:
             return running
-        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as log:
+        private_dir(self.pid_file.parent)
+        with os.fdopen(private_log(self.log_file), "ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "services.local.supervise", self.name],
                 env=env,
@@ -49,6 +48,7 @@ class ServiceProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                umask=PRIVATE_UMASK,
             )
         self.pid_file.write_text(str(process.pid))
         return process.pid

@@ -9,6 +9,7 @@ from services.api.forwarding import (
     request_headers,
     response_headers,
     upstream_target,
+    without_shoal_cookies,
 )
 from services.api.routing import EJECT_BASE_S, EJECT_MAX_S, Route, RouteTable
 
@@ -62,12 +63,21 @@ def test_hop_by_hop_connection_named_and_forwarding_headers_are_the_apis() -> No
     ]
 
 
-def test_a_private_functions_caller_token_never_reaches_the_function() -> None:
-    headers = [("Authorization", "Bearer platform-token"), ("Accept", "*/*")]
-    private = request_headers(headers, peer="p", host="h", proto="http", private=True)
-    public = request_headers(headers, peer="p", host="h", proto="http")
-    assert ("Authorization", "Bearer platform-token") not in private
-    assert ("Authorization", "Bearer platform-token") in public
+def test_shoal_credentials_never_reach_a_function_but_its_own_do() -> None:
+    headers = [
+        ("Authorization", "Bearer platform-token"),
+        ("Cookie", "shoal_session=secret; theirs=1; SHOAL_other=2"),
+        ("Accept", "*/*"),
+    ]
+    stripped = request_headers(headers, peer="p", host="h", proto="http", shoal_credential=True)
+    assert [h for h in stripped if h[0] in ("Authorization", "Cookie")] == [("Cookie", "theirs=1")]
+    theirs = request_headers(headers, peer="p", host="h", proto="http")
+    assert ("Authorization", "Bearer platform-token") in theirs
+    only_ours = [("Cookie", "shoal_session=secret")]
+    assert not [
+        h for h in request_headers(only_ours, peer="p", host="h", proto="x") if h[0] == "Cookie"
+    ]
+    assert without_shoal_cookies("a=1;b=2") == "a=1; b=2"
 
 
 def test_a_header_value_that_is_not_latin1_is_a_bad_request() -> None:

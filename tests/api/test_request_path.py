@@ -66,6 +66,27 @@ async def test_methods_headers_query_and_bodies_pass_through(
         assert headers["x-forwarded-proto"] == "http"
 
 
+async def test_a_function_never_sees_a_shoal_token_or_cookie(
+    api: ServiceProcess,
+    http: aiohttp.ClientSession,
+    agent_events: EventProducer,
+    replica: ReplicaFactory,
+) -> None:
+    await deploy(http, api, "peek")
+    server = await replica("peek-r1")
+    await announce(agent_events, "peek", server)
+    await wait_routed(http, api, "peek", 1)
+    cookie = {"Cookie": "shoal_session=s3cret; theirs=1"}
+    for authorization in (AUTH["Authorization"], "Bearer shoal_t1_whatever", "Basic dXNlcjpwdw=="):
+        headers = {"Authorization": authorization, **cookie}
+        async with http.get(f"{api.url}/fn/peek/", headers=headers) as reply:
+            echoed = await reply.json()
+        seen = {k.lower(): v for k, v in echoed["headers"].items()}
+        assert seen["cookie"] == "theirs=1"
+        shoal = not authorization.startswith("Basic")
+        assert ("authorization" in seen) is not shoal, (authorization, seen)
+
+
 async def test_large_and_streamed_responses_pass_through(
     api: ServiceProcess,
     http: aiohttp.ClientSession,

@@ -62,11 +62,21 @@ def test_up_starts_a_broker_with_every_topic_and_down_stops_it(tmp_path: Path) -
             for name in ("admin", "api", "autoscaler", "controller", "healer", "node", "scheduler")
         ]
         assert all(p.stat().st_mode & 0o077 == 0 for p in credentials.iterdir())
+        kafka_data, logs = tmp_path / "kafka" / "data", tmp_path / "logs"
+        for folder in (tmp_path, kafka_data, kafka_data / "logs", logs):
+            assert folder.stat().st_mode & 0o777 == 0o700, folder
+        segments = list((kafka_data / "logs").glob("functions.shoal-0/*.log"))
+        written = [*segments, kafka_data / "broker.log", *logs.glob("*.log")]
+        assert segments and all(p.stat().st_mode & 0o077 == 0 for p in written), written
         assert kcat_list(f"127.0.0.1:{port}", None, tmp_path).returncode != 0
         api = f"http://127.0.0.1:{env['SHOAL_API_HTTP_PORT']}"
         with urllib.request.urlopen(f"{api}/fn/hello/", timeout=30) as reply:
             assert reply.read() == b"hello from shoal\n"
         api_pid = int((tmp_path / "run" / "api.child.pid").read_text())
+        for name in ("api", "scheduler", "node_agent"):
+            child = int((tmp_path / "run" / f"{name}.child.pid").read_text())
+            environ = Path(f"/proc/{child}/environ").read_bytes()
+            assert (b"SHOAL_API_TOKEN=" in environ) == (name == "api"), name
         os.kill(api_pid, signal.SIGKILL)
         assert answers_again(f"{api}/readyz", timeout_s=30), "the supervisor restarted the api"
         restarted = int((tmp_path / "run" / "api.child.pid").read_text())

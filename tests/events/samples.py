@@ -107,5 +107,14 @@ def sample_payloads() -> list[t.Payload]:
         t.DecisionFailed(
             subject="hello", decider="scheduler", error="ZeroDivisionError()", retry_in_s=1.0
         ),
+        t.TokenCreated(
+            token_id="0123456789ab",
+            scope="invoke",
+            functions=["hello"],
+            name="ci",
+            digest="f" * 64,
+            created_by="admin",
+        ),
+        t.TokenRevoked(token_id="0123456789ab", revoked_by="admin"),
     ]
     return samples

@@ -1,0 +1,43 @@
+"""Api tokens: made and revoked by an admin through the api. An event holds a token's
+SHA-256 digest, never the token."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+import msgspec
+
+from events.payloads.base import Payload, Text
+from events.spec import DNS_LABEL
+
+Scope = Literal["admin", "deploy", "read", "invoke"]
+"""admin: everything; deploy: functions and scaling (no tokens, no nodes); read: every GET,
+the audit, replay and the dashboard; invoke: calling the named private functions."""
+TokenId = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{12}$")]
+Digest = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+FunctionName = Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=DNS_LABEL)]
+Label = Annotated[str, msgspec.Meta(max_length=100)]
+InvokeFunctions = Annotated[list[FunctionName], msgspec.Meta(max_length=100)]
+"""The private functions an invoke token may call."""
+
+
+class TokenScoped(Payload, frozen=True, kw_only=True):
+    token_id: TokenId
+
+    @property
+    def key(self) -> str:
+        return self.token_id
+
+
+class TokenCreated(TokenScoped, frozen=True, kw_only=True):
+    TYPE: ClassVar[str] = "dev.shoal.token.created"
+    scope: Scope
+    functions: InvokeFunctions = []
+    name: Label = ""
+    digest: Digest
+    created_by: Text = ""
+
+
+class TokenRevoked(TokenScoped, frozen=True, kw_only=True):
+    TYPE: ClassVar[str] = "dev.shoal.token.revoked"
+    revoked_by: Text = ""
