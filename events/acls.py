@@ -67,14 +67,14 @@ async def apply_grants(settings: BusSettings, wanted: frozenset[Grant]) -> None:
         await admin.start()
         found = await _described(admin)
         stale = {g for g in found if g.principal in {f"User:{r}" for r in ROLES}} - wanted
-        await asyncio.gather(*(_send(admin, _acl(DeleteAclsRequest, g)) for g in stale))
-        missing = sorted(wanted - found)
-        for response in await asyncio.gather(
-            *(_send(admin, _acl(CreateAclsRequest, g)) for g in missing)
+        for deleted in await asyncio.gather(
+            *(_send(admin, _acl(DeleteAclsRequest, g)) for g in stale)
         ):
-            for code, message in response.creation_responses:
-                if code != 0:
-                    raise BusUnavailable(f"Kafka refused an ACL: error {code} {message}")
+            _check([(code, message) for code, message, _ in deleted.filter_responses])
+        for created in await asyncio.gather(
+            *(_send(admin, _acl(CreateAclsRequest, g)) for g in sorted(wanted - found))
+        ):
+            _check(created.creation_responses)
     finally:
         await admin.close()
 
@@ -103,6 +103,12 @@ async def _described(admin: AIOKafkaAdminClient) -> set[Grant]:
         for principal, host, operation, permission in acls
         if host == ANY_HOST and permission == ALLOW
     }
+
+
+def _check(results: list[tuple[int, str | None]]) -> None:
+    for code, message in results:
+        if code != 0:
+            raise BusUnavailable(f"Kafka refused an ACL change: error {code} {message}")
 
 
 def _acl(request: Any, grant: Grant) -> Any:

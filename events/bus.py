@@ -175,9 +175,8 @@ class EventProducer:
         payload_type = type(envelope.data)
         topic = self._topic_names.get(payload_type)
         if topic is None:
-            topic = self._topic_names[payload_type] = topic_of(
-                payload_type, self.settings.role
-            ).name(self.settings.namespace)
+            home = topic_of(payload_type, self.role)
+            topic = self._topic_names[payload_type] = home.name(self.settings.namespace)
         key, value, headers = encode(envelope)
         return await self.send_raw(topic, key=key, value=value, headers=headers)
 
