@@ -139,11 +139,9 @@ class ControlPlane:
         token = bearer(request.headers.get("Authorization", ""))
         return token is not None and is_shoal_token(token, self.token)
 
-    def may_read_in_query(self, request: web.Request) -> bool:
-        """For browsers' EventSource, which cannot send headers: a reader's `?token=`."""
-        found = self.principal(request) or principal_of(
-            request.query.get("token", ""), self.token, self.view.world.tokens
-        )
+    def may_read(self, token: str) -> bool:
+        """Whether a token may read (the dashboard's question)."""
+        found = principal_of(token, self.token, self.view.world.tokens)
         return found is not None and found.may("read")
 
     @web.middleware

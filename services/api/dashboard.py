@@ -22,13 +22,30 @@ from events.projections.replicas import ReplicaView
 from events.timeline import entry
 from events.topics import CONTAINER_STATS, REQUEST_STATS
 from events.types import ContainerStats, NodeHeartbeat, RequestStats, ScaleDecision
+from services.api.auth import bearer
 from services.api.view import ApiView
 from services.common.clock import Clock
 from services.common.logs import StructLog
 from services.common.loop import follow
 from services.common.runtime import ServiceContext
 
-PAGE = Path(__file__).parent / "ui" / "index.html"
+UI = Path(__file__).parent / "ui"
+PAGE = UI / "index.html"
+SESSION_COOKIE = "shoal_session"
+"""Holds a reader's token for /ui only: HttpOnly (no script reads it), SameSite=Strict, and
+named so that the request path never passes it to a function."""
+SESSION_S = 12 * 3600
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+UI_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+MAX_LOGIN_BYTES = 4096
 HISTORY_S = 600
 RECENT_EVENTS = 60
 CPU_FRESH_S = 5.0
@@ -59,7 +76,8 @@ class Series:
 @dataclass
 class Dashboard:
     view: ApiView
-    check_token: Callable[[web.Request], bool]
+    reader: Callable[[str], bool]
+    """Whether a token may read (the dashboard shows what a reader may see)."""
     log: StructLog
     clock: Clock
     series: dict[str, Series] = field(default_factory=dict)
@@ -199,15 +217,58 @@ class Dashboard:
                 self.log.warning("dashboard stats feed failed; retrying", error=repr(exc))
                 await asyncio.sleep(2)
 
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/ui", self.page),
+            web.get("/ui/{asset:dashboard\\.(?:js|css)}", self.asset),
+            web.get("/ui/session", self.session),
+            web.post("/ui/login", self.login),
+            web.post("/ui/logout", self.logout),
+            web.get("/ui/stream", self.stream),
+        ]
+
+    def allowed(self, request: web.Request) -> bool:
+        """A reader's token in the session cookie, or in `Authorization` (never in a URL)."""
+        found = (
+            request.cookies.get(SESSION_COOKIE, ""),
+            bearer(request.headers.get("Authorization", "")) or "",
+        )
+        return any(self.reader(token) for token in found if token)
+
     async def page(self, _: web.Request) -> web.FileResponse:
-        return web.FileResponse(PAGE, headers={"Cache-Control": "no-cache"})
+        return web.FileResponse(PAGE, headers=UI_HEADERS)
+
+    async def asset(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(UI / request.match_info["asset"], headers=UI_HEADERS)
+
+    async def session(self, request: web.Request) -> web.Response:
+        if not self.allowed(request):
+            return web.json_response({"error": "log in with a read token"}, status=401)
+        return web.json_response({"reader": True}, headers={"Cache-Control": "no-store"})
+
+    async def login(self, request: web.Request) -> web.Response:
+        """Trade a read token for the session cookie (the page never keeps the token)."""
+        raw = await request.content.read(MAX_LOGIN_BYTES + 1)
+        try:
+            token = json.loads(raw)["token"] if len(raw) <= MAX_LOGIN_BYTES else None
+        except (ValueError, TypeError, KeyError):
+            token = None
+        if not isinstance(token, str) or not self.reader(token):
+            return web.json_response({"error": "not a token that may read"}, status=401)
+        response = web.Response(status=204)
+        response.set_cookie(
+            SESSION_COOKIE, token, path="/ui", max_age=SESSION_S, httponly=True, samesite="Strict"
+        )
+        return response
+
+    async def logout(self, _: web.Request) -> web.Response:
+        response = web.Response(status=204)
+        response.del_cookie(SESSION_COOKIE, path="/ui")
+        return response
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        if not self.check_token(request):
-            return web.json_response(
-                {"error": "the dashboard stream needs the api token: /ui/stream?token=<token>"},
-                status=401,
-            )
+        if not self.allowed(request):
+            return web.json_response({"error": "log in at /ui with a read token"}, status=401)
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )

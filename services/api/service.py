@@ -71,11 +71,10 @@ class Api:
             clock=self.clock.now,
         )
         self.dashboard = Dashboard(
-            view=self.view, check_token=control.may_read_in_query, log=ctx.log, clock=self.clock
+            view=self.view, reader=control.may_read, log=ctx.log, clock=self.clock
         )
         ctx.app.middlewares.append(until_ready(ctx))
-        ctx.app.router.add_get("/ui", self.dashboard.page)
-        ctx.app.router.add_get("/ui/stream", self.dashboard.stream)
+        ctx.app.add_routes(self.dashboard.routes())
         ctx.app.add_subapp("/v1", control.application())
         ctx.app.router.add_route("*", "/fn/{name}", self.proxy.handle)
         ctx.app.router.add_route("*", "/fn/{name}/{path:.*}", self.proxy.handle)

@@ -69,8 +69,7 @@ async def test_the_dashboard_follows_a_scale_up(platform: Platform) -> None:
         browser = await driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = await browser.new_page(viewport={"width": 1400, "height": 900})
         try:
-            await page.goto(f"{api}/ui?token={TOKEN}")
-            await page.wait_for_selector("#status:text('live')", timeout=15_000)
+            await log_in(page, api)
             async with aiohttp.ClientSession() as http:
                 async with http.post(f"{api}/v1/functions", json=spec, headers=AUTH) as reply:
                     assert reply.status == 201, await reply.text()
@@ -95,10 +94,42 @@ async def test_the_dashboard_follows_a_scale_up(platform: Platform) -> None:
             assert await page.locator("#events li", has_text="scaled busy").count() >= 1
             assert await page.locator("#nodes tr", has_text=platform.agents[0].node_id).count()
             await _hover_latest_decision(page)
+            await a_function_page_gets_no_credentials(page, api)
             await asyncio.to_thread(ARTIFACTS.mkdir, parents=True, exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         finally:
             await browser.close()
+
+
+async def log_in(page: Page, api: str) -> None:
+    """Through the page's form: the token is traded for an HttpOnly cookie, and is in no
+    URL and no storage the page's scripts (or a function's) can read."""
+    answer = await page.goto(f"{api}/ui")
+    assert answer is not None and "script-src 'self'" in answer.headers["content-security-policy"]
+    await page.wait_for_selector("#login", state="visible", timeout=15_000)
+    await page.fill("#token", TOKEN)
+    await page.click("#login button")
+    await page.wait_for_selector("#status:text('live')", timeout=15_000)
+    assert TOKEN not in page.url
+    assert await page.evaluate("JSON.stringify(localStorage) + JSON.stringify(sessionStorage)") == (
+        "{}{}"
+    )
+    assert "shoal_session" not in await page.evaluate("document.cookie")
+    (cookie,) = [c for c in await page.context.cookies() if c["name"] == "shoal_session"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/ui"
+
+
+async def a_function_page_gets_no_credentials(page: Page, api: str) -> None:
+    """A page served through /fn (same origin) runs script: it reads no cookie of Shoal's
+    and gets nothing from /v1 with the browser's credentials."""
+    await page.goto(f"{api}/fn/busy/")
+    found = await page.evaluate(
+        """async () => {
+            const answer = await fetch("/v1/functions", { credentials: "include" });
+            return { cookie: document.cookie, status: answer.status };
+        }"""
+    )
+    assert found == {"cookie": "", "status": 401}, found
 
 
 async def _at_least(page: Page, selector: str, wanted: float) -> bool:
