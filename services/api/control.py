@@ -139,6 +139,10 @@ class ControlPlane:
         token = bearer(request.headers.get("Authorization", ""))
         return token is not None and is_shoal_token(token, self.token)
 
+    def may_read_metrics(self, request: web.Request) -> bool:
+        found = self.principal(request)
+        return found is not None and found.may("read")
+
     def may_read(self, token: str) -> bool:
         """Whether a token may read (the dashboard's question)."""
         found = principal_of(token, self.token, self.view.world.tokens)

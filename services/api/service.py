@@ -55,6 +55,7 @@ class Api:
             max_functions=settings.max_functions,
         )
         control.more.extend(TokenRoutes(self.view, control.read_json, control.record).routes())
+        ctx.metrics_reader = control.may_read_metrics  # the api's port is its public one
         upstream = Upstream(connect_timeout_s=settings.connect_timeout_s)
         self.view.left = upstream.forget
         self.proxy = FunctionProxy(

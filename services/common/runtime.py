@@ -36,6 +36,8 @@ class ServiceContext:
     ready: bool = False
     app: web.Application = field(default_factory=web.Application)
     liveness: Liveness = field(default_factory=lambda: Liveness(SYSTEM_CLOCK))
+    metrics_reader: Callable[[web.Request], bool] | None = None
+    """Who may read /metrics, where it is not everyone (the api's public port)."""
 
 
 ServiceBody = Callable[[ServiceContext], Coroutine[Any, Any, None]]
@@ -43,7 +45,10 @@ ServiceRoutes = Callable[[ServiceContext], None]
 
 
 def _add_common_routes(ctx: ServiceContext) -> None:
-    async def metrics(_: web.Request) -> web.Response:
+    async def metrics(request: web.Request) -> web.Response:
+        if ctx.metrics_reader is not None and not ctx.metrics_reader(request):
+            body = {"error": "metrics need a read token: 'Authorization: Bearer <token>'"}
+            return web.json_response(body, status=401)
         return web.Response(
             body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )

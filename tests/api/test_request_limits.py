@@ -15,6 +15,7 @@ import pytest
 
 from events.bus import EventProducer
 from tests.api.conftest import (
+    AUTH,
     Replica,
     ReplicaFactory,
     announce,
@@ -108,7 +109,7 @@ async def test_a_client_that_hangs_up_frees_its_slot(
         async with asyncio.timeout(0.5), http.get(f"{api.url}/fn/hangup/slow?s=30"):
             pass
     await served_within(http, f"{api.url}/fn/hangup/", 3)
-    async with http.get(f"{api.url}/metrics") as reply:
+    async with http.get(f"{api.url}/metrics", headers=AUTH) as reply:
         metrics = await reply.text()
     assert 'shoal_api_requests_total{code="499",function="hangup"} 1.0' in metrics
 
@@ -235,7 +236,7 @@ async def test_refusing_replicas_are_ejected_and_calls_go_to_the_live_one(
         async with http.post(f"{api.url}/fn/eject/", data=b"once") as reply:
             assert reply.status == 200, await reply.text()
     assert len(live.seen) == 20
-    async with http.get(f"{api.url}/metrics") as reply:
+    async with http.get(f"{api.url}/metrics", headers=AUTH) as reply:
         metrics = await reply.text()
     ejected = re.search(r'shoal_api_ejections_total\{function="eject"\} ([0-9.]+)', metrics)
     assert ejected is not None and float(ejected.group(1)) >= 4

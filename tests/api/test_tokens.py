@@ -79,6 +79,11 @@ async def test_each_scope_does_its_verbs_and_gets_403_for_the_others(
                 assert found < 300 or found == 409, (scope, verb, found)
             else:
                 assert found == 403, (scope, verb, found)
+    for scope, token in tokens.items():
+        found = await status(http, "GET", f"{api.url}/metrics", token)
+        assert found == (200 if scope != "invoke" else 401), (scope, found)
+    async with http.get(f"{api.url}/metrics") as reply:
+        assert reply.status == 401, "the api's port is its public one"
     listed = shoal(api, "token", "ls", "-o", "json")
     assert listed.exit_code == 0 and "shoal_" not in listed.stdout
 
