@@ -96,3 +96,8 @@ def principal_of(token: str, api_token: str, tokens: TokensProjection) -> Princi
     if found is None or not hmac.compare_digest(found.digest, digest_of(token)):
         return None
     return Principal(found.scope, found.functions, found.token_id)
+
+
+def author(principal: Principal | None) -> str:
+    """The audit's name for who made a change: the token's id, or "api" for the api token."""
+    return f"token {principal.token_id}" if principal and principal.token_id else "api"

@@ -11,7 +11,7 @@ import msgspec
 from aiohttp import web
 
 from events.types import Payload, TokenCreated, TokenRevoked
-from services.api.auth import Principal, TokenRequest, digest_of, mint
+from services.api.auth import TokenRequest, author, digest_of, mint
 from services.api.control import problem
 from services.api.view import ApiView
 
@@ -66,7 +66,7 @@ class TokenRoutes:
                 functions=sorted(set(asked.functions)),
                 name=asked.name,
                 digest=digest_of(token),
-                created_by=who(request),
+                created_by=author(request.get("principal")),
             )
         )
         body = {"id": token_id, "token": token, "scope": asked.scope}
@@ -78,13 +78,7 @@ class TokenRoutes:
         if found is None:
             return problem(404, f"no token with id {token_id!r}")
         if not found.revoked:
-            await self.record(TokenRevoked(token_id=token_id, revoked_by=who(request)))
+            await self.record(
+                TokenRevoked(token_id=token_id, revoked_by=author(request.get("principal")))
+            )
         return web.json_response({"id": token_id, "revoked": True})
-
-
-def who(request: web.Request) -> str:
-    """The audit's name for the caller: its token's id, or the api token."""
-    principal: Principal | None = request.get("principal")
-    if principal is None or not principal.token_id:
-        return "api-token"
-    return f"token {principal.token_id}"
