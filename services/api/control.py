@@ -28,6 +28,7 @@ from events.types import (
     NodeUncordoned,
     Payload,
     ScaleRequested,
+    Scope,
 )
 from services.api.auth import Principal, bearer, is_shoal_token, principal_of, verb_of
 from services.api.openapi import openapi_document
@@ -134,19 +135,21 @@ class ControlPlane:
         return None if token is None else principal_of(token, self.token, self.view.world.tokens)
 
     def carries_token(self, request: web.Request) -> bool:
-        """Whether the request's `Authorization` holds a Shoal token (right or wrong): it
-        is never passed to a function."""
-        token = bearer(request.headers.get("Authorization", ""))
-        return token is not None and is_shoal_token(token, self.token)
+        """Whether any `Authorization` of the request holds a Shoal token, however written
+        (right or wrong): then none is passed to a function."""
+        return any(
+            is_shoal_token(value, self.token)
+            for value in request.headers.getall("Authorization", [])
+        )
 
     def may_read_metrics(self, request: web.Request) -> bool:
         found = self.principal(request)
         return found is not None and found.may("read")
 
-    def may_read(self, token: str) -> bool:
-        """Whether a token may read (the dashboard's question)."""
+    def scope_of(self, token: str) -> Scope | None:
+        """A live token's scope (the dashboard's question)."""
         found = principal_of(token, self.token, self.view.world.tokens)
-        return found is not None and found.may("read")
+        return None if found is None else found.scope
 
     @web.middleware
     async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:

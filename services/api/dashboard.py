@@ -21,7 +21,7 @@ from events.lifecycle import ReplicaState
 from events.projections.replicas import ReplicaView
 from events.timeline import entry
 from events.topics import CONTAINER_STATS, REQUEST_STATS
-from events.types import ContainerStats, NodeHeartbeat, RequestStats, ScaleDecision
+from events.types import ContainerStats, NodeHeartbeat, RequestStats, ScaleDecision, Scope
 from services.api.auth import bearer
 from services.api.view import ApiView
 from services.common.clock import Clock
@@ -46,6 +46,7 @@ UI_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 MAX_LOGIN_BYTES = 4096
+READERS = ("admin", "deploy", "read")
 HISTORY_S = 600
 RECENT_EVENTS = 60
 CPU_FRESH_S = 5.0
@@ -76,8 +77,8 @@ class Series:
 @dataclass
 class Dashboard:
     view: ApiView
-    reader: Callable[[str], bool]
-    """Whether a token may read (the dashboard shows what a reader may see)."""
+    scope_of: Callable[[str], Scope | None]
+    """A live token's scope: the dashboard shows what a reader may see."""
     log: StructLog
     clock: Clock
     series: dict[str, Series] = field(default_factory=dict)
@@ -233,7 +234,7 @@ class Dashboard:
             request.cookies.get(SESSION_COOKIE, ""),
             bearer(request.headers.get("Authorization", "")) or "",
         )
-        return any(self.reader(token) for token in found if token)
+        return any(self.scope_of(token) in READERS for token in found if token)
 
     async def page(self, _: web.Request) -> web.FileResponse:
         return web.FileResponse(PAGE, headers=UI_HEADERS)
@@ -247,17 +248,30 @@ class Dashboard:
         return web.json_response({"reader": True}, headers={"Cache-Control": "no-store"})
 
     async def login(self, request: web.Request) -> web.Response:
-        """Trade a read token for the session cookie (the page never keeps the token)."""
+        """Trade a read-scope token (no other: the cookie holds it) for the session cookie;
+        the page never keeps the token. JSON only, from this origin."""
+        origin = request.headers.get("Origin")
+        if request.content_type != "application/json" or (
+            origin is not None and origin != f"{request.scheme}://{request.host}"
+        ):
+            return web.json_response({"error": "log in from the dashboard's page"}, status=403)
         raw = await request.content.read(MAX_LOGIN_BYTES + 1)
         try:
             token = json.loads(raw)["token"] if len(raw) <= MAX_LOGIN_BYTES else None
         except (ValueError, TypeError, KeyError):
             token = None
-        if not isinstance(token, str) or not self.reader(token):
-            return web.json_response({"error": "not a token that may read"}, status=401)
+        if not isinstance(token, str) or self.scope_of(token) != "read":
+            body = {"error": "log in with a read-scope token (`shoal token create --scope read`)"}
+            return web.json_response(body, status=401)
         response = web.Response(status=204)
         response.set_cookie(
-            SESSION_COOKIE, token, path="/ui", max_age=SESSION_S, httponly=True, samesite="Strict"
+            SESSION_COOKIE,
+            token,
+            path="/ui",
+            max_age=SESSION_S,
+            httponly=True,
+            samesite="Strict",
+            secure=request.secure,
         )
         return response
 

@@ -116,9 +116,17 @@ def request_headers(
 
 
 def response_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The replica's headers the caller gets: none of this hop's, framing set again."""
+    """The replica's headers the caller gets: none of this hop's, framing set again, and
+    no cookie of Shoal's name (a function may not plant the dashboard's session)."""
     dropped = NOT_RETURNED | connection_named(headers)
-    return [(name, value) for name, value in headers if name.lower() not in dropped]
+    return [
+        (name, value)
+        for name, value in headers
+        if name.lower() not in dropped
+        and not (
+            name.lower() == "set-cookie" and value.lstrip().lower().startswith(SHOAL_COOKIE_PREFIX)
+        )
+    ]
 
 
 def upstream_target(raw_path: str) -> str:

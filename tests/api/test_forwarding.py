@@ -80,6 +80,13 @@ def test_shoal_credentials_never_reach_a_function_but_its_own_do() -> None:
     assert without_shoal_cookies("a=1;b=2") == "a=1; b=2"
 
 
+def test_a_function_cannot_set_a_cookie_of_shoals_name() -> None:
+    returned = response_headers(
+        [("Set-Cookie", "shoal_session=planted; Path=/ui"), ("Set-Cookie", "theirs=1")]
+    )
+    assert returned == [("Set-Cookie", "theirs=1")]
+
+
 def test_a_header_value_that_is_not_latin1_is_a_bad_request() -> None:
     with pytest.raises(BadRequest, match="X-Name"):
         request_headers([("X-Name", "\u2603")], peer="p", host="h", proto="http")

@@ -77,7 +77,12 @@ async def test_a_function_never_sees_a_shoal_token_or_cookie(
     await announce(agent_events, "peek", server)
     await wait_routed(http, api, "peek", 1)
     cookie = {"Cookie": "shoal_session=s3cret; theirs=1"}
-    for authorization in (AUTH["Authorization"], "Bearer shoal_t1_whatever", "Basic dXNlcjpwdw=="):
+    for authorization in (
+        AUTH["Authorization"],
+        "Bearer shoal_t1_whatever",
+        "Token shoal_t1_whatever",
+        "Basic dXNlcjpwdw==",
+    ):
         headers = {"Authorization": authorization, **cookie}
         async with http.get(f"{api.url}/fn/peek/", headers=headers) as reply:
             echoed = await reply.json()

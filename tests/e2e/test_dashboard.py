@@ -107,10 +107,22 @@ async def log_in(page: Page, api: str) -> None:
     answer = await page.goto(f"{api}/ui")
     assert answer is not None and "script-src 'self'" in answer.headers["content-security-policy"]
     await page.wait_for_selector("#login", state="visible", timeout=15_000)
-    await page.fill("#token", TOKEN)
+    refused = await page.evaluate(
+        """async (token) => (await fetch("/ui/login", {method: "POST",
+            headers: {"Content-Type": "application/json"},
+            body: JSON.stringify({token})})).status""",
+        TOKEN,
+    )
+    assert refused == 401, "the api token (an admin) is never put in a cookie"
+    async with aiohttp.ClientSession() as http:
+        made = {"scope": "read", "name": "dashboard"}
+        async with http.post(f"{api}/v1/tokens", json=made, headers=AUTH) as reply:
+            assert reply.status == 201, await reply.text()
+            reader = (await reply.json())["token"]
+    await page.fill("#token", reader)
     await page.click("#login button")
     await page.wait_for_selector("#status:text('live')", timeout=15_000)
-    assert TOKEN not in page.url
+    assert reader not in page.url
     assert await page.evaluate("JSON.stringify(localStorage) + JSON.stringify(sessionStorage)") == (
         "{}{}"
     )
