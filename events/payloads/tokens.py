@@ -3,7 +3,7 @@ SHA-256 digest, never the token."""
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, get_args
 
 import msgspec
 
@@ -19,6 +19,22 @@ FunctionName = Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=
 Label = Annotated[str, msgspec.Meta(max_length=100)]
 InvokeFunctions = Annotated[list[FunctionName], msgspec.Meta(max_length=100)]
 """The private functions an invoke token may call."""
+
+
+SCOPES: tuple[Scope, ...] = get_args(Scope)
+FUNCTIONS_RULE = "an invoke token names the functions it may call; no other token names any"
+
+
+class TokenRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What `POST /v1/tokens` takes: the scope, the functions of an invoke token, a label."""
+
+    scope: Scope
+    functions: InvokeFunctions = msgspec.field(default_factory=list)
+    name: Label = ""
+
+    def names_functions_rightly(self) -> bool:
+        """FUNCTIONS_RULE, the one rule across its fields."""
+        return (self.scope == "invoke") == bool(self.functions)
 
 
 class TokenScoped(Payload, frozen=True, kw_only=True):

@@ -12,9 +12,6 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-import msgspec
-
-from events.payloads.tokens import InvokeFunctions, Label
 from events.projections.tokens import TokensProjection
 from events.types import Scope
 
@@ -28,14 +25,6 @@ VERBS: dict[Scope, frozenset[Verb]] = {
     "read": frozenset({"read"}),
     "invoke": frozenset(),
 }
-
-
-class TokenRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """What `POST /v1/tokens` takes: the scope, the functions of an invoke token, a label."""
-
-    scope: Scope
-    functions: InvokeFunctions = msgspec.field(default_factory=list)
-    name: Label = ""
 
 
 @dataclass(frozen=True)

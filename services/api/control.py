@@ -28,7 +28,6 @@ from events.types import (
     NodeUncordoned,
     Payload,
     ScaleRequested,
-    Scope,
 )
 from services.api.auth import Principal, bearer, is_shoal_token, principal_of, verb_of
 from services.api.openapi import openapi_document
@@ -132,7 +131,11 @@ class ControlPlane:
     def principal(self, request: web.Request) -> Principal | None:
         """Who the request's bearer token is (None: no token, or not a live one)."""
         token = bearer(request.headers.get("Authorization", ""))
-        return None if token is None else principal_of(token, self.token, self.view.world.tokens)
+        return None if token is None else self.principal_for(token)
+
+    def principal_for(self, token: str) -> Principal | None:
+        """Who a token is (None: not a live one)."""
+        return principal_of(token, self.token, self.view.world.tokens)
 
     def carries_token(self, request: web.Request) -> bool:
         """Whether any `Authorization` of the request holds a Shoal token, however written
@@ -145,11 +148,6 @@ class ControlPlane:
     def may_read_metrics(self, request: web.Request) -> bool:
         found = self.principal(request)
         return found is not None and found.may("read")
-
-    def scope_of(self, token: str) -> Scope | None:
-        """A live token's scope (the dashboard's question)."""
-        found = principal_of(token, self.token, self.view.world.tokens)
-        return None if found is None else found.scope
 
     @web.middleware
     async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:

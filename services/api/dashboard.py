@@ -21,8 +21,8 @@ from events.lifecycle import ReplicaState
 from events.projections.replicas import ReplicaView
 from events.timeline import entry
 from events.topics import CONTAINER_STATS, REQUEST_STATS
-from events.types import ContainerStats, NodeHeartbeat, RequestStats, ScaleDecision, Scope
-from services.api.auth import bearer
+from events.types import ContainerStats, NodeHeartbeat, RequestStats, ScaleDecision
+from services.api.auth import Principal, bearer
 from services.api.view import ApiView
 from services.common.clock import Clock
 from services.common.logs import StructLog
@@ -46,7 +46,6 @@ UI_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 MAX_LOGIN_BYTES = 4096
-READERS = ("admin", "deploy", "read")
 HISTORY_S = 600
 RECENT_EVENTS = 60
 CPU_FRESH_S = 5.0
@@ -77,8 +76,8 @@ class Series:
 @dataclass
 class Dashboard:
     view: ApiView
-    scope_of: Callable[[str], Scope | None]
-    """A live token's scope: the dashboard shows what a reader may see."""
+    principal_for: Callable[[str], Principal | None]
+    """Who a token is: the dashboard shows what a reader may see."""
     log: StructLog
     clock: Clock
     series: dict[str, Series] = field(default_factory=dict)
@@ -234,7 +233,11 @@ class Dashboard:
             request.cookies.get(SESSION_COOKIE, ""),
             bearer(request.headers.get("Authorization", "")) or "",
         )
-        return any(self.scope_of(token) in READERS for token in found if token)
+        return any(self._reader(token) for token in found if token)
+
+    def _reader(self, token: str) -> bool:
+        found = self.principal_for(token)
+        return found is not None and found.may("read")
 
     async def page(self, _: web.Request) -> web.FileResponse:
         return web.FileResponse(PAGE, headers=UI_HEADERS)
@@ -257,10 +260,12 @@ class Dashboard:
             return web.json_response({"error": "log in from the dashboard's page"}, status=403)
         raw = await request.content.read(MAX_LOGIN_BYTES + 1)
         try:
-            token = json.loads(raw)["token"] if len(raw) <= MAX_LOGIN_BYTES else None
+            token = json.loads(raw)["token"] if len(raw) <= MAX_LOGIN_BYTES else ""
         except (ValueError, TypeError, KeyError):
-            token = None
-        if not isinstance(token, str) or self.scope_of(token) != "read":
+            token = ""
+        token = token if isinstance(token, str) else ""
+        found = self.principal_for(token)
+        if found is None or found.scope != "read":
             body = {"error": "log in with a read-scope token (`shoal token create --scope read`)"}
             return web.json_response(body, status=401)
         response = web.Response(status=204)

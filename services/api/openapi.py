@@ -10,8 +10,8 @@ from typing import Any
 
 import msgspec
 
+from events.payloads.tokens import TokenRequest
 from events.spec import MAX_REPLICAS_LIMIT, SCALING_FIELDS, FunctionSpec
-from services.api.auth import TokenRequest
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 STATUS = {"$ref": "#/components/schemas/FunctionStatus"}

@@ -72,7 +72,7 @@ class Api:
             clock=self.clock.now,
         )
         self.dashboard = Dashboard(
-            view=self.view, scope_of=control.scope_of, log=ctx.log, clock=self.clock
+            view=self.view, principal_for=control.principal_for, log=ctx.log, clock=self.clock
         )
         ctx.app.middlewares.append(until_ready(ctx))
         ctx.app.add_routes(self.dashboard.routes())

@@ -10,8 +10,9 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from events.payloads.tokens import FUNCTIONS_RULE, TokenRequest
 from events.types import Payload, TokenCreated, TokenRevoked
-from services.api.auth import TokenRequest, author, digest_of, mint
+from services.api.auth import author, digest_of, mint
 from services.api.control import problem
 from services.api.view import ApiView
 
@@ -53,11 +54,9 @@ class TokenRoutes:
             asked = msgspec.convert(await self.read_json(request), TokenRequest)
         except msgspec.ValidationError as exc:
             return problem(422, "invalid input", fields=[{"field": "body", "message": str(exc)}])
-        if (asked.scope == "invoke") != bool(asked.functions):
-            message = "an invoke token names the functions it may call; no other token names any"
-            return problem(
-                422, "invalid input", fields=[{"field": "functions", "message": message}]
-            )
+        if not asked.names_functions_rightly():
+            fields = [{"field": "functions", "message": FUNCTIONS_RULE}]
+            return problem(422, "invalid input", fields=fields)
         token_id, token = mint()
         await self.record(
             TokenCreated(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import click
+import msgspec
 
+from events.payloads.tokens import FUNCTIONS_RULE, SCOPES, TokenRequest
 from services.cli.api_client import ApiClient
 from services.cli.output import emit, output_option
 
@@ -16,7 +18,6 @@ COLUMNS = (
     ("BY", "created_by"),
     ("REVOKED", "revoked"),
 )
-SCOPES = ("admin", "deploy", "read", "invoke")
 
 
 @click.group(invoke_without_command=True)
@@ -45,11 +46,10 @@ def list_tokens(output: str) -> None:
 @click.option("--name", default="", help="a label, shown by `shoal token ls`")
 def create_token(scope: str, functions: tuple[str, ...], name: str) -> None:
     """Make a token and print it: it is shown this once (Shoal keeps only its digest)."""
-    if (scope == "invoke") != bool(functions):
-        raise click.UsageError("--function names what an invoke token may call, and only that")
-    made = ApiClient.from_env().call(
-        "POST", "/tokens", {"scope": scope, "functions": list(functions), "name": name}
-    )
+    asked = TokenRequest(scope=scope, functions=list(functions), name=name)  # type: ignore[arg-type]
+    if not asked.names_functions_rightly():
+        raise click.UsageError(f"--function: {FUNCTIONS_RULE}")
+    made = ApiClient.from_env().call("POST", "/tokens", msgspec.to_builtins(asked))
     click.echo(f"token {made['id']} ({scope}); keep it now, it is not shown again:", err=True)
     click.echo(made["token"])
 

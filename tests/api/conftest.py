@@ -218,3 +218,21 @@ async def wait_routed(
 
 def jsonable(raw: bytes) -> Any:
     return json.loads(raw)
+
+
+async def routed(
+    http: aiohttp.ClientSession,
+    api: ServiceProcess,
+    agent_events: EventProducer,
+    replica: ReplicaFactory,
+    name: str,
+    *,
+    limit: int = 0,
+    **spec: object,
+) -> Replica:
+    """A function deployed with `spec`, one test replica of it ready and routed."""
+    await deploy(http, api, name, **spec)
+    server = await replica(f"{name}-r1")
+    await announce(agent_events, name, server, limit=limit)
+    await wait_routed(http, api, name, 1)
+    return server

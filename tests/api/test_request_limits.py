@@ -16,11 +16,11 @@ import pytest
 from events.bus import EventProducer
 from tests.api.conftest import (
     AUTH,
-    Replica,
     ReplicaFactory,
     announce,
     announce_at,
     deploy,
+    routed,
     wait_routed,
 )
 from tests.support.ports import free_port
@@ -71,24 +71,6 @@ async def bad_replica() -> AsyncIterator[int]:
     yield port
     server.close()
     await server.wait_closed()
-
-
-async def routed(
-    http: aiohttp.ClientSession,
-    api: ServiceProcess,
-    agent_events: EventProducer,
-    replica: ReplicaFactory,
-    name: str,
-    *,
-    limit: int = 0,
-    **spec: object,
-) -> Replica:
-    """A function deployed with `spec`, one test replica of it ready and routed."""
-    await deploy(http, api, name, **spec)
-    server = await replica(f"{name}-r1")
-    await announce(agent_events, name, server, limit=limit)
-    await wait_routed(http, api, name, 1)
-    return server
 
 
 async def served_within(http: aiohttp.ClientSession, url: str, seconds: float) -> None:

@@ -15,7 +15,15 @@ from events.types import (
     ReplicaStopped,
     RequestStats,
 )
-from tests.api.conftest import AUTH, ReplicaFactory, announce, announce_at, deploy, wait_routed
+from tests.api.conftest import (
+    AUTH,
+    ReplicaFactory,
+    announce,
+    announce_at,
+    deploy,
+    routed,
+    wait_routed,
+)
 from tests.support.event_log import EventLog
 from tests.support.ports import free_port
 from tests.support.service_process import ServiceProcess
@@ -29,10 +37,7 @@ async def test_methods_headers_query_and_bodies_pass_through(
     agent_events: EventProducer,
     replica: ReplicaFactory,
 ) -> None:
-    await deploy(http, api, "echo")
-    server = await replica("echo-r1")
-    await announce(agent_events, "echo", server)
-    await wait_routed(http, api, "echo", 1)
+    await routed(http, api, agent_events, replica, "echo")
     for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
         async with http.request(
             method,
@@ -72,10 +77,7 @@ async def test_a_function_never_sees_a_shoal_token_or_cookie(
     agent_events: EventProducer,
     replica: ReplicaFactory,
 ) -> None:
-    await deploy(http, api, "peek")
-    server = await replica("peek-r1")
-    await announce(agent_events, "peek", server)
-    await wait_routed(http, api, "peek", 1)
+    await routed(http, api, agent_events, replica, "peek")
     cookie = {"Cookie": "shoal_session=s3cret; theirs=1"}
     for authorization in (
         AUTH["Authorization"],

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -26,15 +25,8 @@ pytestmark = pytest.mark.kafka
 
 
 @pytest.fixture
-async def second_api(bus: BusSettings, tmp_path: Path) -> AsyncIterator[ServiceProcess]:
-    process = ServiceProcess(
-        bus,
-        module="api",
-        port_variable="SHOAL_API_HTTP_PORT",
-        log_dir=tmp_path,
-        name="api-2",
-        SHOAL_API_TOKEN=TOKEN,
-    )
+async def second_api(api: ServiceProcess) -> AsyncIterator[ServiceProcess]:
+    process = api.successor("api-2")
     await process.start()
     yield process
     await process.stop()
