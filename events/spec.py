@@ -26,10 +26,15 @@ IMAGE_REFERENCE = (
     r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
 )
 """A Docker image reference: [registry[:port]/]path[:tag][@sha256:digest]."""
+SECRET_KEY = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,252}$"
+"""A secret's key, the name of its file: no '/', and not '.' or '..' (no leading dot)."""
 READINESS_PATH = r"^(/[!-~]*)?$"
 """Empty (a TCP probe) or an absolute path of printable ASCII."""
 
 MAX_REPLICAS_LIMIT = 1000
+MAX_SECRETS = 8
+SECRETS_PATH = "/var/shoal/secrets"
+"""Where a replica finds its secrets: SECRETS_PATH/NAME/KEY, one file per key."""
 MAX_BODY_LIMIT = 64 << 20
 """The platform's cap on a function's request body (the api reads a body whole)."""
 ScalingMetric = Literal["concurrency", "rps", "cpu"]
@@ -196,6 +201,14 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
     max_scale_down_rate: Annotated[
         float, _meta("Most shrinking per decision, ready divided by", scaling=True, gt=1, le=1000)
     ] = 2.0
+    secrets: Annotated[
+        list[Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=DNS_LABEL)]],
+        _meta(
+            f"Secrets it reads, as files {SECRETS_PATH}/NAME/KEY (read-only, mode 0400)",
+            flag="--secret",
+            max_length=MAX_SECRETS,
+        ),
+    ] = []
     private: Annotated[bool, _meta("Calls need a token (function calls are open by default)")] = (
         False
     )
@@ -221,6 +234,9 @@ def spec_problems(value: Callable[[str], Any]) -> list[tuple[str, str]]:
     start, whole = value("response_start_timeout_s"), value("request_timeout_s")
     if start > whole:
         problems.append(("response_start_timeout_s", f"{start} is above request_timeout_s"))
+    named = value("secrets")
+    if len(set(named)) != len(named):
+        problems.append(("secrets", "a secret is named twice"))
     return problems
 
 
@@ -230,3 +246,9 @@ SCALING_FIELDS: frozenset[str] = frozenset(
     for field in msgspec.inspect.type_info(FunctionSpec).fields  # type: ignore[attr-defined]
     if isinstance(field.type, msgspec.inspect.Metadata) and (field.type.extra or {}).get("scaling")
 )
+SPEC_DEFAULTS: dict[str, Any] = {
+    field.name: field.default if field.default is not msgspec.NODEFAULT else field.default_factory()
+    for field in msgspec.inspect.type_info(FunctionSpec).fields  # type: ignore[attr-defined]
+    if not field.required
+}
+"""Every optional field's default (what a request body is merged with before the rules)."""

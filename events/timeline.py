@@ -10,6 +10,7 @@ from typing import Any
 
 from events import types as t
 from events.envelope import Envelope
+from events.payloads.secrets import versions_of
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,22 @@ def _replica(e: t.ReplicaEvent, what: str) -> str:
 
 
 def _deployed(p: t.FunctionDeployed) -> str:
-    return f"deployed {p.function} revision {p.revision} ({p.spec.image})" + _by(p.requested_by)
+    return (
+        f"deployed {p.function} revision {p.revision} ({p.spec.image}{_secrets(p.secrets)})"
+        + _by(p.requested_by)
+    )
 
 
 def _updated(p: t.FunctionUpdated) -> str:
-    return f"updated {p.function} to revision {p.revision} ({p.spec.image})" + _by(p.requested_by)
+    return (
+        f"updated {p.function} to revision {p.revision} ({p.spec.image}{_secrets(p.secrets)})"
+        + _by(p.requested_by)
+    )
+
+
+def _secrets(sealed: Sequence[t.SealedSecret]) -> str:
+    """A revision's secrets by name and version (their values are never shown)."""
+    return f"; secrets {versions_of(sealed)}" if sealed else ""
 
 
 def _decision(p: t.ScaleDecision) -> str:
@@ -182,6 +194,11 @@ _DESCRIPTIONS: dict[type[t.Payload], Callable[[Any], str]] = {
         + _by(p.created_by)
     ),
     t.TokenRevoked: lambda p: f"token {p.token_id} revoked" + _by(p.revoked_by),
+    t.SecretSet: lambda p: (
+        f"secret {p.name} set to version {p.sealed.version} (keys {', '.join(p.sealed.keys)})"
+        + _by(p.set_by)
+    ),
+    t.SecretRemoved: lambda p: f"secret {p.name} removed" + _by(p.removed_by),
 }
 
 

@@ -32,7 +32,7 @@ class Topic:
     suffix: str
     partitions: int
     retention_ms: int
-    keyed_by: Literal["function", "node", "token", "topic"]
+    keyed_by: Literal["function", "node", "token", "secret", "topic"]
     history: bool
     """History topics keep every event forever (the audit log); metrics topics keep hours."""
     writers: tuple[str, ...]
@@ -63,6 +63,7 @@ CONTAINER_STATS = Topic(
 )
 DEMAND = Topic("demand", 6, 6 * HOUR_MS, "function", history=False, writers=("api",))
 TOKENS = Topic("tokens", 1, FOREVER, "token", history=True, writers=("api",))
+SECRETS = Topic("secrets", 1, FOREVER, "secret", history=True, writers=("api",))
 DEAD_LETTER = Topic("dead-letter", 1, FOREVER, "topic", history=True, writers=ROLES)
 
 ALL_TOPICS: tuple[Topic, ...] = (
@@ -77,6 +78,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     CONTAINER_STATS,
     DEMAND,
     TOKENS,
+    SECRETS,
     DEAD_LETTER,
 )
 
@@ -92,7 +94,7 @@ WORLD_TOPICS: tuple[Topic, ...] = (
 """What the world's fold (`events.projections.world`) is made of."""
 
 READS: dict[str, tuple[Topic, ...]] = {
-    "api": (*WORLD_TOPICS, TOKENS, REQUEST_STATS, CONTAINER_STATS),
+    "api": (*WORLD_TOPICS, TOKENS, SECRETS, REQUEST_STATS, CONTAINER_STATS),
     "scheduler": WORLD_TOPICS,
     "healer": WORLD_TOPICS,
     "autoscaler": (
@@ -142,6 +144,8 @@ HOMES: dict[type[t.Payload], tuple[Topic, ...]] = {
     t.NodeHeartbeat: (HEARTBEATS,),
     t.TokenCreated: (TOKENS,),
     t.TokenRevoked: (TOKENS,),
+    t.SecretSet: (SECRETS,),
+    t.SecretRemoved: (SECRETS,),
 }
 """Where each event type may be written: the api's rollbacks (a user's) go with its other
 function events, the healer's (a repair) with the deciders' decisions."""

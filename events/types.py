@@ -52,6 +52,7 @@ from events.payloads.replicas import (
     StartReplica,
     StopReplica,
 )
+from events.payloads.secrets import SealedSecret, SecretRemoved, SecretSet
 from events.payloads.tokens import Scope, TokenCreated, TokenRevoked
 from events.spec import FunctionSpec, ScalingMetric
 
@@ -95,6 +96,9 @@ __all__ = [
     "ScaleRequested",
     "ScalingMetric",
     "Scope",
+    "SealedSecret",
+    "SecretRemoved",
+    "SecretSet",
     "StartReplica",
     "StopReplica",
     "TokenCreated",
@@ -135,6 +139,8 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     DecisionFailed,
     TokenCreated,
     TokenRevoked,
+    SecretSet,
+    SecretRemoved,
 )
 
 PAYLOAD_BY_TYPE: dict[str, type[Payload]] = {p.TYPE: p for p in ALL_PAYLOADS}

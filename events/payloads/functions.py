@@ -17,6 +17,7 @@ from events.payloads.base import (
     ReplicaId,
     Text,
 )
+from events.payloads.secrets import SealedSecrets
 from events.spec import FunctionSpec
 
 # ---- functions (topic shoal.functions) -------------------------------------------------
@@ -24,18 +25,24 @@ from events.spec import FunctionSpec
 
 class FunctionDeployed(FunctionScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.function.deployed"
+    SCHEMA: ClassVar[str] = "1.1"
     revision: PosInt
     spec: FunctionSpec
     requested_by: Text = ""
+    secrets: SealedSecrets = []
+    """The secrets its spec names, sealed, at the versions this revision runs with."""
 
 
 class FunctionUpdated(FunctionScoped, frozen=True, kw_only=True):
     """A replaced spec (new revision) or patched scaling settings (same revision)."""
 
     TYPE: ClassVar[str] = "dev.shoal.function.updated"
+    SCHEMA: ClassVar[str] = "1.1"
     revision: PosInt
     spec: FunctionSpec
     requested_by: Text = ""
+    secrets: SealedSecrets = []
+    """The secrets its spec names, sealed, at the versions this revision runs with."""
 
 
 class FunctionDeleted(FunctionScoped, frozen=True, kw_only=True):

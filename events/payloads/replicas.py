@@ -19,6 +19,7 @@ from events.payloads.base import (
     ReplicaId,
     Text,
 )
+from events.payloads.secrets import SealedSecrets
 from events.spec import FunctionSpec
 
 # ---- node commands (topic shoal.node-commands, keyed by node) -----------------------------
@@ -26,7 +27,7 @@ from events.spec import FunctionSpec
 
 class StartReplica(NodeScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.command.start"
-    SCHEMA: ClassVar[str] = "1.1"
+    SCHEMA: ClassVar[str] = "1.2"
     function: Name
     revision: PosInt
     replica_id: ReplicaId
@@ -35,6 +36,8 @@ class StartReplica(NodeScoped, frozen=True, kw_only=True):
     node_generation: NonNegInt = 0
     """How many times the node had been lost when this was placed: a NodeLost of this
     generation or later ends it, whichever topic is read first."""
+    secrets: SealedSecrets = []
+    """Its revision's secrets, sealed: the node opens them into files for the replica."""
 
 
 class DrainReplica(NodeScoped, frozen=True, kw_only=True):

@@ -21,6 +21,7 @@ from events.types import (
     PlacementPending,
     ScaleDecision,
     ScaleRequested,
+    SealedSecret,
 )
 
 
@@ -47,6 +48,8 @@ class FunctionView:
     revision_heard_at: dict[int, float] = field(default_factory=dict)
     """When this process first heard of each revision (its rollout's start, as seen here)."""
     deleted_heard_at: float | None = None
+    sealed: dict[int, tuple[SealedSecret, ...]] = field(default_factory=dict)
+    """The secrets each revision runs with, sealed (none for most)."""
 
     def owns(self, revision: int) -> bool:
         """Whether a decision about `revision` is about this incarnation."""
@@ -120,12 +123,14 @@ class FunctionsProjection:
                 deployed_id=event_id,
             )
             view.revision_heard_at[event.revision] = now
+            _seal(view, event)
             self._take_decision(event.function)
             self._take_pending(event.function)
             return
         if view.deleted or event_id == view.deployed_id:
             return
         view.revisions[event.revision] = event.spec
+        _seal(view, event)
         view.revision_heard_at.setdefault(event.revision, now)
         if event.revision >= view.revision and event.revision not in view.rolled_back:
             view.revision, view.spec = event.revision, event.spec
@@ -142,6 +147,13 @@ class FunctionsProjection:
         view, found = self.functions.get(name), self.pendings.get(name)
         if view is not None and found is not None and view.owns(found.revision):
             view.pending, view.pending_reason = found.pending, found.reason
+
+
+def _seal(view: FunctionView, event: FunctionDeployed | FunctionUpdated) -> None:
+    if event.secrets:
+        view.sealed[event.revision] = tuple(event.secrets)
+    else:
+        view.sealed.pop(event.revision, None)
 
 
 def _change(view: FunctionView, event: Payload, now: float) -> None:

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from events.envelope import Envelope
 from events.lifecycle import ReplicaState
+from events.payloads.secrets import versions_of
 from events.projections.world import World, settle
 
 SETTLE_EVERY = 20_000
@@ -17,8 +18,8 @@ Snapshot = dict[str, dict[str, dict[str, object]]]
 
 
 def snapshot(world: World) -> Snapshot:
-    """Functions, live replicas, nodes, failures and tokens (never their digests) as
-    plain data."""
+    """Functions, live replicas, nodes, failures, tokens (never their digests) and secrets
+    (names, versions and keys, never a value) as plain data."""
     return {
         "functions": _functions(world),
         "replicas": {
@@ -48,6 +49,10 @@ def snapshot(world: World) -> Snapshot:
             }
             for t in sorted(world.tokens.tokens.values(), key=lambda t: t.token_id)
         },
+        "secrets": {
+            name: {"version": v.version, "keys": ",".join(v.sealed.keys)}
+            for name, v in sorted(world.secrets.secrets.items())
+        },
     }
 
 
@@ -69,6 +74,7 @@ def _functions(world: World) -> dict[str, dict[str, object]]:
             "rollback_reason": view.rollback_reason or None,
             "pending": view.pending or None,
             "failures_since_ready": failures.since_ready or None,
+            "secrets": versions_of(view.sealed.get(view.revision, ())) or None,
         }
     return functions
 
@@ -104,7 +110,7 @@ def world_at(envelopes: Iterable[Envelope], at: datetime | None) -> World:
 def diff(before: Snapshot, after: Snapshot) -> list[str]:
     """What changed between two snapshots, a line per thing."""
     lines = []
-    for section in ("functions", "replicas", "nodes", "tokens"):
+    for section in ("functions", "replicas", "nodes", "tokens", "secrets"):
         old, new = before.get(section, {}), after.get(section, {})
         kind = section[:-1]
         for key in sorted(old.keys() | new.keys()):

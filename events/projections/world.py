@@ -19,6 +19,7 @@ from events.projections.failures import FailuresProjection
 from events.projections.functions import FunctionsProjection, FunctionView
 from events.projections.nodes import NodesProjection
 from events.projections.replicas import ReplicasProjection, ReplicaView
+from events.projections.secrets import SecretsProjection
 from events.projections.tokens import TokensProjection
 from events.types import (
     DrainReplica,
@@ -46,6 +47,8 @@ from events.types import (
     ReplicaStopped,
     ScaleDecision,
     ScaleRequested,
+    SecretRemoved,
+    SecretSet,
     StartReplica,
     StopReplica,
     TokenCreated,
@@ -80,6 +83,7 @@ class World:
     functions: FunctionsProjection = field(default_factory=FunctionsProjection)
     failures: FailuresProjection = field(default_factory=FailuresProjection)
     tokens: TokensProjection = field(default_factory=TokensProjection)
+    secrets: SecretsProjection = field(default_factory=SecretsProjection)
     seen: SeenIds = field(default_factory=lambda: SeenIds(SEEN_IDS))
     as_of: datetime | None = None
     replicas: ReplicasProjection = field(init=False)
@@ -165,6 +169,10 @@ class World:
         event: TokenCreated | TokenRevoked = envelope.data  # type: ignore[assignment]
         self.tokens.apply(event, envelope.time)
 
+    def _secret(self, envelope: Envelope, now: float, changes: Changes) -> None:
+        event: SecretSet | SecretRemoved = envelope.data  # type: ignore[assignment]
+        self.secrets.apply(event, envelope.time)
+
     def _node(self, envelope: Envelope, now: float, changes: Changes) -> None:
         event = envelope.data
         self.nodes.apply(event, at=envelope.time, now=now)
@@ -210,4 +218,5 @@ _FOLDS: dict[type[Payload], _Fold] = {
         World._node,
     ),
     **dict.fromkeys((TokenCreated, TokenRevoked), World._token),
+    **dict.fromkeys((SecretSet, SecretRemoved), World._secret),
 }

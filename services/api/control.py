@@ -15,7 +15,6 @@ from aiohttp import web
 from aiokafka.errors import KafkaError
 
 from events.errors import ShoalEventError
-from events.lifecycle import ReplicaState
 from events.projections.functions import FunctionView
 from events.spec import MAX_REPLICAS_LIMIT
 from events.types import (
@@ -31,6 +30,8 @@ from events.types import (
 )
 from services.api.auth import Principal, bearer, is_shoal_token, principal_of, verb_of
 from services.api.openapi import openapi_document
+from services.api.sealed import sealed_for
+from services.api.status import function_status
 from services.api.validation import (
     Conflict,
     FieldError,
@@ -51,47 +52,10 @@ def problem(status: int, message: str, **details: Any) -> web.Response:
 
 
 def invalid(exc: InvalidInput) -> web.Response:
-    what = "conflicts with the function's settings" if exc.status == 409 else "invalid input"
+    what = "conflicts with what exists now" if exc.status == 409 else "invalid input"
     return problem(
         exc.status, what, fields=[{"field": e.field, "message": e.message} for e in exc.errors]
     )
-
-
-def function_status(view: ApiView, function: FunctionView) -> dict[str, Any]:
-    replicas = sorted(view.world.replicas.live_of(function.name), key=lambda r: r.replica_id)
-    failures = view.world.failures.of_function(function.name)
-    decision = function.last_decision
-    return {
-        "name": function.name,
-        "revision": function.revision,
-        "revisions": sorted(function.revisions),
-        "spec": msgspec.to_builtins(function.spec),
-        "desired": function.desired,
-        "ready": sum(1 for r in replicas if r.state is ReplicaState.READY),
-        "replicas": [
-            {
-                "id": r.replica_id,
-                "revision": r.revision,
-                "node": r.node,
-                "state": str(r.state),
-                "endpoint": r.endpoint,
-            }
-            for r in replicas
-        ],
-        "last_decision": None
-        if decision is None
-        else {
-            "previous": decision.previous,
-            "desired": decision.desired,
-            "panic": decision.panic,
-            "reason": decision.reason,
-            "at": function.last_decision_at.isoformat() if function.last_decision_at else None,
-        },
-        "manual_replicas": function.pinned_replicas,
-        "rollback_reason": function.rollback_reason,
-        "failures": {"since_last_ready": failures.since_ready, "last": failures.last},
-        "pending": {"replicas": function.pending, "reason": function.pending_reason},
-    }
 
 
 @dataclass
@@ -275,8 +239,14 @@ class ControlPlane:
                 409, f"the platform holds at most {self.max_functions} functions; delete one first"
             )
         revision = self.view.world.functions.next_revision(spec.name)
+        try:
+            sealed = sealed_for(self.view.world.secrets, spec)
+        except InvalidInput as exc:
+            return invalid(exc)
         await self.record(
-            FunctionDeployed(function=spec.name, revision=revision, spec=spec, requested_by="api")
+            FunctionDeployed(
+                function=spec.name, revision=revision, spec=spec, secrets=sealed, requested_by="api"
+            )
         )
         return web.json_response(
             function_status(self.view, self._function_or_404(spec.name)), status=201
@@ -287,11 +257,14 @@ class ControlPlane:
         function = self._function_or_404(name)
         try:
             spec = spec_from_body(await self.read_json(request), name=name)
+            sealed = sealed_for(self.view.world.secrets, spec)
         except InvalidInput as exc:
             return invalid(exc)
         revision = max(function.revisions) + 1
         await self.record(
-            FunctionUpdated(function=name, revision=revision, spec=spec, requested_by="api")
+            FunctionUpdated(
+                function=name, revision=revision, spec=spec, secrets=sealed, requested_by="api"
+            )
         )
         return web.json_response(function_status(self.view, self._function_or_404(name)))
 
@@ -304,7 +277,11 @@ class ControlPlane:
             return invalid(exc)
         await self.record(
             FunctionUpdated(
-                function=name, revision=function.revision, spec=spec, requested_by="api"
+                function=name,
+                revision=function.revision,
+                spec=spec,
+                secrets=list(function.sealed.get(function.revision, ())),
+                requested_by="api",
             )
         )
         return web.json_response(function_status(self.view, self._function_or_404(name)))

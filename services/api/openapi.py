@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from events.payloads.secrets import SecretRequest
 from events.payloads.tokens import TokenRequest
 from events.spec import MAX_REPLICAS_LIMIT, SCALING_FIELDS, FunctionSpec
 
@@ -117,7 +118,7 @@ def _function_paths(name: dict[str, Any]) -> dict[str, Any]:
             "get": _operation("A function's status", _responses(200, 404, body=STATUS)),
             "put": _operation(
                 "Replace a function (a new revision)",
-                _responses(200, 400, 404, 413, 422, body=STATUS),
+                _responses(200, 400, 404, 409, 413, 422, body=STATUS),
                 **_body({"$ref": ref + "FunctionSpecReplacement"}),
             ),
             "patch": _operation(
@@ -199,6 +200,41 @@ def _token_paths() -> dict[str, Any]:
     }
 
 
+SECRET_SET = {
+    "type": "object",
+    "required": ["name", "version", "keys", "rolled"],
+    "properties": {
+        "name": {"type": "string"},
+        "version": {"type": "integer", "minimum": 1},
+        "keys": {"type": "array", "items": {"type": "string"}},
+        "rolled": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def _secret_paths(name: dict[str, Any]) -> dict[str, Any]:
+    (request,), found = msgspec.json.schema_components([SecretRequest])
+    body = found[request["$ref"].split("/")[-1]]
+    return {
+        "/v1/secrets": {
+            "get": _operation(
+                "List secrets: names, versions and keys, never a value", _responses(200)
+            ),
+        },
+        "/v1/secrets/{name}": {
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": name}],
+            "put": _operation(
+                "Set a secret (a new version); the functions that use it roll out",
+                _responses(200, 400, 413, 422, body=SECRET_SET) | _responses(201, body=SECRET_SET),
+                **_body(body),
+            ),
+            "delete": _operation(
+                "Remove a secret no function uses", _responses(200, 404, 409, 422)
+            ),
+        },
+    }
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     components = _components()
@@ -211,5 +247,10 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "Shoal api", "version": "1"},
         "components": components,
         "security": [{"token": []}],
-        "paths": {**_function_paths(path_name), **_node_paths(), **_token_paths()},
+        "paths": {
+            **_function_paths(path_name),
+            **_node_paths(),
+            **_token_paths(),
+            **_secret_paths(path_name),
+        },
     }

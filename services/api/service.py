@@ -12,12 +12,13 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from events.envelope import Envelope
-from events.topics import TOKENS, WORLD_TOPICS
+from events.topics import SECRETS, TOKENS, WORLD_TOPICS
 from events.types import RequestStats
 from services.api.body import BodyBudget
 from services.api.control import ControlPlane
 from services.api.dashboard import Dashboard
 from services.api.proxy import FunctionProxy
+from services.api.secret_routes import SecretRoutes
 from services.api.settings import Settings
 from services.api.token_routes import TokenRoutes
 from services.api.upstream import Upstream
@@ -32,7 +33,7 @@ from services.common.runtime import ServiceContext, run
 
 class Api:
     name = "api-view"
-    topics = (*WORLD_TOPICS, TOKENS)
+    topics = (*WORLD_TOPICS, TOKENS, SECRETS)
     poll_ms = 200
 
     def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -55,6 +56,8 @@ class Api:
             max_functions=settings.max_functions,
         )
         control.more.extend(TokenRoutes(self.view, control.read_json, control.record).routes())
+        secrets = SecretRoutes(self.view, control.read_json, control.record, settings.sealing_key)
+        control.more.extend(secrets.routes())
         ctx.metrics_reader = control.may_read_metrics  # the api's port is its public one
         upstream = Upstream(connect_timeout_s=settings.connect_timeout_s)
         self.view.left = upstream.forget

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from services.common.sealing import SealingKey, key_from_env
 from services.common.settings import CommonSettings, SettingsError, env_float, env_int
 
 
@@ -19,6 +20,8 @@ class Settings:
     connect_timeout_s: float
     max_functions: int
     body_budget_bytes: int
+    sealing_key: SealingKey | None
+    """The key that seals secrets (SHOAL_SECRETS_KEY_FILE); without it, secrets are off."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -37,4 +40,5 @@ class Settings:
             body_budget_bytes=env_int(
                 environ, "SHOAL_API_BODY_BUDGET_BYTES", 256 << 20, minimum=64 << 20
             ),
+            sealing_key=key_from_env(environ),
         )

@@ -9,11 +9,10 @@ from typing import Any
 
 import msgspec
 
-from events.spec import SCALING_FIELDS, SPEC_FIELDS, FunctionSpec, spec_problems
+from events.spec import SCALING_FIELDS, SPEC_DEFAULTS, SPEC_FIELDS, FunctionSpec, spec_problems
 
 _TYPES = typing.get_type_hints(FunctionSpec, include_extras=True)
 _FIELDS = {f.name: f for f in msgspec.inspect.type_info(FunctionSpec).fields}  # type: ignore[attr-defined]
-_DEFAULTS = {f.name: f.default for f in _FIELDS.values() if not f.required}
 _WHOLE = frozenset(
     name for name, f in _FIELDS.items() if isinstance(f.type.type, msgspec.inspect.IntType)
 )
@@ -50,8 +49,9 @@ class InvalidInput(ValueError):
 
 
 class Conflict(InvalidInput):
-    """The input is valid alone but conflicts with the resource as it is now (a scaling
-    change against its other settings, a count above its max_replicas)."""
+    """The input is valid alone but conflicts with what exists now (a scaling change
+    against the function's other settings, a count above its max_replicas, a secret that
+    is not there)."""
 
     status = 409
 
@@ -112,7 +112,7 @@ def _field_errors(
 def _with_rule_errors(errors: list[FieldError], values: dict[str, Any]) -> list[FieldError]:
     """Add the errors of the rules that span fields, for fields whose values were valid."""
     failed = {e.field.split(".")[0] for e in errors}
-    merged = {**_DEFAULTS, **values}
+    merged = {**SPEC_DEFAULTS, **values}
     try:
         problems = spec_problems(merged.__getitem__)
     except TypeError:  # a value of the wrong type, already named

@@ -19,8 +19,9 @@ import docker
 from events.bus import ensure_topics
 from events.errors import BusUnavailable
 from events.settings import BusSettings
-from services.cli import functions, history, kafka, nodes, tokens
+from services.cli import functions, history, kafka, nodes, secret_commands, tokens
 from services.common.labels import LABEL_NODE
+from services.common.sealing import KEY_VARIABLE, make_key
 from services.common.settings import env_int
 from services.local.credentials import ADMIN, role_of
 from services.local.images import ensure_test_images as ensure_images
@@ -48,6 +49,14 @@ def local_broker() -> LocalKafkaBroker:
             controller_port=env_int(os.environ, "SHOAL_KAFKA_CONTROLLER_PORT", port + 1),
         )
     )
+
+
+def sealing_key_file() -> Path:
+    """The local sealing key of secrets, made once in the state folder (0400): it is never
+    on Kafka, so the log can be read without revealing a secret."""
+    path = Path(state_dir()) / "secrets.key"
+    make_key(path)
+    return path
 
 
 def api_token() -> str:
@@ -94,10 +103,14 @@ def up() -> None:
     token = os.environ.get("SHOAL_API_TOKEN") or api_token()
     env = {k: v for k, v in os.environ.items() if k != "SHOAL_API_TOKEN"}
     env["SHOAL_KAFKA_BOOTSTRAP"] = broker.layout.bootstrap
+    env.pop(KEY_VARIABLE, None)
+    key_file = os.environ.get(KEY_VARIABLE) or str(sealing_key_file())
     for service in built_services():
         own = {"SHOAL_KAFKA_CREDENTIALS_FILE": str(broker.credentials(role_of(service.name)))}
         if service.name == "api":  # the only service that needs the api token
             own["SHOAL_API_TOKEN"] = token
+        if service.name in ("api", "node_agent"):  # who seals secrets, and who opens them
+            own[KEY_VARIABLE] = key_file
         pid = service.start(env | own)
         click.echo(f"{service.name:<10} running  pid {pid} (log {service.log_file})")
     if any(s.name == "api" for s in built_services()):
@@ -188,6 +201,7 @@ for command in (
     history.replay,
     kafka.kafka_setup,
     tokens.token,
+    secret_commands.secret,
 ):
     cli.add_command(command)
 

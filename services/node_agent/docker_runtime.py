@@ -33,7 +33,9 @@ from services.node_agent.sandbox import (
     Sandbox,
     container_name,
     container_options,
+    run_as,
 )
+from services.node_agent.secret_files import SecretFiles, secrets_dir_of
 from services.node_agent.usage import CpuSample, Usage, cpu_sample, memory_used, usage_between
 
 log = logging.getLogger("shoal.node.docker")
@@ -84,9 +86,11 @@ class DockerRuntime:
         address: str,
         network: str,
         sandbox: Sandbox | None = None,
+        secret_files: SecretFiles | None = None,
         call_timeout_s: float = 60.0,
     ) -> None:
         self.node_id = node_id
+        self.secret_files = secret_files or SecretFiles(secrets_dir_of(node_id), None)
         self.sandbox = sandbox or Sandbox()
         self._network_ready = False
         self._killed: set[str] = set()
@@ -123,6 +127,11 @@ class DockerRuntime:
         image = await self._image(command.spec.image)
         if self.network != "host":
             await self._ensure_network()
+        secrets_dir = None
+        if command.secrets:
+            secrets_dir = self.secret_files.write(
+                command.replica_id, command.secrets, run_as(image.user)
+            )
         options = container_options(
             command,
             port=port,
@@ -131,10 +140,19 @@ class DockerRuntime:
             network=self.network,
             image=image,
             sandbox=self.sandbox,
+            secrets_dir=secrets_dir,
         )
+        try:
+            await self._create_and_start(options, port)
+        except BaseException:
+            self.secret_files.remove(command.replica_id)
+            raise
+        return self.endpoint_for(port)
+
+    async def _create_and_start(self, options: dict[str, Any], port: int) -> None:
         container = await self._create(options, port)
         if container is None:
-            return self.endpoint_for(port)
+            return
         try:
             await self._call(container.start)
         except Exception as exc:
@@ -143,7 +161,6 @@ class DockerRuntime:
             if isinstance(exc, APIError):
                 raise RuntimeStartError(f"docker could not start it: {exc.explanation}") from exc
             raise
-        return self.endpoint_for(port)
 
     async def _create(self, options: dict[str, Any], port: int) -> Any:
         """The new container; None when an earlier try of the same command already runs
@@ -210,6 +227,7 @@ class DockerRuntime:
         except APIError as exc:
             if exc.status_code not in (404, 409):
                 raise
+        self.secret_files.remove(replica_id)
 
     async def owned(self) -> list[Running]:
         containers = await self._call(
@@ -236,6 +254,7 @@ class DockerRuntime:
                     "container with partial shoal labels",
                     extra={"fields": {"container": container.name}},
                 )
+        self.secret_files.sweep({r.replica_id for r in owned})
         return owned
 
     async def exits(self) -> AsyncIterator[Exit | Resync]:

@@ -2,7 +2,7 @@
 hostile function to Pod Security "restricted" or tighter. No user, capability, mount,
 device or privilege comes from the function's spec (it may only keep its root filesystem
 writable); the image gives only its own numeric non-root user, and the volumes it declares
-become small tmpfs mounts, never host disk.
+become small tmpfs mounts, never host disk; its secrets, one read-only folder on a tmpfs.
 By default a replica has a network namespace of its own, on a bridge where replicas
 cannot reach one another, and its port is published on the node address only."""
 
@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from docker.types import LogConfig
+from docker.types import LogConfig, Mount
 
+from events.spec import SECRETS_PATH
 from events.types import StartReplica
 from services.common.labels import (
     LABEL_FUNCTION,
@@ -82,8 +83,10 @@ def container_options(
     network: str,
     image: ImageFacts,
     sandbox: Sandbox,
+    secrets_dir: str | None = None,
 ) -> dict[str, Any]:
-    """The arguments of `containers.create` for one replica."""
+    """The arguments of `containers.create` for one replica; `secrets_dir`, the node's
+    folder of its secret files, is mounted read-only at SECRETS_PATH."""
     spec = command.spec
     host = network == "host"
     options: dict[str, Any] = {
@@ -119,6 +122,10 @@ def container_options(
             config={"max-size": str(sandbox.log_max_bytes), "max-file": str(sandbox.log_files)},
         ),
     }
+    if secrets_dir is not None:
+        options["mounts"] = [
+            Mount(target=SECRETS_PATH, source=secrets_dir, type="bind", read_only=True)
+        ]
     if host:
         options["network_mode"] = "host"
     else:

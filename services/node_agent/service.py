@@ -26,6 +26,7 @@ from services.node_agent.agent import NodeAgent
 from services.node_agent.docker_runtime import DockerRuntime
 from services.node_agent.reports import heartbeat, report_usage, say_runtime
 from services.node_agent.runtime import ReplicaRuntime, Resync
+from services.node_agent.secret_files import SecretFiles, secrets_dir_of
 from services.node_agent.settings import Settings
 from services.node_agent.sim_runtime import SimRuntime
 
@@ -55,6 +56,9 @@ def make_runtime(settings: Settings, node_id: str) -> ReplicaRuntime:
         address=settings.address,
         network=settings.network,
         sandbox=settings.sandbox,
+        secret_files=SecretFiles(
+            secrets_dir_of(node_id, settings.secrets_dir), settings.sealing_key
+        ),
     )
 
 

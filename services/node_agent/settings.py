@@ -7,8 +7,10 @@ import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
+from services.common.sealing import SealingKey, key_from_env
 from services.common.settings import CommonSettings, SettingsError, env_float, env_int
 from services.node_agent.sandbox import REPLICA_NETWORK, Sandbox
 
@@ -37,6 +39,9 @@ class Settings:
     sim_cpu_fraction: float
     hollow_nodes: int
     sandbox: Sandbox
+    secrets_dir: Path | None
+    """Under which folder (on a tmpfs) each node writes its replicas' secret files."""
+    sealing_key: SealingKey | None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -79,4 +84,8 @@ class Settings:
                 log_files=env_int(environ, "SHOAL_NODE_LOG_FILES", 2, minimum=1),
                 network_name=network_name,
             ),
+            secrets_dir=Path(environ["SHOAL_NODE_SECRETS_DIR"])
+            if environ.get("SHOAL_NODE_SECRETS_DIR")
+            else None,
+            sealing_key=key_from_env(environ),
         )

@@ -142,6 +142,7 @@ class Scheduler:
                 replica_id=replica_id,
                 spec=view.revisions[revision],
                 node_generation=self.world.nodes.generation(node),
+                secrets=list(view.sealed.get(revision, ())),
             )
             await self._command(start, acks)
         if plan.starts:

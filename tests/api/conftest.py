@@ -19,6 +19,7 @@ from events.settings import BusSettings
 from events.topics import DEMAND, FUNCTIONS, REQUEST_STATS
 from events.types import ReplicaReady
 from tests.support.event_log import EventLog
+from tests.support.platform import sealing_key
 from tests.support.ports import free_port
 from tests.support.service_process import ServiceProcess
 
@@ -43,6 +44,7 @@ async def api(bus: BusSettings, tmp_path: Path) -> AsyncIterator[ServiceProcess]
         SHOAL_API_STATS_INTERVAL_S="0.5",
         SHOAL_API_MAX_BODY_BYTES="65536",
         SHOAL_API_BODY_BUDGET_BYTES=str(BODY_BUDGET),
+        SHOAL_SECRETS_KEY_FILE=str(sealing_key(tmp_path)),
     )
     await process.start()
     yield process

@@ -1,23 +1,18 @@
 """schemathesis hooks: what JSON Schema cannot say, said from the declaration.
 
 A rule that spans fields (min_replicas <= max_replicas), or a body and its path (a
-replacement names the function its path names), has no JSON Schema keyword, so a request
+replacement names the function its path names), or a sum (a secret's values together),
+has no JSON Schema keyword, so a request
 the schema allows can still break it; such requests are not generated as valid ones."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import schemathesis
 
-from events.spec import FunctionSpec, spec_problems
-
-DEFAULTS = {
-    f.name: f.default
-    for f in msgspec.inspect.type_info(FunctionSpec).fields  # type: ignore[attr-defined]
-    if not f.required
-}
+from events.payloads.secrets import MAX_SECRET_BYTES, SecretRequest
+from events.spec import SPEC_DEFAULTS, spec_problems
 
 
 @schemathesis.hook
@@ -26,10 +21,12 @@ def filter_case(context: Any, case: Any) -> bool:
     meta = getattr(case, "meta", None)
     if not isinstance(body, dict) or meta is None or not meta.generation.mode.is_positive:
         return True
+    if isinstance(body.get("values"), dict):  # a secret: its values' size together
+        return SecretRequest(values=body["values"]).size() <= MAX_SECRET_BYTES
     path_name = (case.path_parameters or {}).get("name")
     if path_name is not None and body.get("name", path_name) != path_name:
         return False
-    merged = {**DEFAULTS, **body}
+    merged = {**SPEC_DEFAULTS, **body}
     try:
         return not spec_problems(merged.__getitem__)
     except (TypeError, KeyError):

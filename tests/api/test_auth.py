@@ -84,14 +84,21 @@ EXPECTED = {
     ("GET", "/v1/tokens"): "admin",
     ("POST", "/v1/tokens"): "admin",
     ("DELETE", "/v1/tokens/{token_id}"): "admin",
+    ("GET", "/v1/secrets"): "read",
+    ("PUT", "/v1/secrets/{name}"): "deploy",
+    ("DELETE", "/v1/secrets/{name}"): "deploy",
 }
 
 
 def routes() -> list[tuple[str, str]]:
+    from services.api.secret_routes import SecretRoutes
     from services.api.token_routes import TokenRoutes
 
     control: Any = ControlPlane(None, None, API_TOKEN, 1, 1)  # type: ignore[arg-type]
-    control.more = TokenRoutes(None, control.read_json, control.record).routes()  # type: ignore[arg-type]
+    control.more = [
+        *TokenRoutes(None, control.read_json, control.record).routes(),  # type: ignore[arg-type]
+        *SecretRoutes(None, control.read_json, control.record, None).routes(),  # type: ignore[arg-type]
+    ]
     return [(r.method, f"/v1{r.path}") for r in control.routes()]
 
 

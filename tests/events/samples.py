@@ -116,5 +116,13 @@ def sample_payloads() -> list[t.Payload]:
             created_by="admin",
         ),
         t.TokenRevoked(token_id="0123456789ab", revoked_by="admin"),
+        t.SecretSet(
+            name="db",
+            sealed=t.SealedSecret(
+                name="db", version=1, keys=["password"], key_id="0" * 16, ciphertext="AAAA"
+            ),
+            set_by="admin",
+        ),
+        t.SecretRemoved(name="db", removed_by="admin"),
     ]
     return samples

@@ -14,6 +14,7 @@ import aiohttp
 
 from events.settings import BusSettings
 from services.common.labels import LABEL_NODE
+from services.common.sealing import make_key
 from tests.support.service_process import AgentProcess, ServiceProcess
 
 TOKEN = "e2e-token-0123456789"
@@ -23,6 +24,13 @@ FAST = {
     "SHOAL_SCHEDULER_DRAIN_S": "0.5",
     "SHOAL_API_STATS_INTERVAL_S": "0.5",
 }
+
+
+def sealing_key(folder: Path) -> Path:
+    """A sealing key of secrets in `folder` (made once, owner read-only)."""
+    path = folder / "secrets.key"
+    make_key(path)
+    return path
 
 
 @dataclass
@@ -38,7 +46,7 @@ class Platform:
 async def running_platform(
     bus: BusSettings, log_dir: Path, docker_client: Any, *, agents: int = 1, **settings: str
 ) -> AsyncIterator[Platform]:
-    options = {**FAST, **settings}
+    options = {**FAST, "SHOAL_SECRETS_KEY_FILE": str(sealing_key(log_dir)), **settings}
     parts = Platform(
         api=ServiceProcess(
             bus,

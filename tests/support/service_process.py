@@ -90,16 +90,16 @@ class ServiceProcess:
             f"{self.module} not ready in {timeout_s} s: {self.log_path.read_text()[-3000:]}"
         )
 
-    def successor(self, name: str) -> ServiceProcess:
-        """Another process of the same service with the same settings, on a new port: what
-        replaces this one when it is killed."""
+    def successor(self, name: str, **changed: str) -> ServiceProcess:
+        """Another process of the same service with the same settings (but those
+        `changed`), on a new port: what replaces this one when it is killed."""
         return ServiceProcess(
             self.bus,
             module=self.module,
             port_variable=self.port_variable,
             log_dir=self.log_path.parent,
             name=name,
-            **self.settings,
+            **(self.settings | changed),
         )
 
     async def _check_identity(self, http: aiohttp.ClientSession) -> None:

@@ -1,0 +1,117 @@
+"""Sealing secrets: AES-256-GCM (the `cryptography` library) with a key kept outside Kafka,
+in a file only its owner can read. The api seals a secret's values; a node-agent opens
+them into a replica's files. Name, version and keys are bound to each ciphertext as
+associated data, so that a sealed value moved onto another secret fails to open."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from events.types import SealedSecret
+from services.common.settings import SettingsError
+
+KEY_VARIABLE = "SHOAL_SECRETS_KEY_FILE"
+"""Where the api and the node-agents find the sealing key."""
+KEY_BYTES = 32
+NONCE_BYTES = 12
+_values = msgspec.json.Decoder(dict[str, str])
+
+
+class UnsealError(ValueError):
+    """A sealed secret could not be opened: another key, or it was tampered with."""
+
+
+def _bound(name: str, version: int, keys: list[str]) -> bytes:
+    """What a ciphertext is bound to besides its key (associated data)."""
+    return msgspec.json.encode(["shoal-secret/1", name, version, keys])
+
+
+@dataclass(frozen=True)
+class SealingKey:
+    key: bytes
+
+    @property
+    def key_id(self) -> str:
+        return hashlib.sha256(b"shoal-sealing-key\0" + self.key).hexdigest()[:16]
+
+    def seal(self, name: str, version: int, values: dict[str, str]) -> SealedSecret:
+        keys = sorted(values)
+        nonce = os.urandom(NONCE_BYTES)
+        plain = msgspec.json.encode({key: values[key] for key in keys})
+        sealed = AESGCM(self.key).encrypt(nonce, plain, _bound(name, version, keys))
+        return SealedSecret(
+            name=name,
+            version=version,
+            keys=keys,
+            key_id=self.key_id,
+            ciphertext=base64.b64encode(nonce + sealed).decode("ascii"),
+        )
+
+    def open(self, sealed: SealedSecret) -> dict[str, str]:
+        """The values, by key; UnsealError when this key cannot open them."""
+        what = f"secret {sealed.name} version {sealed.version}"
+        if sealed.key_id != self.key_id:
+            raise UnsealError(
+                f"{what} was sealed with key {sealed.key_id}, this node has {self.key_id}"
+            )
+        try:
+            raw = base64.b64decode(sealed.ciphertext, validate=True)
+            plain = AESGCM(self.key).decrypt(
+                raw[:NONCE_BYTES],
+                raw[NONCE_BYTES:],
+                _bound(sealed.name, sealed.version, sealed.keys),
+            )
+            values = _values.decode(plain)
+        except (InvalidTag, ValueError, msgspec.DecodeError) as exc:
+            raise UnsealError(f"{what} does not open: it was altered") from exc
+        if sorted(values) != sealed.keys:
+            raise UnsealError(f"{what} does not open: its keys differ from its record")
+        return values
+
+
+def load_key(path: Path, variable: str) -> SealingKey:
+    """The key of a file only its owner may read (base64 of 32 bytes); SettingsError,
+    naming `variable`, otherwise."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise SettingsError(f"{variable}={str(path)!r} cannot be read: {exc.strerror}") from None
+    if stat.S_IMODE(mode) & 0o077:
+        raise SettingsError(
+            f"{variable}={str(path)!r} is readable by others (mode {stat.S_IMODE(mode):o}); "
+            "chmod 400 it"
+        )
+    try:
+        key = base64.b64decode(text, validate=True)
+    except ValueError:
+        key = b""
+    if len(key) != KEY_BYTES:
+        raise SettingsError(f"{variable}={str(path)!r} must hold base64 of {KEY_BYTES} bytes")
+    return SealingKey(key)
+
+
+def make_key(path: Path) -> None:
+    """Write a new random key, owner read-only, unless the file exists."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+    with os.fdopen(fd, "w") as out:
+        out.write(base64.b64encode(os.urandom(KEY_BYTES)).decode("ascii") + "\n")
+
+
+def key_from_env(environ: Mapping[str, str]) -> SealingKey | None:
+    """The key KEY_VARIABLE names, or None when it is unset (secrets are then refused)."""
+    raw = environ.get(KEY_VARIABLE, "")
+    return load_key(Path(raw), KEY_VARIABLE) if raw else None
