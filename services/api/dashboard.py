@@ -1,6 +1,7 @@
-"""The live dashboard at /ui: a page, and a server-sent event stream of the cluster fed
-from Kafka (functions, nodes, the latest events, and per-function series of request
-rate, concurrency, CPU and replicas with the scale decisions on them)."""
+"""The live dashboard at /ui, on a port of its own (SHOAL_API_DASHBOARD_PORT): a page, and
+a server-sent event stream of the cluster fed from Kafka (functions, nodes, the latest
+events, and per-function series of request rate, concurrency, CPU and replicas with the
+scale decisions on them)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from events.envelope import Envelope
 from events.lifecycle import ReplicaState
@@ -49,6 +51,18 @@ MAX_LOGIN_BYTES = 4096
 HISTORY_S = 600
 RECENT_EVENTS = 60
 CPU_FRESH_S = 5.0
+
+
+@web.middleware
+async def own_page_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Fetch Metadata: a request another origin's page made (a function's, say) is refused,
+    whatever cookie the browser sent with it; only a navigation may arrive from elsewhere."""
+    site = request.headers.get("Sec-Fetch-Site", "none")
+    navigation = request.method == "GET" and request.headers.get("Sec-Fetch-Mode") == "navigate"
+    if site not in ("same-origin", "none") and not navigation:
+        body = {"error": "the dashboard answers its own page only (open it at /ui)"}
+        return web.json_response(body, status=403)
+    return await handler(request)
 
 
 @dataclass
@@ -216,6 +230,16 @@ class Dashboard:
             except Exception as exc:  # the page goes on without stats until Kafka is back
                 self.log.warning("dashboard stats feed failed; retrying", error=repr(exc))
                 await asyncio.sleep(2)
+
+    def application(self) -> web.Application:
+        """The dashboard as an origin of its own (a port apart from /fn, whose pages any
+        function writes), answering only its own page's requests."""
+        app = web.Application(middlewares=[own_page_only])
+        app.add_routes([web.get("/", self.home), *self.routes()])
+        return app
+
+    async def home(self, _: web.Request) -> web.Response:
+        raise web.HTTPFound("/ui")
 
     def routes(self) -> list[web.RouteDef]:
         return [

@@ -18,7 +18,7 @@ from services.api.auth import author
 from services.api.control import problem
 from services.api.sealed import sealed_for
 from services.api.view import ApiView
-from services.common.sealing import KEY_VARIABLE, SealingKey
+from services.common.sealing import KEY_SOURCES, SealingKey
 
 _name = msgspec.json.Decoder(SecretName)
 
@@ -65,7 +65,10 @@ class SecretRoutes:
     async def set_secret(self, request: web.Request) -> web.Response:
         name = _checked_name(request)
         if self.key is None:
-            return problem(503, f"secrets are off: the api has no sealing key ({KEY_VARIABLE})")
+            return problem(
+                503,
+                f"secrets are off: the api has no sealing key ({KEY_SOURCES})",
+            )
         try:
             asked = msgspec.convert(await self.read_json(request), SecretRequest)
         except msgspec.ValidationError as exc:

@@ -78,7 +78,7 @@ class Api:
             view=self.view, principal_for=control.principal_for, log=ctx.log, clock=self.clock
         )
         ctx.app.middlewares.append(until_ready(ctx))
-        ctx.app.add_routes(self.dashboard.routes())
+        ctx.sites.append((self.dashboard.application(), settings.dashboard_port))
         ctx.app.add_subapp("/v1", control.application())
         ctx.app.router.add_route("*", "/fn/{name}", self.proxy.handle)
         ctx.app.router.add_route("*", "/fn/{name}/{path:.*}", self.proxy.handle)

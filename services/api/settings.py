@@ -20,6 +20,8 @@ class Settings:
     connect_timeout_s: float
     max_functions: int
     body_budget_bytes: int
+    dashboard_port: int
+    """The dashboard's own port: an origin apart from /fn, whose pages are the functions'."""
     sealing_key: SealingKey | None
     """The key that seals secrets (SHOAL_SECRETS_KEY_FILE); without it, secrets are off."""
 
@@ -28,8 +30,14 @@ class Settings:
         token = environ.get("SHOAL_API_TOKEN", "")
         if len(token) < 8:
             raise SettingsError("SHOAL_API_TOKEN must be set to a token of 8 or more characters")
+        common = CommonSettings.from_env(environ, service="api", default_port=8080)
+        dashboard_port = env_int(environ, "SHOAL_API_DASHBOARD_PORT", 8081, minimum=1)
+        if dashboard_port > 65535 or dashboard_port == common.http_port:
+            raise SettingsError(
+                f"SHOAL_API_DASHBOARD_PORT={dashboard_port} must be a port other than the api's"
+            )
         return cls(
-            common=CommonSettings.from_env(environ, service="api", default_port=8080),
+            common=common,
             token=token,
             max_body_bytes=env_int(environ, "SHOAL_API_MAX_BODY_BYTES", 1 << 20),
             queue_limit=env_int(environ, "SHOAL_API_QUEUE_LIMIT", 100),
@@ -40,5 +48,6 @@ class Settings:
             body_budget_bytes=env_int(
                 environ, "SHOAL_API_BODY_BUDGET_BYTES", 256 << 20, minimum=64 << 20
             ),
+            dashboard_port=dashboard_port,
             sealing_key=key_from_env(environ),
         )

@@ -148,6 +148,11 @@ def deploy_demo(token: str) -> None:
         if exc.code != 409:
             fail(f"deploying the demo function failed: {exc.code} {exc.read().decode()}")
     click.echo(f"demo       deployed  curl {api}/fn/hello/")
+    dashboard = env_int(os.environ, "SHOAL_API_DASHBOARD_PORT", 8081)
+    click.echo(
+        f"dashboard  http://127.0.0.1:{dashboard}/ui  (log in with a read token: "
+        "shoal token create --scope read)"
+    )
 
 
 @cli.command()

@@ -38,6 +38,9 @@ class ServiceContext:
     liveness: Liveness = field(default_factory=lambda: Liveness(SYSTEM_CLOCK))
     metrics_reader: Callable[[web.Request], bool] | None = None
     """Who may read /metrics, where it is not everyone (the api's public port)."""
+    sites: list[tuple[web.Application, int]] = field(default_factory=list)
+    """More listeners: an application on a port of its own (the api's dashboard, so that
+    it is an origin apart from the functions' pages)."""
 
 
 ServiceBody = Callable[[ServiceContext], Coroutine[Any, Any, None]]
@@ -71,6 +74,29 @@ def _add_common_routes(ctx: ServiceContext) -> None:
     )
 
 
+async def _listen(app: web.Application, settings: CommonSettings, port: int) -> web.AppRunner:
+    """Serve `app` on the service's host at `port`, with the service's HTTP limits."""
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        shutdown_timeout=5.0,
+        handler_cancellation=True,
+        keepalive_timeout=settings.keepalive_s,
+        max_line_size=MAX_LINE_BYTES,
+        max_field_size=MAX_LINE_BYTES,
+        max_headers=MAX_HEADERS,
+    )
+    await runner.setup()
+    await web.TCPSite(
+        runner,
+        settings.http_host,
+        port,
+        reuse_port=settings.reuse_port or None,
+        backlog=settings.backlog,
+    ).start()
+    return runner
+
+
 async def serve(
     settings: CommonSettings, body: ServiceBody, routes: ServiceRoutes | None = None
 ) -> None:
@@ -86,30 +112,14 @@ async def serve(
     if settings.bus.role is None:  # a role's principal may not make topics: the operator's did
         await ensure_topics(settings.bus)
     await producer.start()
-    runner: web.AppRunner | None = None
+    runners: list[web.AppRunner] = []
     try:
         _add_common_routes(ctx)
         if routes is not None:
             routes(ctx)
         body_task = asyncio.create_task(body(ctx), name=f"{settings.service}-body")
-        runner = web.AppRunner(
-            ctx.app,
-            access_log=None,
-            shutdown_timeout=5.0,
-            handler_cancellation=True,
-            keepalive_timeout=settings.keepalive_s,
-            max_line_size=MAX_LINE_BYTES,
-            max_field_size=MAX_LINE_BYTES,
-            max_headers=MAX_HEADERS,
-        )
-        await runner.setup()
-        await web.TCPSite(
-            runner,
-            settings.http_host,
-            settings.http_port,
-            reuse_port=settings.reuse_port or None,
-            backlog=settings.backlog,
-        ).start()
+        for app, port in [(ctx.app, settings.http_port), *ctx.sites]:
+            runners.append(await _listen(app, settings, port))
         log.info("started", instance=settings.instance, http_port=settings.http_port)
         stop_task = asyncio.create_task(ctx.stop.wait())
         done, _ = await asyncio.wait({body_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -123,7 +133,7 @@ async def serve(
                 log.warning("body did not stop within 30 s; cancelled")
         stop_task.cancel()
     finally:
-        if runner is not None:
+        for runner in runners:
             await runner.cleanup()
         await producer.stop()
         log.info("stopped", instance=settings.instance)

@@ -21,7 +21,10 @@ from events.types import SealedSecret
 from services.common.settings import SettingsError
 
 KEY_VARIABLE = "SHOAL_SECRETS_KEY_FILE"
-"""Where the api and the node-agents find the sealing key."""
+"""Where the api and the node-agents find the sealing key: a file of the operator's ..."""
+KEY_VALUE_VARIABLE = "SHOAL_SECRETS_KEY"
+"""... or the key itself, base64 (from a Kubernetes Secret or compose's .env)."""
+KEY_SOURCES = f"{KEY_VARIABLE} or {KEY_VALUE_VARIABLE}"
 KEY_BYTES = 32
 NONCE_BYTES = 12
 _values = msgspec.json.Decoder(dict[str, str])
@@ -92,12 +95,16 @@ def load_key(path: Path, variable: str) -> SealingKey:
             f"{variable}={str(path)!r} is readable by others (mode {stat.S_IMODE(mode):o}); "
             "chmod 400 it"
         )
+    return _decoded(text, f"{variable}={str(path)!r} must hold")
+
+
+def _decoded(text: str, problem: str) -> SealingKey:
     try:
         key = base64.b64decode(text, validate=True)
     except ValueError:
         key = b""
     if len(key) != KEY_BYTES:
-        raise SettingsError(f"{variable}={str(path)!r} must hold base64 of {KEY_BYTES} bytes")
+        raise SettingsError(f"{problem} base64 of {KEY_BYTES} bytes")
     return SealingKey(key)
 
 
@@ -112,6 +119,11 @@ def make_key(path: Path) -> None:
 
 
 def key_from_env(environ: Mapping[str, str]) -> SealingKey | None:
-    """The key KEY_VARIABLE names, or None when it is unset (secrets are then refused)."""
-    raw = environ.get(KEY_VARIABLE, "")
-    return load_key(Path(raw), KEY_VARIABLE) if raw else None
+    """The key of KEY_VARIABLE's file or KEY_VALUE_VARIABLE's value, or None when neither
+    is set (secrets are then refused)."""
+    path, value = environ.get(KEY_VARIABLE, ""), environ.get(KEY_VALUE_VARIABLE, "")
+    if path and value:
+        raise SettingsError(f"set {KEY_VARIABLE} or {KEY_VALUE_VARIABLE}, not both")
+    if value:
+        return _decoded(value.strip(), f"{KEY_VALUE_VARIABLE} must be")
+    return load_key(Path(path), KEY_VARIABLE) if path else None

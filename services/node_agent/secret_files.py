@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from events.types import SealedSecret
-from services.common.sealing import KEY_VARIABLE, SealingKey, UnsealError
+from services.common.sealing import KEY_SOURCES, SealingKey, UnsealError
 from services.node_agent.runtime import RuntimeStartError
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,252}")
@@ -102,7 +102,7 @@ class SecretFiles:
     def _open(self, sealed: SealedSecret) -> dict[str, str]:
         if self.key is None:
             raise RuntimeStartError(
-                f"it uses secret {sealed.name}, and this node has no sealing key ({KEY_VARIABLE})"
+                f"it uses secret {sealed.name}, and this node has no sealing key ({KEY_SOURCES})"
             )
         try:
             return self.key.open(sealed)

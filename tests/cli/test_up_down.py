@@ -39,6 +39,7 @@ def test_up_starts_a_broker_with_every_topic_and_down_stops_it(tmp_path: Path) -
         "SHOAL_NODE_ID": f"cli-test-{port}",
         "SHOAL_NODE_PORT_FIRST": "29900",
         "SHOAL_NODE_PORT_LAST": "29999",
+        "SHOAL_API_DASHBOARD_PORT": str(free_port()),
         **{
             f"SHOAL_{name}_HTTP_PORT": str(free_port())
             for name in ("API", "SCHEDULER", "AUTOSCALER", "HEALER", "NODE")
@@ -65,6 +66,7 @@ def test_up_starts_a_broker_with_every_topic_and_down_stops_it(tmp_path: Path) -
         kafka_data, logs = tmp_path / "kafka" / "data", tmp_path / "logs"
         for folder in (tmp_path, kafka_data, kafka_data / "logs", logs):
             assert folder.stat().st_mode & 0o777 == 0o700, folder
+        assert (tmp_path / "secrets.key").stat().st_mode & 0o777 == 0o400
         segments = list((kafka_data / "logs").glob("functions.shoal-0/*.log"))
         written = [*segments, kafka_data / "broker.log", *logs.glob("*.log")]
         assert segments and all(p.stat().st_mode & 0o077 == 0 for p in written), written
@@ -77,6 +79,7 @@ def test_up_starts_a_broker_with_every_topic_and_down_stops_it(tmp_path: Path) -
             child = int((tmp_path / "run" / f"{name}.child.pid").read_text())
             environ = Path(f"/proc/{child}/environ").read_bytes()
             assert (b"SHOAL_API_TOKEN=" in environ) == (name == "api"), name
+            assert (b"SHOAL_SECRETS_KEY_FILE=" in environ) == (name != "scheduler"), name
         os.kill(api_pid, signal.SIGKILL)
         assert answers_again(f"{api}/readyz", timeout_s=30), "the supervisor restarted the api"
         restarted = int((tmp_path / "run" / "api.child.pid").read_text())

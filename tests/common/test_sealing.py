@@ -13,7 +13,15 @@ import pytest
 
 from events.projections.secrets import SecretsProjection
 from events.types import SecretRemoved, SecretSet
-from services.common.sealing import KEY_VARIABLE, SealingKey, UnsealError, load_key, make_key
+from services.common.sealing import (
+    KEY_VALUE_VARIABLE,
+    KEY_VARIABLE,
+    SealingKey,
+    UnsealError,
+    key_from_env,
+    load_key,
+    make_key,
+)
 from services.common.settings import SettingsError
 
 KEY = SealingKey(bytes(range(32)))
@@ -73,3 +81,15 @@ def test_the_fold_keeps_the_newest_version_and_numbers_on_after_a_removal() -> N
     assert "other" not in secrets.secrets
     secrets.apply(SecretRemoved(name="db"), AT)
     assert "db" not in secrets.secrets and secrets.next_version("db") == 3
+
+
+def test_the_key_comes_from_a_file_or_a_value_never_both(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.key"
+    make_key(path)
+    value = path.read_text()
+    assert key_from_env({}) is None
+    assert key_from_env({KEY_VARIABLE: str(path)}) == key_from_env({KEY_VALUE_VARIABLE: value})
+    with pytest.raises(SettingsError, match="not both"):
+        key_from_env({KEY_VARIABLE: str(path), KEY_VALUE_VARIABLE: value})
+    with pytest.raises(SettingsError, match=f"{KEY_VALUE_VARIABLE} must be base64 of 32"):
+        key_from_env({KEY_VALUE_VARIABLE: "bm90IGEga2V5"})

@@ -69,7 +69,7 @@ async def test_the_dashboard_follows_a_scale_up(platform: Platform) -> None:
         browser = await driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = await browser.new_page(viewport={"width": 1400, "height": 900})
         try:
-            await log_in(page, api)
+            await log_in(page, platform.api.dashboard_url, api)
             async with aiohttp.ClientSession() as http:
                 async with http.post(f"{api}/v1/functions", json=spec, headers=AUTH) as reply:
                     assert reply.status == 201, await reply.text()
@@ -94,17 +94,17 @@ async def test_the_dashboard_follows_a_scale_up(platform: Platform) -> None:
             assert await page.locator("#events li", has_text="scaled busy").count() >= 1
             assert await page.locator("#nodes tr", has_text=platform.agents[0].node_id).count()
             await _hover_latest_decision(page)
-            await a_function_page_gets_no_credentials(page, api)
+            await a_function_page_gets_no_credentials(page, api, platform.api.dashboard_url)
             await asyncio.to_thread(ARTIFACTS.mkdir, parents=True, exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         finally:
             await browser.close()
 
 
-async def log_in(page: Page, api: str) -> None:
+async def log_in(page: Page, dashboard: str, api: str) -> None:
     """Through the page's form: the token is traded for an HttpOnly cookie, and is in no
     URL and no storage the page's scripts (or a function's) can read."""
-    answer = await page.goto(f"{api}/ui")
+    answer = await page.goto(f"{dashboard}/ui")
     assert answer is not None and "script-src 'self'" in answer.headers["content-security-policy"]
     await page.wait_for_selector("#login", state="visible", timeout=15_000)
     refused = await page.evaluate(
@@ -131,17 +131,31 @@ async def log_in(page: Page, api: str) -> None:
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/ui"
 
 
-async def a_function_page_gets_no_credentials(page: Page, api: str) -> None:
-    """A page served through /fn (same origin) runs script: it reads no cookie of Shoal's
-    and gets nothing from /v1 with the browser's credentials."""
+async def a_function_page_gets_no_credentials(page: Page, api: str, dashboard: str) -> None:
+    """A page served through /fn runs script: it reads no cookie of Shoal's, gets nothing
+    from /v1 with the browser's credentials, finds no dashboard on its own origin, and
+    cannot read the dashboard's origin (no CORS; the dashboard refuses other origins)."""
     await page.goto(f"{api}/fn/busy/")
     found = await page.evaluate(
-        """async () => {
-            const answer = await fetch("/v1/functions", { credentials: "include" });
-            return { cookie: document.cookie, status: answer.status };
-        }"""
+        """async (dashboard) => {
+            const v1 = await fetch("/v1/functions", { credentials: "include" });
+            const here = await fetch("/ui/stream", { credentials: "include" });
+            let there;
+            try {
+                const answer = await fetch(dashboard + "/ui/session", { credentials: "include" });
+                there = "read " + answer.status + " " + (await answer.text());
+            } catch (error) {
+                there = "refused";
+            }
+            const blind = await fetch(dashboard + "/ui/session",
+                { credentials: "include", mode: "no-cors" });
+            return { cookie: document.cookie, v1: v1.status, here: here.status, there,
+                     blind: blind.type + " " + (await blind.text()) };
+        }""",
+        dashboard,
     )
-    assert found == {"cookie": "", "status": 401}, found
+    expected = {"cookie": "", "v1": 401, "here": 404, "there": "refused", "blind": "opaque "}
+    assert found == expected, found
 
 
 async def _at_least(page: Page, selector: str, wanted: float) -> bool:

@@ -39,7 +39,8 @@ COMPOSE_ROLES |= {"healer": "healer", "node-agent": "node"}
 PASSWORDS_ENV = {
     f"SHOAL_KAFKA_PASSWORD_{role.upper()}": f"pw-{role}"
     for role in ("admin", *COMPOSE_ROLES.values())
-}
+} | {"SHOAL_SECRETS_KEY": "c2VhbGluZy1rZXk="}
+"""What compose-env.sh writes besides the api token: Kafka passwords and the sealing key."""
 
 
 def test_compose_file_is_valid_and_runs_every_part() -> None:
@@ -75,9 +76,14 @@ def test_compose_file_is_valid_and_runs_every_part() -> None:
     assert all(services[name]["build"]["context"] == str(ROOT) for name in SERVICES)
     sockets = [v for v in services["node-agent"]["volumes"] if "docker.sock" in str(v)]
     assert sockets, services["node-agent"]["volumes"]
+    shm = [v for v in services["node-agent"]["volumes"] if "/dev/shm/shoal-secrets" in str(v)]
+    assert shm, "the replicas' secret files are on the host's tmpfs, where dockerd finds them"
     assert not [n for n in SERVICES - {"node-agent"} if services[n].get("volumes")]
     assert services["api"]["environment"]["SHOAL_API_HTTP_HOST"] == "0.0.0.0"
     assert services["api"]["environment"]["SHOAL_API_TOKEN"] == "compose-token-123"
+    assert services["api"]["environment"]["SHOAL_API_DASHBOARD_PORT"] == "8081"
+    sealing = {n for n in SERVICES if "SHOAL_SECRETS_KEY" in services[n]["environment"]}
+    assert sealing == {"api", "node-agent"}, "only who seals and who opens get the key"
     for name in SERVICES:
         assert services[name]["depends_on"]["kafka"]["condition"] == "service_healthy"
         ready = services[name]["depends_on"]["kafka-setup"]["condition"]
@@ -188,7 +194,10 @@ def test_rendered_chart_has_probes_resources_and_no_privileged_pod() -> None:
         assert container["command"][-1] == f"services.{name.replace('-', '_')}"
         host_paths = [v for v in pod.get("volumes", []) if "hostPath" in v]
         if name == "node-agent":
-            assert [v["hostPath"]["path"] for v in host_paths] == ["/var/run/docker.sock"]
+            assert [v["hostPath"]["path"] for v in host_paths] == [
+                "/var/run/docker.sock",
+                "/dev/shm/shoal-secrets",
+            ]
             assert container["securityContext"]["runAsUser"] == 0
         else:
             assert not host_paths, name
@@ -213,6 +222,7 @@ def test_settings_reach_the_pods_through_configmap_and_secret() -> None:
         "kafka.setup.enabled=true",
         "kafka.setup.adminPassword=pw-admin",
         "kafka.tls.secretName=kafka-ca",
+        "secrets.sealingKey=c2VhbGluZw==",
     )
     (config,) = [d for d in docs if d["kind"] == "ConfigMap"]
     assert config["data"]["SHOAL_KAFKA_BOOTSTRAP"] == "broker-0.kafka:9093"
@@ -221,11 +231,20 @@ def test_settings_reach_the_pods_through_configmap_and_secret() -> None:
     assert config["data"]["SHOAL_KAFKA_SSL_CAFILE"] == "/etc/shoal/kafka-tls/ca.crt"
     (secret,) = [d for d in docs if d["kind"] == "Secret"]
     own = {f"kafka-password-{role}": f"pw-{role}" for role in (*ROLE_OF.values(), "admin")}
-    assert secret["stringData"] == {"api-token": "chart-token-123", **own}
+    assert secret["stringData"] == {
+        "api-token": "chart-token-123",
+        "sealing-key": "c2VhbGluZw==",
+        **own,
+    }
     found = workloads(docs)
     api = found["api"]["spec"]["template"]["spec"]["containers"][0]
     token = next(e for e in api["env"] if e["name"] == "SHOAL_API_TOKEN")
     assert token["valueFrom"]["secretKeyRef"]["key"] == "api-token"
+    for name, workload in found.items():
+        (container,) = workload["spec"]["template"]["spec"]["containers"]
+        sealing = [e for e in container["env"] if e["name"] == "SHOAL_SECRETS_KEY"]
+        assert bool(sealing) == (name in ("api", "node-agent")), name
+        assert all(e["valueFrom"]["secretKeyRef"]["key"] == "sealing-key" for e in sealing)
     for name, workload in found.items():
         pod = workload["spec"]["template"]["spec"]
         (container,) = pod["containers"]

@@ -28,6 +28,9 @@ def role_credentials(bus: BusSettings, module: str) -> dict[str, str]:
     return {"SHOAL_KAFKA_CREDENTIALS_FILE": str(own)}
 
 
+DASHBOARD_PORT = "SHOAL_API_DASHBOARD_PORT"
+
+
 class ServiceProcess:
     """One service (`python -m services.<module>`) on a free HTTP port of 127.0.0.1."""
 
@@ -47,11 +50,16 @@ class ServiceProcess:
         self.port_variable = port_variable
         self.settings = settings
         self.http_port = http_port or free_port()
+        own_ports = {}
+        if module == "api":  # the dashboard's origin: a port apart
+            self.dashboard_port = int(settings.get(DASHBOARD_PORT) or free_port())
+            own_ports[DASHBOARD_PORT] = str(self.dashboard_port)
         self.env = {
             **os.environ,
             **bus.env(),
             **role_credentials(bus, module),
             port_variable: str(self.http_port),
+            **own_ports,
             **settings,
         }
         self.log_path = log_dir / f"{name}.log"
@@ -60,6 +68,11 @@ class ServiceProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        """The api's dashboard, an origin of its own."""
+        return f"http://127.0.0.1:{self.dashboard_port}"
 
     async def start(self, timeout_s: float = 60.0) -> ServiceProcess:
         with self.log_path.open("ab") as log:

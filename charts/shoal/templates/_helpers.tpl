@@ -20,6 +20,19 @@ app.kubernetes.io/component: {{ .component }}
 {{- if .Values.api.existingSecret -}}{{ .Values.api.existingSecret }}{{- else -}}{{ include "shoal.fullname" . }}{{- end -}}
 {{- end -}}
 
+{{- define "shoal.sealingSecret" -}}
+{{- if .Values.secrets.existingSecret -}}{{ .Values.secrets.existingSecret }}{{- else -}}{{ include "shoal.fullname" . }}{{- end -}}
+{{- end -}}
+
+{{/* SHOAL_SECRETS_KEY for the api and the node-agents, when a sealing key is given. */}}
+{{- define "shoal.sealingEnv" -}}
+{{- if or .Values.secrets.sealingKey .Values.secrets.existingSecret }}
+- name: SHOAL_SECRETS_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ include "shoal.sealingSecret" . }}, key: sealing-key}
+{{- end }}
+{{- end -}}
+
 {{- define "shoal.kafkaSecret" -}}
 {{- if .Values.kafka.sasl.existingSecret -}}{{ .Values.kafka.sasl.existingSecret }}{{- else -}}{{ include "shoal.fullname" . }}{{- end -}}
 {{- end -}}
