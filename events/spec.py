@@ -13,22 +13,26 @@ Field metadata (`msgspec.Meta.extra`):
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import msgspec
 
-DNS_LABEL = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+END = r"(?!\n)$"
+r"""The end of a pattern: `$` alone also matches before a last newline (in Python's `re`,
+which checks every pattern), and `\Z` is not JSON Schema's (ECMA-262) regex."""
+DNS_LABEL = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?" + END
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}" + END
 IMAGE_REFERENCE = (
     r"^([a-zA-Z0-9][-a-zA-Z0-9.]*[a-zA-Z0-9](:[0-9]{1,5})?/|[a-zA-Z0-9](:[0-9]{1,5})?/)?"
     r"[a-z0-9]+([._-]{1,2}[a-z0-9]+)*(/[a-z0-9]+([._-]{1,2}[a-z0-9]+)*)*"
-    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?" + END
 )
 """A Docker image reference: [registry[:port]/]path[:tag][@sha256:digest]."""
-SECRET_KEY = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,252}$"
+SECRET_KEY = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,252}" + END
 """A secret's key, the name of its file: no '/', and not '.' or '..' (no leading dot)."""
-READINESS_PATH = r"^(/[!-~]*)?$"
+READINESS_PATH = r"^(/[!-~]*)?" + END
 """Empty (a TCP probe) or an absolute path of printable ASCII."""
 
 MAX_REPLICAS_LIMIT = 1000
@@ -252,3 +256,10 @@ SPEC_DEFAULTS: dict[str, Any] = {
     if not field.required
 }
 """Every optional field's default (what a request body is merged with before the rules)."""
+
+
+def spec_identity(spec: FunctionSpec) -> str:
+    """A digest of what a revision runs: every field of its spec but the scaling settings
+    (which change without a new revision). A revision's secrets are sealed for it alone."""
+    fields = {name: getattr(spec, name) for name in SPEC_FIELDS if name not in SCALING_FIELDS}
+    return hashlib.sha256(msgspec.json.encode(fields, order="sorted")).hexdigest()

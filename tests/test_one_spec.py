@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from events.spec import SCALING_FIELDS, SPEC_FIELDS
+from events.spec import DNS_LABEL, SCALING_FIELDS, SPEC_FIELDS
 from services.api.openapi import openapi_document
 from services.cli.functions import deploy
 
@@ -36,7 +36,7 @@ def test_the_post_put_and_patch_bodies_name_exactly_the_declared_fields() -> Non
 
 def test_the_schema_carries_the_declared_bounds_and_patterns() -> None:
     properties: dict[str, dict[str, object]] = schema("FunctionSpec")["properties"]  # type: ignore[assignment]
-    assert properties["name"]["pattern"] == "^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+    assert properties["name"]["pattern"] == DNS_LABEL
     assert properties["memory_mb"]["maximum"] == 65536
     assert properties["max_scale_up_rate"]["exclusiveMinimum"] == 1
     path = openapi_document()["paths"]["/v1/functions/{name}"]["parameters"][0]["schema"]

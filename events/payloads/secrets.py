@@ -10,7 +10,7 @@ from typing import Annotated, ClassVar
 import msgspec
 
 from events.payloads.base import Payload, PosInt, Text
-from events.spec import DNS_LABEL, MAX_SECRETS, SECRET_KEY
+from events.spec import DNS_LABEL, END, MAX_SECRETS, SECRET_KEY
 
 MAX_SECRET_KEYS = 16
 MAX_SECRET_BYTES = 32 * 1024
@@ -22,7 +22,7 @@ SEALED_CHARS = (MAX_SECRET_BYTES + MAX_SECRET_KEYS * 300 + 64) * 4 // 3 + 4
 SecretName = Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=DNS_LABEL)]
 SecretKey = Annotated[str, msgspec.Meta(min_length=1, max_length=253, pattern=SECRET_KEY)]
 SecretValue = Annotated[str, msgspec.Meta(max_length=MAX_SECRET_BYTES)]
-KeyId = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{16}$")]
+KeyId = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{16}" + END)]
 
 
 class SecretRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -8,13 +8,13 @@ from typing import Annotated, ClassVar, Literal, get_args
 import msgspec
 
 from events.payloads.base import Payload, Text
-from events.spec import DNS_LABEL
+from events.spec import DNS_LABEL, END
 
 Scope = Literal["admin", "deploy", "read", "invoke"]
 """admin: everything; deploy: functions and scaling (no tokens, no nodes); read: every GET,
 the audit, replay and the dashboard; invoke: calling the named private functions."""
-TokenId = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{12}$")]
-Digest = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+TokenId = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{12}" + END)]
+Digest = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}" + END)]
 FunctionName = Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=DNS_LABEL)]
 Label = Annotated[str, msgspec.Meta(max_length=100)]
 InvokeFunctions = Annotated[list[FunctionName], msgspec.Meta(max_length=100)]

@@ -25,14 +25,14 @@ class SecretsProjection:
     secrets: dict[str, SecretView] = field(default_factory=dict)
     newest: dict[str, int] = field(default_factory=dict)
     """The newest version of every secret ever set, removed ones included, so that a
-    secret set again numbers on (a revision never meets two values of one version)."""
+    secret set again numbers on; the first value of a version read is the one it has."""
 
     def apply(self, event: SecretSet | SecretRemoved, at: datetime) -> None:
         if isinstance(event, SecretRemoved):
             self.secrets.pop(event.name, None)
             return
         version = event.sealed.version
-        if event.sealed.name != event.name or version < self.newest.get(event.name, 0):
+        if event.sealed.name != event.name or version <= self.newest.get(event.name, 0):
             return
         self.newest[event.name] = version
         self.secrets[event.name] = SecretView(sealed=event.sealed, set_at=at, set_by=event.set_by)

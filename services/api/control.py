@@ -21,16 +21,17 @@ from events.types import (
     FunctionDeleted,
     FunctionDeployed,
     FunctionRolledBack,
+    FunctionSpec,
     FunctionUpdated,
     NodeCordoned,
     NodeDrainRequested,
     NodeUncordoned,
     Payload,
     ScaleRequested,
+    SealedSecret,
 )
 from services.api.auth import Principal, bearer, is_shoal_token, principal_of, verb_of
 from services.api.openapi import openapi_document
-from services.api.sealed import sealed_for
 from services.api.status import function_status
 from services.api.validation import (
     Conflict,
@@ -66,7 +67,9 @@ class ControlPlane:
     max_body_bytes: int
     max_functions: int
     more: list[web.RouteDef] = field(default_factory=list)
-    """Routes kept elsewhere (the tokens'), under the same middlewares."""
+    """Routes kept elsewhere (the tokens', the secrets'), under the same middlewares."""
+    seal_for: Callable[[FunctionSpec], list[SealedSecret]] = lambda _: []
+    """A revision's secrets, sealed for it (`SecretRoutes.seal_for`)."""
 
     def application(self) -> web.Application:
         """The control plane as an application to mount at /v1: its middlewares (auth,
@@ -240,7 +243,7 @@ class ControlPlane:
             )
         revision = self.view.world.functions.next_revision(spec.name)
         try:
-            sealed = sealed_for(self.view.world.secrets, spec)
+            sealed = self.seal_for(spec)
         except InvalidInput as exc:
             return invalid(exc)
         await self.record(
@@ -257,7 +260,7 @@ class ControlPlane:
         function = self._function_or_404(name)
         try:
             spec = spec_from_body(await self.read_json(request), name=name)
-            sealed = sealed_for(self.view.world.secrets, spec)
+            sealed = self.seal_for(spec)
         except InvalidInput as exc:
             return invalid(exc)
         revision = max(function.revisions) + 1

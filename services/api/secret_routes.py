@@ -4,21 +4,36 @@ revision of every function that names it."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from events.payloads.secrets import MAX_SECRET_BYTES, SecretName, SecretRequest
+from events.payloads.secrets import (
+    MAX_SECRET_BYTES,
+    SEALED_CHARS,
+    SecretName,
+    SecretRequest,
+)
 from events.projections.functions import FunctionView
-from events.types import FunctionUpdated, Payload, SecretRemoved, SecretSet
+from events.spec import spec_identity
+from events.types import (
+    FunctionSpec,
+    FunctionUpdated,
+    Payload,
+    SealedSecret,
+    SecretRemoved,
+    SecretSet,
+)
 from services.api.auth import author
 from services.api.control import problem
-from services.api.sealed import sealed_for
+from services.api.validation import Conflict, FieldError
 from services.api.view import ApiView
-from services.common.sealing import KEY_SOURCES, SealingKey
+from services.common.sealing import KEY_SOURCES, SealingKey, UnsealError
 
 _name = msgspec.json.Decoder(SecretName)
 
@@ -29,6 +44,32 @@ class SecretRoutes:
     read_json: Callable[[web.Request], Awaitable[Any]]
     record: Callable[[Payload], Awaitable[None]]
     key: SealingKey | None
+    setting: defaultdict[str, asyncio.Lock] = field(
+        default_factory=lambda: defaultdict(asyncio.Lock)
+    )
+    """One set of each secret at a time: two never take the same version."""
+
+    def seal_for(self, spec: FunctionSpec) -> list[SealedSecret]:
+        """The newest version of each secret the spec names, sealed for its revision alone
+        (bound to `spec_identity`: a start command for another image, command or function
+        cannot open it). Conflict (409) naming what is missing."""
+        found = self.view.world.secrets.secrets
+        problems = [
+            FieldError("secrets", f"no secret named {name!r} (shoal secret set)")
+            for name in spec.secrets
+            if name not in found
+        ]
+        if spec.secrets and self.key is None:
+            problems.append(FieldError("secrets", f"the api has no sealing key ({KEY_SOURCES})"))
+        if problems:
+            raise Conflict(problems)
+        if not spec.secrets or self.key is None:
+            return []
+        holder = spec_identity(spec)
+        try:
+            return [self.key.reseal(found[name].sealed, holder) for name in spec.secrets]
+        except UnsealError as exc:
+            raise Conflict([FieldError("secrets", str(exc))]) from None
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -65,22 +106,24 @@ class SecretRoutes:
     async def set_secret(self, request: web.Request) -> web.Response:
         name = _checked_name(request)
         if self.key is None:
-            return problem(
-                503,
-                f"secrets are off: the api has no sealing key ({KEY_SOURCES})",
-            )
+            return problem(503, f"secrets are off: the api has no sealing key ({KEY_SOURCES})")
         try:
             asked = msgspec.convert(await self.read_json(request), SecretRequest)
         except msgspec.ValidationError as exc:
             return problem(422, "invalid input", fields=[{"field": "values", "message": str(exc)}])
-        if asked.size() > MAX_SECRET_BYTES:
-            message = f"{asked.size()} bytes together; a secret holds at most {MAX_SECRET_BYTES}"
-            return problem(422, "invalid input", fields=[{"field": "values", "message": message}])
+        async with self.setting[name]:
+            return await self._set(request, name, asked, self.key)
+
+    async def _set(
+        self, request: web.Request, name: str, asked: SecretRequest, key: SealingKey
+    ) -> web.Response:
         version = self.view.world.secrets.next_version(name)
+        sealed = key.seal(name, version, asked.values)
+        if asked.size() > MAX_SECRET_BYTES or len(sealed.ciphertext) > SEALED_CHARS:
+            message = f"the values come to more than a secret holds ({MAX_SECRET_BYTES} bytes)"
+            return problem(422, "invalid input", fields=[{"field": "values", "message": message}])
         by = author(request.get("principal"))
-        await self.record(
-            SecretSet(name=name, sealed=self.key.seal(name, version, asked.values), set_by=by)
-        )
+        await self.record(SecretSet(name=name, sealed=sealed, set_by=by))
         rolled = [await self._roll(function, by) for function in self._users(name)]
         body = {"name": name, "version": version, "keys": sorted(asked.values), "rolled": rolled}
         return web.json_response(body, status=201 if version == 1 else 200)
@@ -88,7 +131,7 @@ class SecretRoutes:
     async def _roll(self, function: FunctionView, by: str) -> dict[str, Any]:
         """A new revision of the function with its secrets' newest versions."""
         revision = max(function.revisions) + 1
-        sealed = sealed_for(self.view.world.secrets, function.spec)
+        sealed = self.seal_for(function.spec)
         await self.record(
             FunctionUpdated(
                 function=function.name,

@@ -58,6 +58,7 @@ class Api:
         control.more.extend(TokenRoutes(self.view, control.read_json, control.record).routes())
         secrets = SecretRoutes(self.view, control.read_json, control.record, settings.sealing_key)
         control.more.extend(secrets.routes())
+        control.seal_for = secrets.seal_for
         ctx.metrics_reader = control.may_read_metrics  # the api's port is its public one
         upstream = Upstream(connect_timeout_s=settings.connect_timeout_s)
         self.view.left = upstream.forget

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import click
 import msgspec
@@ -45,7 +46,10 @@ def _pairs(given: tuple[str, ...], hint: str) -> list[tuple[str, str]]:
     for item in given:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"{item.split('=')[0]!r} is not KEY=VALUE", param_hint=hint)
+            raise click.BadParameter(
+                "each must be KEY=VALUE (what was given is not shown: it may be a value)",
+                param_hint=hint,
+            )
         pairs.append((key, value))
     return pairs
 
@@ -81,7 +85,8 @@ def set_secret(name: str, values: tuple[str, ...], files: tuple[str, ...]) -> No
         asked = msgspec.convert({"values": dict(pairs)}, SecretRequest)
     except msgspec.ValidationError as exc:
         raise click.UsageError(f"invalid secret: {exc}") from None
-    made = ApiClient.from_env().call("PUT", f"/secrets/{name}", msgspec.to_builtins(asked))
+    path = f"/secrets/{quote(name, safe='')}"
+    made = ApiClient.from_env().call("PUT", path, msgspec.to_builtins(asked))
     click.echo(f"secret {made['name']} set to version {made['version']}")
     for rolled in made["rolled"]:
         click.echo(f"  {rolled['function']} rolls out revision {rolled['revision']}")
@@ -91,5 +96,5 @@ def set_secret(name: str, values: tuple[str, ...], files: tuple[str, ...]) -> No
 @click.argument("name")
 def remove_secret(name: str) -> None:
     """Remove a secret no function uses."""
-    ApiClient.from_env().call("DELETE", f"/secrets/{name}")
+    ApiClient.from_env().call("DELETE", f"/secrets/{quote(name, safe='')}")
     click.echo(f"secret {name} removed")

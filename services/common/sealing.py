@@ -10,7 +10,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
@@ -34,24 +34,28 @@ class UnsealError(ValueError):
     """A sealed secret could not be opened: another key, or it was tampered with."""
 
 
-def _bound(name: str, version: int, keys: list[str]) -> bytes:
-    """What a ciphertext is bound to besides its key (associated data)."""
-    return msgspec.json.encode(["shoal-secret/1", name, version, keys])
+def _bound(name: str, version: int, keys: list[str], holder: str) -> bytes:
+    """What a ciphertext is bound to besides its key (associated data): the secret's name,
+    version and keys, and who may hold it ('' on the secrets topic; a revision's identity,
+    `spec_identity`, once sealed for it)."""
+    return msgspec.json.encode(["shoal-secret/2", name, version, keys, holder])
 
 
 @dataclass(frozen=True)
 class SealingKey:
-    key: bytes
+    key: bytes = field(repr=False)
 
     @property
     def key_id(self) -> str:
         return hashlib.sha256(b"shoal-sealing-key\0" + self.key).hexdigest()[:16]
 
-    def seal(self, name: str, version: int, values: dict[str, str]) -> SealedSecret:
+    def seal(
+        self, name: str, version: int, values: dict[str, str], *, holder: str = ""
+    ) -> SealedSecret:
         keys = sorted(values)
         nonce = os.urandom(NONCE_BYTES)
         plain = msgspec.json.encode({key: values[key] for key in keys})
-        sealed = AESGCM(self.key).encrypt(nonce, plain, _bound(name, version, keys))
+        sealed = AESGCM(self.key).encrypt(nonce, plain, _bound(name, version, keys, holder))
         return SealedSecret(
             name=name,
             version=version,
@@ -60,8 +64,13 @@ class SealingKey:
             ciphertext=base64.b64encode(nonce + sealed).decode("ascii"),
         )
 
-    def open(self, sealed: SealedSecret) -> dict[str, str]:
-        """The values, by key; UnsealError when this key cannot open them."""
+    def reseal(self, sealed: SealedSecret, holder: str) -> SealedSecret:
+        """The same values, sealed for `holder` alone."""
+        values = self.open(sealed)
+        return self.seal(sealed.name, sealed.version, values, holder=holder)
+
+    def open(self, sealed: SealedSecret, *, holder: str = "") -> dict[str, str]:
+        """The values, by key; UnsealError when this key cannot open them for `holder`."""
         what = f"secret {sealed.name} version {sealed.version}"
         if sealed.key_id != self.key_id:
             raise UnsealError(
@@ -72,29 +81,34 @@ class SealingKey:
             plain = AESGCM(self.key).decrypt(
                 raw[:NONCE_BYTES],
                 raw[NONCE_BYTES:],
-                _bound(sealed.name, sealed.version, sealed.keys),
+                _bound(sealed.name, sealed.version, sealed.keys, holder),
             )
             values = _values.decode(plain)
         except (InvalidTag, ValueError, msgspec.DecodeError) as exc:
-            raise UnsealError(f"{what} does not open: it was altered") from exc
+            raise UnsealError(
+                f"{what} does not open: it was altered, or sealed for another revision"
+            ) from exc
         if sorted(values) != sealed.keys:
             raise UnsealError(f"{what} does not open: its keys differ from its record")
         return values
 
 
 def load_key(path: Path, variable: str) -> SealingKey:
-    """The key of a file only its owner may read (base64 of 32 bytes); SettingsError,
-    naming `variable`, otherwise."""
+    """The key of a file of this process's user that only its owner may read (base64 of 32
+    bytes), no link; SettingsError, naming `variable`, otherwise."""
     try:
-        mode = path.stat().st_mode
-        text = path.read_text().strip()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as exc:
         raise SettingsError(f"{variable}={str(path)!r} cannot be read: {exc.strerror}") from None
-    if stat.S_IMODE(mode) & 0o077:
-        raise SettingsError(
-            f"{variable}={str(path)!r} is readable by others (mode {stat.S_IMODE(mode):o}); "
-            "chmod 400 it"
-        )
+    with os.fdopen(fd) as opened:
+        info = os.fstat(fd)
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077 or info.st_uid != os.geteuid():
+            raise SettingsError(
+                f"{variable}={str(path)!r} is not this user's alone (owner uid {info.st_uid}, "
+                f"mode {mode:o}); chmod 400 it"
+            )
+        text = opened.read(256).strip()
     return _decoded(text, f"{variable}={str(path)!r} must hold")
 
 

@@ -17,6 +17,7 @@ from prometheus_client import Counter
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from events.bounds import printable
+from events.spec import spec_identity
 from events.types import StartReplica
 from services.common.labels import (
     LABEL_FUNCTION,
@@ -127,22 +128,23 @@ class DockerRuntime:
         image = await self._image(command.spec.image)
         if self.network != "host":
             await self._ensure_network()
-        secrets_dir = None
-        if command.secrets:
-            secrets_dir = self.secret_files.write(
-                command.replica_id, command.secrets, run_as(image.user)
-            )
-        options = container_options(
-            command,
-            port=port,
-            node_id=self.node_id,
-            address=self.address,
-            network=self.network,
-            image=image,
-            sandbox=self.sandbox,
-            secrets_dir=secrets_dir,
-        )
         try:
+            secrets_dir = None
+            if command.secrets:
+                user, holder = run_as(image.user), spec_identity(command.spec)
+                secrets_dir = self.secret_files.write(
+                    command.replica_id, command.secrets, user, holder
+                )
+            options = container_options(
+                command,
+                port=port,
+                node_id=self.node_id,
+                address=self.address,
+                network=self.network,
+                image=image,
+                sandbox=self.sandbox,
+                secrets_dir=secrets_dir,
+            )
             await self._create_and_start(options, port)
         except BaseException:
             self.secret_files.remove(command.replica_id)
@@ -227,7 +229,8 @@ class DockerRuntime:
         except APIError as exc:
             if exc.status_code not in (404, 409):
                 raise
-        self.secret_files.remove(replica_id)
+        finally:
+            self.secret_files.remove(replica_id)
 
     async def owned(self) -> list[Running]:
         containers = await self._call(

@@ -101,6 +101,9 @@ async def test_bad_secrets_and_scopes_are_refused_with_what_is_wrong(
             "values",
         ),
         ("PUT", "/ok", {"values": {"a": "b"}, "extra": 1}, 422, "values"),
+        ("PUT", "/ok", {"values": {"a": "\u0001" * 8000}}, 422, "values"),  # 6 bytes sealed
+        ("PUT", "/db%0A", {"values": {"a": "b"}}, 422, "name"),
+        ("PUT", "/ok", {"values": {"a\n": "b"}}, 422, "values"),
         ("DELETE", "/missing", None, 404, None),
     ]
     for method, path, body, expected, field in cases:
@@ -113,8 +116,9 @@ async def test_bad_secrets_and_scopes_are_refused_with_what_is_wrong(
     assert status == 403
     status, listed = await call(http, "GET", url, token=reader)
     assert status == 200 and listed == {"secrets": []}
-    usage = shoal(api, bus, "secret", "set", "ok", "novalue")
+    usage = shoal(api, bus, "secret", "set", "ok", "hunter2")
     assert usage.exit_code != 0 and "KEY=VALUE" in usage.output
+    assert "hunter2" not in usage.output, "a mistyped value is not echoed"
 
 
 async def test_without_a_sealing_key_secrets_are_refused_not_stored(

@@ -46,6 +46,16 @@ def test_a_sealed_value_moved_or_altered_does_not_open(change: dict[str, object]
         KEY.open(msgspec.structs.replace(sealed, **change))
 
 
+def test_a_secret_sealed_for_one_revision_opens_for_it_alone() -> None:
+    stored = KEY.seal("db", 1, {"password": "hunter2"})
+    held = KEY.reseal(stored, holder="revision-a")
+    assert KEY.open(held, holder="revision-a") == {"password": "hunter2"}
+    for holder in ("revision-b", ""):
+        with pytest.raises(UnsealError, match="sealed for another revision"):
+            KEY.open(held, holder=holder)
+    assert "key=" not in repr(KEY) and str(bytes(range(32))) not in repr(KEY)
+
+
 def test_another_key_says_which_key_each_is() -> None:
     sealed = KEY.seal("db", 1, {"a": "b"})
     other = SealingKey(os.urandom(32))
@@ -61,7 +71,7 @@ def test_key_files_are_made_private_and_refused_when_shared_or_wrong(tmp_path: P
     make_key(path)  # kept: a second call changes nothing
     assert load_key(path, KEY_VARIABLE) == first
     path.chmod(0o640)
-    with pytest.raises(SettingsError, match=f"{KEY_VARIABLE}=.*readable by others"):
+    with pytest.raises(SettingsError, match=f"{KEY_VARIABLE}=.*not this user's alone"):
         load_key(path, KEY_VARIABLE)
     path.chmod(0o600)
     path.write_text("c2hvcnQ=\n")
@@ -69,6 +79,9 @@ def test_key_files_are_made_private_and_refused_when_shared_or_wrong(tmp_path: P
         load_key(path, KEY_VARIABLE)
     with pytest.raises(SettingsError, match="cannot be read"):
         load_key(tmp_path / "missing", KEY_VARIABLE)
+    (tmp_path / "link").symlink_to(path)
+    with pytest.raises(SettingsError, match="cannot be read"):
+        load_key(tmp_path / "link", KEY_VARIABLE)
 
 
 def test_the_fold_keeps_the_newest_version_and_numbers_on_after_a_removal() -> None:
