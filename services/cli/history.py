@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sys
 import time
 from collections import defaultdict
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 
+from events import invariants
 from events.envelope import Envelope
 from events.errors import BusUnavailable
 from events.history import HISTORY_TOPICS, METRIC_TOPICS, ReadCounts, read_all
@@ -94,6 +97,11 @@ def read(topics: Any, since: datetime | None = None) -> list[Envelope]:
 @click.option(
     "--metrics", is_flag=True, help="include request/container stats, demand and heartbeats"
 )
+@click.option(
+    "--check",
+    is_flag=True,
+    help="check what must hold of the whole log instead (exit 1 on a violation)",
+)
 @click.option("--output", "-o", type=click.Choice(FORMATS), default="table", show_default=True)
 def audit(
     function: str | None,
@@ -102,9 +110,13 @@ def audit(
     until: datetime | None,
     types: tuple[str, ...],
     metrics: bool,
+    check: bool,
     output: str,
 ) -> None:
     """The timeline across all topics in time order: who did what, and why."""
+    if check:
+        check_log(read(HISTORY_TOPICS), output)
+        return
     topics = (*HISTORY_TOPICS, *METRIC_TOPICS) if metrics else HISTORY_TOPICS
     filters = Filters(function=function, node=node, since=since, until=until, types=types)
     entries = timeline(read(topics), filters)
@@ -113,6 +125,25 @@ def audit(
             click.echo(entry.line())
         return
     emit([e.as_json() for e in entries], output)
+
+
+def check_log(events: list[Envelope], output: str) -> None:
+    """`shoal audit --check`: each rule, what it looked at, and every violation."""
+    found = invariants.check(events)
+    if output != "table":
+        emit(
+            {"checked": found.checked, "violations": [asdict(v) for v in found.violations]}, output
+        )
+    else:
+        click.echo(f"checked {len(events)} events")
+        for rule, count in found.checked.items():
+            against = sum(1 for v in found.violations if v.rule == rule)
+            click.echo(f"  {rule:<24} {count:>7} checked  {against or 'ok'}")
+        for violation in found.violations:
+            ids = ", ".join(violation.events)
+            click.echo(f"VIOLATION {violation.rule}: {violation.text} (events {ids})")
+    if found.violations:
+        sys.exit(1)
 
 
 @click.command()

@@ -186,6 +186,10 @@ def test_a_scripted_scenario_and_its_audit_trail(
         "api        rolled back hello revision 3 -> 1: rollback requested",
     ):
         assert step in audit, f"{step!r} not in the audit:\n{audit}"
+    checked = shoal("audit", "--check")
+    assert "started once" in checked.stdout and "VIOLATION" not in checked.stdout, checked.stdout
+    report = as_json(shoal("audit", "--check", "-o", "json"))
+    assert report["violations"] == [] and report["checked"]["started once"] >= 3, report
     decisions = as_json(shoal("audit", "--type", "scale.decision", "-o", "json"))
     assert decisions and all(d["type"] == "dev.shoal.scale.decision" for d in decisions)
     assert all(d["causation_id"] for d in decisions), "every decision names its cause"

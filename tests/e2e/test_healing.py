@@ -32,6 +32,7 @@ from events.types import (
 from services.common.labels import LABEL_FUNCTION, LABEL_NODE, LABEL_REPLICA
 from services.local.images import ensure_test_images
 from tests.support.event_log import EventLog
+from tests.support.invariants import assert_log_holds
 from tests.support.load import steady_load
 from tests.support.platform import Platform, call, eventually, running_platform, status_of
 from tests.support.service_process import AgentProcess
@@ -94,7 +95,7 @@ def kill_node(docker_client: Any, agent: AgentProcess) -> None:
 
 
 async def test_a_killed_replica_is_replaced_with_no_failed_request(
-    cluster: Platform, log: EventLog, docker_client: Any
+    cluster: Platform, log: EventLog, docker_client: Any, bus: BusSettings
 ) -> None:
     status = await deploy_two(cluster, log, "hello")
     victim = status["replicas"][0]["id"]
@@ -112,6 +113,9 @@ async def test_a_killed_replica_is_replaced_with_no_failed_request(
         await asyncio.sleep(1)
     load.assert_no_failures()
     assert load.total > 100
+    await asyncio.sleep(2)  # settled: every command is judged
+    held = await assert_log_holds(bus, grace_s=0)
+    assert held.checked["start answered"] >= 3, held
 
 
 async def test_a_lost_node_is_declared_and_its_replicas_move_with_no_failed_request(
@@ -160,7 +164,7 @@ async def test_a_lost_node_with_two_of_three_replicas_costs_no_request(
 
 
 async def test_a_node_that_comes_back_is_told_to_stop_what_moved_away(
-    cluster: Platform, log: EventLog, docker_client: Any
+    cluster: Platform, log: EventLog, docker_client: Any, bus: BusSettings
 ) -> None:
     status = await deploy_two(cluster, log, "hello")
     paused, survivor = cluster.agents
@@ -183,6 +187,9 @@ async def test_a_node_that_comes_back_is_told_to_stop_what_moved_away(
         assert time.monotonic() < deadline, "the returned node still runs the moved replica"
         await asyncio.sleep(0.2)
     await eventually(lambda: status_of(cluster, "hello"), ready_on(survivor.node_id), 5)
+    await asyncio.sleep(2)  # settled: every command is judged
+    held = await assert_log_holds(bus, grace_s=0)
+    assert held.checked["stop answered"] >= len(moved) and held.checked["start answered"] >= 3, held
 
 
 async def test_failing_revisions_are_rolled_back_while_the_old_one_serves(

@@ -1,0 +1,168 @@
+"""What must hold of the whole log, checked by reading it (pure): `shoal audit --check`.
+
+- `started once`: no replica id is started by two commands (the same command delivered
+  twice has one event id and counts once);
+- `start answered`: a start command is followed by its node's report of the replica, or by
+  the loss of its node (of the generation it was placed in, or a later one);
+- `stop answered`: a stop or drain of a replica the log started is followed by its end
+  (stopped or failed), or by the loss of its node;
+- `reports follow commands`: a node reports only replicas it was told to start;
+- `revisions move on`: a function's new revisions are numbered above every earlier one,
+  across deletions (a scaling change keeps its revision).
+
+A command younger than `grace_s` at the log's end may still be answered: it is not judged.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from events.envelope import Envelope
+from events.types import (
+    DrainReplica,
+    FunctionDeployed,
+    FunctionUpdated,
+    NodeLost,
+    ReplicaEvent,
+    ReplicaFailed,
+    ReplicaStopped,
+    StartReplica,
+    StopReplica,
+)
+
+RULES = (
+    "started once",
+    "start answered",
+    "stop answered",
+    "reports follow commands",
+    "revisions move on",
+)
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    text: str
+    events: tuple[str, ...]
+    """The ids of the events involved."""
+
+
+@dataclass
+class Report:
+    checked: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RULES, 0))
+    """How many things each rule looked at."""
+    violations: list[Violation] = field(default_factory=list)
+
+
+@dataclass
+class _Replica:
+    starts: dict[str, Envelope] = field(default_factory=dict)
+    stops: list[Envelope] = field(default_factory=list)
+    reports: list[Envelope] = field(default_factory=list)
+    ended: bool = False
+
+
+def check(envelopes: Iterable[Envelope], *, grace_s: float = 30.0) -> Report:
+    """Every rule over the events (in any order; each is placed by its time)."""
+    events = sorted({e.id: e for e in envelopes}.values(), key=lambda e: e.time)
+    report = Report()
+    if not events:
+        return report
+    before = events[-1].time - timedelta(seconds=grace_s)
+    replicas: defaultdict[str, _Replica] = defaultdict(_Replica)
+    lost: defaultdict[str, list[int]] = defaultdict(list)
+    for envelope in events:
+        _note(envelope, replicas, lost)
+    for replica_id, seen in sorted(replicas.items()):
+        _check_replica(report, replica_id, seen, lost, before)
+    _check_revisions(report, events)
+    return report
+
+
+def _note(
+    envelope: Envelope,
+    replicas: defaultdict[str, _Replica],
+    lost: defaultdict[str, list[int]],
+) -> None:
+    data = envelope.data
+    if isinstance(data, StartReplica):
+        replicas[data.replica_id].starts[envelope.id] = envelope
+    elif isinstance(data, StopReplica | DrainReplica):
+        replicas[data.replica_id].stops.append(envelope)
+    elif isinstance(data, ReplicaEvent):
+        seen = replicas[data.replica_id]
+        seen.reports.append(envelope)
+        seen.ended = seen.ended or isinstance(data, ReplicaStopped | ReplicaFailed)
+    elif isinstance(data, NodeLost):
+        lost[data.node].append(data.generation)
+
+
+def _node_lost(lost: defaultdict[str, list[int]], node: str, generation: int) -> bool:
+    """Whether the node was declared lost in the generation a replica was placed in, or a
+    later one (times on events of different hosts are not compared)."""
+    return any(g >= generation for g in lost.get(node, ()))
+
+
+def _check_replica(
+    report: Report,
+    replica_id: str,
+    seen: _Replica,
+    lost: defaultdict[str, list[int]],
+    before: datetime,
+) -> None:
+    starts = sorted(seen.starts.values(), key=lambda e: e.time)
+    report.checked["started once"] += 1 if starts else 0
+    if len(starts) > 1:
+        text = f"replica {replica_id} was started by {len(starts)} commands"
+        report.violations.append(Violation("started once", text, tuple(e.id for e in starts)))
+    for start in starts:
+        command: StartReplica = start.data  # type: ignore[assignment]
+        if start.time > before:
+            continue
+        report.checked["start answered"] += 1
+        if not seen.reports and not _node_lost(lost, command.node, command.node_generation):
+            text = f"start of {replica_id} on {command.node}: no report and no loss of the node"
+            report.violations.append(Violation("start answered", text, (start.id,)))
+    report.checked["reports follow commands"] += 1 if seen.reports else 0
+    if starts:
+        _check_stops(report, replica_id, seen, lost, before)
+    elif seen.reports:
+        first = min(seen.reports, key=lambda e: e.time)
+        text = f"replica {replica_id} was reported by {first.data.node} but never started"  # type: ignore[attr-defined]
+        report.violations.append(Violation("reports follow commands", text, (first.id,)))
+
+
+def _check_stops(
+    report: Report,
+    replica_id: str,
+    seen: _Replica,
+    lost: defaultdict[str, list[int]],
+    before: datetime,
+) -> None:
+    for stop in seen.stops:
+        if stop.time > before:
+            continue
+        report.checked["stop answered"] += 1
+        node: str = stop.data.node  # type: ignore[attr-defined]
+        if not seen.ended and not _node_lost(lost, node, 0):
+            text = f"{type(stop.data).__name__} of {replica_id} on {node}: it never ended"
+            report.violations.append(Violation("stop answered", text, (stop.id,)))
+
+
+def _check_revisions(report: Report, events: list[Envelope]) -> None:
+    newest: dict[str, tuple[int, str]] = {}
+    for envelope in events:
+        data = envelope.data
+        if not isinstance(data, FunctionDeployed | FunctionUpdated):
+            continue
+        report.checked["revisions move on"] += 1
+        top, top_id = newest.get(data.function, (0, ""))
+        patched = isinstance(data, FunctionUpdated) and data.revision == top
+        if data.revision < top or (data.revision == top and not patched):
+            text = f"{data.function} revision {data.revision} after revision {top}"
+            report.violations.append(Violation("revisions move on", text, (top_id, envelope.id)))
+        if data.revision > top:
+            newest[data.function] = (data.revision, envelope.id)

@@ -1,0 +1,103 @@
+"""The log's invariants (`shoal audit --check`): a clean history passes every rule, and each
+kind of wrong history is caught by its rule, naming the events involved."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from events.envelope import Envelope, new_envelope
+from events.invariants import RULES, check
+from events.types import (
+    FunctionDeployed,
+    FunctionSpec,
+    FunctionUpdated,
+    NodeLost,
+    Payload,
+    ReplicaEvent,
+    ReplicaReady,
+    ReplicaStarting,
+    ReplicaStopped,
+    StartReplica,
+    StopReplica,
+)
+from services.cli.history import check_log
+
+T0 = datetime(2026, 11, 26, 12, tzinfo=UTC)
+SPEC = FunctionSpec(name="f", image="shoal-test/hello:1")
+
+
+def at(seconds: float, payload: Payload) -> Envelope:
+    return new_envelope(payload, source="/shoal/test/1", at=T0 + timedelta(seconds=seconds))
+
+
+def start(replica: str, node: str = "n1", generation: int = 0) -> StartReplica:
+    return StartReplica(
+        node=node,
+        function="f",
+        revision=1,
+        replica_id=replica,
+        spec=SPEC,
+        node_generation=generation,
+    )
+
+
+def report(kind: type[ReplicaEvent], replica: str, node: str = "n1") -> ReplicaEvent:
+    if kind is ReplicaReady:
+        return ReplicaReady(
+            function="f", revision=1, replica_id=replica, node=node, endpoint="http://x:1"
+        )
+    return kind(function="f", revision=1, replica_id=replica, node=node)
+
+
+def clean() -> list[Envelope]:
+    return [
+        at(0, FunctionDeployed(function="f", revision=1, spec=SPEC)),
+        at(1, start("r1")),
+        at(1.1, report(ReplicaStarting, "r1")),
+        at(1.5, report(ReplicaReady, "r1")),
+        at(2, start("r2", node="n2")),
+        at(50, NodeLost(node="n2", last_heartbeat_at="", timeout_s=3, evidence="silent")),
+        at(60, FunctionUpdated(function="f", revision=2, spec=SPEC)),
+        at(60.5, FunctionUpdated(function="f", revision=2, spec=SPEC)),  # a scaling change
+        at(70, StopReplica(node="n1", function="f", replica_id="r1")),
+        at(70.2, report(ReplicaStopped, "r1")),
+        at(200, start("r3")),  # too young to judge
+    ]
+
+
+def test_a_clean_history_passes_every_rule() -> None:
+    found = check(clean())
+    assert found.violations == []
+    assert set(found.checked) == set(RULES) and all(found.checked.values()), found.checked
+
+
+def test_each_wrong_history_is_caught_by_its_rule() -> None:
+    history = clean()
+    twice = at(3, start("r1", node="n2"))
+    unanswered = at(4, start("r4"))
+    forged = at(5, report(ReplicaReady, "ghost"))
+    back = at(80, FunctionUpdated(function="f", revision=1, spec=SPEC))
+    stop = at(90, StopReplica(node="n1", function="f", replica_id="r4"))
+    found = check([*history, twice, unanswered, forged, back, stop, history[1]])
+    by_rule = {v.rule: v for v in found.violations}
+    assert sorted(by_rule) == sorted(RULES), found.violations
+    assert set(by_rule["started once"].events) == {history[1].id, twice.id}
+    assert by_rule["start answered"].events == (unanswered.id,)
+    assert by_rule["reports follow commands"].events == (forged.id,)
+    assert by_rule["revisions move on"].events[-1] == back.id
+    assert by_rule["stop answered"].events == (stop.id,)
+    assert len(found.violations) == len(RULES), "a command delivered twice counts once"
+
+
+def test_the_cli_prints_each_rule_and_exits_1_on_a_violation(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    forged = at(5, report(ReplicaReady, "ghost"))
+    check_log(clean(), "table")
+    with pytest.raises(SystemExit) as stopped:
+        check_log([*clean(), forged], "table")
+    assert stopped.value.code == 1
+    printed = capsys.readouterr().out
+    assert "reports follow commands" in printed and f"(events {forged.id})" in printed
