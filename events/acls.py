@@ -18,9 +18,9 @@ from aiokafka.protocol.admin import CreateAclsRequest, DeleteAclsRequest, Descri
 
 from events.errors import BusUnavailable
 from events.settings import BusSettings
-from events.topics import ALL_TOPICS, READS, ROLES
+from events.topics import ALL_TOPICS, ELECTED, READS, ROLES, leader_group
 
-TOPIC, ANY_RESOURCE = 2, 1
+TOPIC, GROUP, ANY_RESOURCE = 2, 3, 1
 """Kafka's resource types."""
 PREFIXED, ANY_PATTERN = 4, 1
 """Kafka's pattern types."""
@@ -31,11 +31,13 @@ ANY_HOST = "*"
 
 @dataclass(frozen=True, order=True)
 class Grant:
-    """One ACL: `principal` may do `operation` on every topic whose name starts `prefix`."""
+    """One ACL: `principal` may do `operation` on every topic (or consumer group, for the
+    deciders' elections) whose name starts `prefix`."""
 
     principal: str
     prefix: str
     operation: int
+    resource: int = TOPIC
 
 
 def grants() -> frozenset[Grant]:
@@ -50,12 +52,15 @@ def grants() -> frozenset[Grant]:
                 found |= {Grant(principal, prefix, WRITE), Grant(principal, prefix, DESCRIBE)}
             if topic in READS[role]:
                 found |= {Grant(principal, prefix, READ), Grant(principal, prefix, DESCRIBE)}
+        if role in ELECTED:
+            group = leader_group(role, "")
+            found |= {Grant(principal, group, op, GROUP) for op in (READ, DESCRIBE)}
     return frozenset(found)
 
 
 def digest(wanted: frozenset[Grant]) -> str:
     """A short fingerprint of a set of grants: a broker that was given it needs nothing."""
-    text = "\n".join(f"{g.principal} {g.prefix} {g.operation}" for g in sorted(wanted))
+    text = "\n".join(f"{g.principal} {g.prefix} {g.operation} {g.resource}" for g in sorted(wanted))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -97,9 +102,9 @@ async def _described(admin: AIOKafkaAdminClient) -> set[Grant]:
     if response.error_code != 0:
         raise BusUnavailable(f"Kafka did not list its ACLs: {response.error_message}")
     return {
-        Grant(principal, name, operation)
+        Grant(principal, name, operation, kind)
         for kind, name, pattern, acls in response.resources
-        if kind == TOPIC and pattern == PREFIXED
+        if kind in (TOPIC, GROUP) and pattern == PREFIXED
         for principal, host, operation, permission in acls
         if host == ANY_HOST and permission == ALLOW
     }
@@ -112,7 +117,9 @@ def _check(results: list[tuple[int, str | None]]) -> None:
 
 
 def _acl(request: Any, grant: Grant) -> Any:
-    return request(TOPIC, grant.prefix, PREFIXED, grant.principal, ANY_HOST, grant.operation, ALLOW)
+    return request(
+        grant.resource, grant.prefix, PREFIXED, grant.principal, ANY_HOST, grant.operation, ALLOW
+    )
 
 
 async def _send(admin: AIOKafkaAdminClient, request: Any) -> Any:

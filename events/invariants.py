@@ -8,7 +8,9 @@
   (stopped or failed), or by the loss of its node;
 - `reports follow commands`: a node reports only replicas it was told to start;
 - `revisions move on`: a function's new revisions are numbered above every earlier one,
-  across deletions (a scaling change keeps its revision).
+  across deletions (a scaling change keeps its revision);
+- `deposed not obeyed`: no command obeyed (not fenced on its node, `events.fencing`) comes
+  from an older epoch of its role than a command sent before it: one leader at a time.
 
 A command younger than `grace_s` at the log's end may still be answered: it is not judged.
 """
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from events.envelope import Envelope
+from events.fencing import Fence, role_of
 from events.types import (
     DrainReplica,
     FunctionDeployed,
@@ -39,6 +42,7 @@ RULES = (
     "stop answered",
     "reports follow commands",
     "revisions move on",
+    "deposed not obeyed",
 )
 
 
@@ -74,12 +78,27 @@ def check(envelopes: Iterable[Envelope], *, grace_s: float = 30.0) -> Report:
     before = events[-1].time - timedelta(seconds=grace_s)
     replicas: defaultdict[str, _Replica] = defaultdict(_Replica)
     lost: defaultdict[str, list[int]] = defaultdict(list)
+    fence, newest = Fence(), dict[str, int]()
     for envelope in events:
+        data = envelope.data
+        if isinstance(data, StartReplica | StopReplica | DrainReplica):
+            if not fence.admits(data.node, envelope.source, data.epoch):
+                continue  # refused by its node: never obeyed
+            _check_leader(report, envelope, data.epoch, newest)
         _note(envelope, replicas, lost)
     for replica_id, seen in sorted(replicas.items()):
         _check_replica(report, replica_id, seen, lost, before)
     _check_revisions(report, events)
     return report
+
+
+def _check_leader(report: Report, envelope: Envelope, epoch: int, newest: dict[str, int]) -> None:
+    role = role_of(envelope.source)
+    report.checked["deposed not obeyed"] += 1
+    if epoch < newest.get(role, 0):
+        text = f"{role} command of epoch {epoch} obeyed after one of epoch {newest[role]}"
+        report.violations.append(Violation("deposed not obeyed", text, (envelope.id,)))
+    newest[role] = max(newest.get(role, 0), epoch)
 
 
 def _note(

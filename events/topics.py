@@ -25,6 +25,8 @@ HOUR_MS = 3_600_000
 
 ROLES = ("api", "scheduler", "autoscaler", "healer", "node")
 """One Kafka principal per service role; each service connects as its role."""
+ELECTED = ("scheduler", "autoscaler", "healer")
+"""The deciders: any number of instances each, one of which (elected) decides."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,9 @@ CONTAINER_STATS = Topic(
 )
 DEMAND = Topic("demand", 6, 6 * HOUR_MS, "function", history=False, writers=("api",))
 TOKENS = Topic("tokens", 1, FOREVER, "token", history=True, writers=("api",))
+LEADERS = Topic("leaders", 1, HOUR_MS, "topic", history=False, writers=())
+"""Never written: the deciders' consumer groups subscribe to its one partition, and the
+member it is assigned to is its role's leader (`services.common.leadership`)."""
 SECRETS = Topic("secrets", 1, FOREVER, "secret", history=True, writers=("api",))
 DEAD_LETTER = Topic("dead-letter", 1, FOREVER, "topic", history=True, writers=ROLES)
 
@@ -79,6 +84,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     DEMAND,
     TOKENS,
     SECRETS,
+    LEADERS,
     DEAD_LETTER,
 )
 
@@ -95,8 +101,8 @@ WORLD_TOPICS: tuple[Topic, ...] = (
 
 READS: dict[str, tuple[Topic, ...]] = {
     "api": (*WORLD_TOPICS, TOKENS, SECRETS, REQUEST_STATS, CONTAINER_STATS),
-    "scheduler": WORLD_TOPICS,
-    "healer": WORLD_TOPICS,
+    "scheduler": (*WORLD_TOPICS, LEADERS),
+    "healer": (*WORLD_TOPICS, LEADERS),
     "autoscaler": (
         FUNCTIONS,
         SCALE,
@@ -106,6 +112,7 @@ READS: dict[str, tuple[Topic, ...]] = {
         REQUEST_STATS,
         CONTAINER_STATS,
         DEMAND,
+        LEADERS,
     ),
     "node": (NODE_COMMANDS, NODES),
 }
@@ -149,6 +156,11 @@ HOMES: dict[type[t.Payload], tuple[Topic, ...]] = {
 }
 """Where each event type may be written: the api's rollbacks (a user's) go with its other
 function events, the healer's (a repair) with the deciders' decisions."""
+
+
+def leader_group(role: str, namespace: str) -> str:
+    """The consumer group whose members are a decider role's instances."""
+    return f"leader.{role}.{namespace}"
 
 
 def topic_of(payload_type: type[t.Payload], role: str | None = None) -> Topic:

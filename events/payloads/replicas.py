@@ -27,7 +27,7 @@ from events.spec import FunctionSpec
 
 class StartReplica(NodeScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.command.start"
-    SCHEMA: ClassVar[str] = "1.2"
+    SCHEMA: ClassVar[str] = "1.3"
     function: Name
     revision: PosInt
     replica_id: ReplicaId
@@ -38,23 +38,29 @@ class StartReplica(NodeScoped, frozen=True, kw_only=True):
     generation or later ends it, whichever topic is read first."""
     secrets: SealedSecrets = []
     """Its revision's secrets, sealed: the node opens them into files for the replica."""
+    epoch: NonNegInt = 0
+    """Its sender's epoch as its role's leader (`events.fencing`)."""
 
 
 class DrainReplica(NodeScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.command.drain"
+    SCHEMA: ClassVar[str] = "1.1"
     function: Name
     replica_id: ReplicaId
     drain_s: NonNegFloat = 2.0
     reason: Text = ""
+    epoch: NonNegInt = 0
 
 
 class StopReplica(NodeScoped, frozen=True, kw_only=True):
     """Stop at once, without a drain period (e.g. a replica moved away from a lost node)."""
 
     TYPE: ClassVar[str] = "dev.shoal.command.stop"
+    SCHEMA: ClassVar[str] = "1.1"
     function: Name
     replica_id: ReplicaId
     reason: Text = ""
+    epoch: NonNegInt = 0
 
 
 # ---- replica lifecycle (topic shoal.replicas, keyed by function) --------------------------

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from events.envelope import Envelope
+from events.fencing import Fence
 from events.idempotency import SeenIds
 from events.lifecycle import ReplicaState
 from events.projections.failures import FailuresProjection
@@ -84,6 +85,8 @@ class World:
     failures: FailuresProjection = field(default_factory=FailuresProjection)
     tokens: TokensProjection = field(default_factory=TokensProjection)
     secrets: SecretsProjection = field(default_factory=SecretsProjection)
+    fence: Fence = field(default_factory=Fence)
+    """Commands of a deposed leader are not folded (nor obeyed)."""
     seen: SeenIds = field(default_factory=lambda: SeenIds(SEEN_IDS))
     as_of: datetime | None = None
     replicas: ReplicasProjection = field(init=False)
@@ -106,6 +109,11 @@ class World:
             return Changes()
         remembered = type(envelope.data) not in UNREMEMBERED
         if remembered and envelope.id in self.seen:
+            return None
+        if isinstance(envelope.data, COMMANDS) and not self.fence.admits(
+            envelope.data.node, envelope.source, envelope.data.epoch
+        ):
+            self.seen.add(envelope.id)
             return None
         changes = Changes()
         fold(self, envelope, now, changes)
@@ -183,6 +191,7 @@ class World:
                 changes.functions.add(ended.function)
 
 
+COMMANDS = (StartReplica, DrainReplica, StopReplica)
 _Fold = Callable[[World, Envelope, float, Changes], None]
 _FOLDS: dict[type[Payload], _Fold] = {
     **dict.fromkeys(

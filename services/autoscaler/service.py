@@ -227,7 +227,12 @@ class Autoscaler:
     async def run(self, ctx: ServiceContext) -> None:
         """Metrics older than the horizon are not read back at all."""
         since = self.clock.wall() - timedelta(seconds=HORIZON_S)
-        await run_service(ctx, self, since=dict.fromkeys(METRIC_TOPICS, since))
+        await run_service(
+            ctx,
+            self,
+            since=dict.fromkeys(METRIC_TOPICS, since),
+            elected=lambda: self.world.fence.newest("autoscaler"),
+        )
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Protocol
 
 from aiokafka import TopicPartition
@@ -17,6 +18,8 @@ from events.envelope import Envelope
 from events.history import HistoryReader
 from events.projections.world import settle
 from events.topics import Topic
+from services.common.leadership import Leadership
+from services.common.liveness import supervised
 from services.common.runtime import ServiceContext
 
 Apply = Callable[[Envelope], object]
@@ -112,10 +115,15 @@ async def follow(
 
 
 async def run_service(
-    ctx: ServiceContext, service: EventService, *, since: Mapping[Topic, datetime] | None = None
+    ctx: ServiceContext,
+    service: EventService,
+    *,
+    since: Mapping[Topic, datetime] | None = None,
+    elected: Callable[[], int] | None = None,
 ) -> None:
     """Rebuild, become ready, then poll and act until the service is asked to stop. Topics
-    named in `since` are read back only from then."""
+    named in `since` are read back only from then. An `elected` service (a decider; the
+    function gives the newest epoch of its role on the log) acts only while it leads."""
     ends = await rebuild(
         ctx, name=service.name, topics=service.topics, apply=service.apply, since=since
     )
@@ -123,9 +131,12 @@ async def run_service(
         ctx, name=service.name, topics=service.topics, apply=service.apply, start_at=ends
     )
     await consumer.start()
+    election: asyncio.Task[None] | None = None
     try:
         await service.on_ready(ctx)
         ctx.ready = True
+        if elected is not None:
+            election = _elect(ctx, elected)
         failures = 0
         while not ctx.stop.is_set():
             try:
@@ -136,7 +147,25 @@ async def run_service(
                 ctx.log.error("service loop failed; going on", error=repr(exc)[:500])
                 await _pause(ctx, min(30.0, 0.5 * 2 ** min(failures, 6)))
     finally:
+        if election is not None:  # leave the group: another instance leads at once
+            ctx.stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(election, timeout=10)
         await consumer.stop()
+
+
+def _elect(ctx: ServiceContext, floor: Callable[[], int]) -> asyncio.Task[None]:
+    settings = ctx.settings
+    ctx.leadership = Leadership(
+        settings.bus,
+        role=settings.service,
+        instance=settings.instance,
+        log=ctx.log,
+        floor=floor,
+        session_s=settings.leader_session_s,
+    )
+    run = partial(ctx.leadership.run, ctx.stop)
+    return asyncio.create_task(supervised("leadership", run, log=ctx.log, stop=ctx.stop))
 
 
 async def _round(ctx: ServiceContext, service: EventService, consumer: LiveConsumer) -> None:
@@ -145,7 +174,8 @@ async def _round(ctx: ServiceContext, service: EventService, consumer: LiveConsu
     if consumer.stalled():
         ctx.log.warning("consumer stalled with records waiting; starting it again")
         await consumer.restart()
-    await service.after_poll(ctx)
+    if ctx.leadership is None or ctx.leadership.leading:
+        await service.after_poll(ctx)
     ctx.liveness.beat(service.name, within_s=LOOP_STALL_S)
     await asyncio.sleep(0)
 

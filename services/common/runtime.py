@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from events.bus import EventProducer, ensure_topics
 from services.common.clock import SYSTEM_CLOCK
+from services.common.leadership import Leadership
 from services.common.liveness import Liveness
 from services.common.logs import StructLog, configure_logging
 from services.common.settings import CommonSettings
@@ -38,9 +39,16 @@ class ServiceContext:
     liveness: Liveness = field(default_factory=lambda: Liveness(SYSTEM_CLOCK))
     metrics_reader: Callable[[web.Request], bool] | None = None
     """Who may read /metrics, where it is not everyone (the api's public port)."""
+    leadership: Leadership | None = None
+    """A decider's election: it acts only while it leads (`services.common.leadership`)."""
     sites: list[tuple[web.Application, int]] = field(default_factory=list)
     """More listeners: an application on a port of its own (the api's dashboard, so that
     it is an origin apart from the functions' pages)."""
+
+    @property
+    def epoch(self) -> int:
+        """The epoch this instance leads its role with (0 for a service not elected)."""
+        return self.leadership.epoch if self.leadership is not None else 0
 
 
 ServiceBody = Callable[[ServiceContext], Coroutine[Any, Any, None]]

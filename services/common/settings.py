@@ -60,6 +60,8 @@ class CommonSettings:
     """How long an idle keep-alive connection of a client is kept open."""
     backlog: int
     """The HTTP listener's accept backlog."""
+    leader_session_s: float = 2.5
+    """How long a decider's leader may go unheard before another instance takes its role."""
 
     @classmethod
     def from_env(
@@ -78,6 +80,7 @@ class CommonSettings:
             log_level=environ.get("SHOAL_LOG_LEVEL", "INFO").upper(),
             keepalive_s=env_float(environ, f"{prefix}KEEPALIVE_S", 15.0, minimum=0.1),
             backlog=env_int(environ, f"{prefix}BACKLOG", 1024, minimum=1),
+            leader_session_s=env_float(environ, f"{prefix}LEADER_SESSION_S", 2.5, minimum=1.0),
         )
 
     @property

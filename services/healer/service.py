@@ -231,7 +231,13 @@ class Healer:
     async def _stop(
         self, node: str, function: str, replica_id: str, reason: str, kind: str
     ) -> Envelope:
-        stop = StopReplica(node=node, function=function, replica_id=replica_id, reason=reason)
+        stop = StopReplica(
+            node=node,
+            function=function,
+            replica_id=replica_id,
+            reason=reason,
+            epoch=self.ctx.epoch if self.ctx is not None else 0,
+        )
         return await self._decide(stop, kind, node=node, function=function, replica=replica_id)
 
     async def _decide(
@@ -245,7 +251,7 @@ class Healer:
         return envelope
 
     async def run(self, ctx: ServiceContext) -> None:
-        await run_service(ctx, self)
+        await run_service(ctx, self, elected=lambda: self.world.fence.newest("healer"))
 
 
 def main() -> None:

@@ -102,6 +102,7 @@ def server_properties(layout: BrokerLayout, principals: dict[str, Credentials]) 
             "transaction.state.log.replication.factor=1",
             "transaction.state.log.min.isr=1",
             "group.initial.rebalance.delay.ms=0",
+            "group.min.session.timeout.ms=1000",
             "auto.create.topics.enable=false",
             "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             f"super.users=User:{admin.username};User:{controller.username}",

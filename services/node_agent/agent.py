@@ -8,11 +8,12 @@ from collections.abc import Coroutine
 from typing import Any, Literal, TypeVar
 
 import aiohttp
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 
 from events.bounds import within_bounds
 from events.bus import EventProducer
 from events.envelope import Envelope
+from events.fencing import role_of
 from events.idempotency import SeenIds
 from events.lifecycle import ReplicaState, transition
 from events.projections.world import World
@@ -43,6 +44,12 @@ from services.node_agent.settings import Settings
 Cause = Literal["function", "platform"]
 
 E = TypeVar("E", bound=ReplicaEvent)
+
+FENCED = Counter(
+    "shoal_node_commands_fenced_total",
+    "Commands refused because their role's leader had changed (a newer epoch was seen)",
+    ["role"],
+)
 
 
 START_SECONDS = Histogram(
@@ -121,8 +128,19 @@ class NodeAgent:
         )
 
     def remember(self, envelope: Envelope) -> None:
-        """Fold a command for this node, or news of it (a loss): nothing is done yet."""
-        self.world.apply(envelope, self.clock.now())
+        """Fold a command for this node, or news of it (a loss): nothing is done yet. A
+        command the fold refuses (seen before, or a deposed leader's) is not obeyed."""
+        again = envelope.id in self.world.seen
+        if self.world.apply(envelope, self.clock.now()) is None:
+            if not again and isinstance(envelope.data, StartReplica | DrainReplica | StopReplica):
+                FENCED.labels(role_of(envelope.source)).inc()
+                self.log.warning(
+                    "command of a deposed leader refused",
+                    event_id=envelope.id,
+                    source=envelope.source,
+                    epoch=envelope.data.epoch,
+                )
+            return
         event = envelope.data
         if isinstance(event, StartReplica):
             self.commands.setdefault(event.replica_id, (event, envelope.id))

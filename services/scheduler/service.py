@@ -55,6 +55,7 @@ class Scheduler:
         self.pruning = Every(PRUNE_EVERY_S)
         self.journal: Journal | None = None
         self.isolation: Isolation | None = None
+        self.ctx: ServiceContext | None = None
 
     def apply(self, envelope: Envelope) -> None:
         now = self.hearing.heard(envelope)
@@ -78,7 +79,11 @@ class Scheduler:
             return False
         return self.rooms.node(view, now=now, stale_s=self.settings.heartbeat_stale_s)
 
+    def _epoch(self) -> int:
+        return self.ctx.epoch if self.ctx is not None else 0
+
     async def on_ready(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
         self.world.shift(self.hearing.go_live())
         self.journal = Journal(ctx.producer, apply=self.apply, clock=self.clock)
         self.isolation = Isolation("scheduler", self.journal, ctx.log)
@@ -143,12 +148,14 @@ class Scheduler:
                 spec=view.revisions[revision],
                 node_generation=self.world.nodes.generation(node),
                 secrets=list(view.sealed.get(revision, ())),
+                epoch=self._epoch(),
             )
             await self._command(start, acks)
         if plan.starts:
             PLACEMENT_SECONDS.observe((time.perf_counter() - planned_at) / len(plan.starts))
         for replica, reason in plan.drains:
             drain = DrainReplica(
+                epoch=self._epoch(),
                 node=replica.node,
                 function=name,
                 replica_id=replica.replica_id,
@@ -182,7 +189,7 @@ class Scheduler:
         acks.append(acknowledged)
 
     async def run(self, ctx: ServiceContext) -> None:
-        await run_service(ctx, self)
+        await run_service(ctx, self, elected=lambda: self.world.fence.newest("scheduler"))
 
 
 def main() -> None:

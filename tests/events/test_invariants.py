@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from events.envelope import Envelope, new_envelope
@@ -73,8 +74,21 @@ def test_a_clean_history_passes_every_rule() -> None:
     assert set(found.checked) == set(RULES) and all(found.checked.values()), found.checked
 
 
+def by(source: str, seconds: float, payload: Payload) -> Envelope:
+    return new_envelope(payload, source=source, at=T0 + timedelta(seconds=seconds))
+
+
 def test_each_wrong_history_is_caught_by_its_rule() -> None:
     history = clean()
+    a, b = "/shoal/scheduler/a", "/shoal/scheduler/b"
+    leaders = [
+        by(a, 6, msgspec.structs.replace(start("r5", node="n3"), epoch=1)),
+        by(b, 7, msgspec.structs.replace(start("r6", node="n3"), epoch=2)),
+        by(a, 8, msgspec.structs.replace(start("r7", node="n3"), epoch=1)),  # fenced: unseen
+        by(a, 9, msgspec.structs.replace(start("r8", node="n4"), epoch=1)),  # obeyed: deposed
+    ]
+    history += [*leaders, *(by(a, 10, report(ReplicaStarting, r, "n3")) for r in ("r5", "r6"))]
+    history.append(by(a, 10, report(ReplicaStarting, "r8", "n4")))
     twice = at(3, start("r1", node="n2"))
     unanswered = at(4, start("r4"))
     forged = at(5, report(ReplicaReady, "ghost"))
@@ -88,6 +102,7 @@ def test_each_wrong_history_is_caught_by_its_rule() -> None:
     assert by_rule["reports follow commands"].events == (forged.id,)
     assert by_rule["revisions move on"].events[-1] == back.id
     assert by_rule["stop answered"].events == (stop.id,)
+    assert by_rule["deposed not obeyed"].events == (leaders[3].id,)
     assert len(found.violations) == len(RULES), "a command delivered twice counts once"
 
 

@@ -1,0 +1,153 @@
+"""Which instance of a decider decides: Kafka's group coordinator elects it. Every instance
+of a role joins the role's consumer group (`leader_group`) on the one-partition `leaders`
+topic; the member the partition is assigned to leads. A dead leader's membership ends
+with its session (`session_s`), one that stops leaves at once, and the coordinator hands
+the partition to another member; no store but Kafka is involved.
+
+The leader's epoch is the group's generation, raised above any epoch of its role already
+on the log: every command it sends carries it, and a node refuses a command of an older
+epoch than one it has seen from that role (`events.fencing`), so a deposed leader that
+still runs (paused, cut off) is not obeyed once its successor has spoken."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
+from aiokafka.coordinator.protocol import (
+    ConsumerProtocolMemberAssignment,
+    ConsumerProtocolMemberMetadata,
+)
+from prometheus_client import Gauge
+
+from events.settings import BusSettings
+from events.topics import LEADERS, leader_group
+from services.common.logs import StructLog
+
+LEADING = Gauge("shoal_leader", "1 while this instance leads its role", ["role", "instance"])
+EPOCH = Gauge("shoal_leader_epoch", "The epoch this instance leads with", ["role", "instance"])
+
+
+class Leadership:
+    def __init__(
+        self,
+        bus: BusSettings,
+        *,
+        role: str,
+        instance: str,
+        log: StructLog,
+        floor: Callable[[], int] = lambda: 0,
+        session_s: float = 2.5,
+    ) -> None:
+        self.bus, self.role, self.instance, self.log = bus, role, instance, log
+        self.floor = floor
+        """The highest epoch of this role on the log (this one leads above it)."""
+        self.session_s = session_s
+        self.leading = False
+        self.epoch = 0
+        self.assigned = False
+        """Whether the last assignment gave this instance the lead (it asks to keep it)."""
+        self.changed = asyncio.Event()
+
+    def _won(self, generation: int) -> None:
+        self.epoch = max(generation, self.floor() + 1, self.epoch + 1)
+        self.leading = self.assigned = True
+        LEADING.labels(self.role, self.instance).set(1)
+        EPOCH.labels(self.role, self.instance).set(self.epoch)
+        self.log.info("leading", role=self.role, epoch=self.epoch)
+        self.changed.set()
+
+    def _lost(self) -> None:
+        if self.leading:
+            self.log.info("no longer leading", role=self.role, epoch=self.epoch)
+        self.leading = False
+        LEADING.labels(self.role, self.instance).set(0)
+        self.changed.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Be a member of the role's group until `stop`; leaving it hands the lead on."""
+        topic = LEADERS.name(self.bus.namespace)
+        consumer = AIOKafkaConsumer(
+            **self.bus.client_kwargs(),
+            group_id=leader_group(self.role, self.bus.namespace),
+            client_id=f"{self.role}-{self.instance}",
+            enable_auto_commit=False,
+            session_timeout_ms=int(self.session_s * 1000),
+            heartbeat_interval_ms=max(100, int(self.session_s * 1000 / 5)),
+            rebalance_timeout_ms=int(self.session_s * 1000),
+            auto_offset_reset="latest",
+            partition_assignment_strategy=(_keep_leader(self),),
+        )
+        consumer.subscribe([topic], listener=_Listener(self, consumer, topic))
+        await consumer.start()
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=0.2)
+                await consumer.getmany(timeout_ms=0)
+        finally:
+            self._lost()
+            await consumer.stop()
+
+
+def _keep_leader(owner: Leadership) -> type[AbstractPartitionAssignor]:
+    """An assignor that keeps the lead where it is: each member says the epoch it leads with
+    (0: it does not), and the partition goes to the highest, so a member that joins (or
+    wakes) does not take the lead from a live leader; with no leader, the first member."""
+
+    class KeepLeader(AbstractPartitionAssignor):  # type: ignore[misc]
+        name = "shoal-keep-leader"
+        version = 0
+
+        @classmethod
+        def metadata(cls, topics: Any) -> ConsumerProtocolMemberMetadata:
+            epoch = owner.epoch if owner.assigned else 0
+            return ConsumerProtocolMemberMetadata(cls.version, list(topics), str(epoch).encode())
+
+        @classmethod
+        def assign(cls, cluster: Any, members: Any) -> dict[str, ConsumerProtocolMemberAssignment]:
+            chosen = max(sorted(members), key=lambda m: _epoch_of(members[m].user_data))
+            topics = sorted({t for m in members.values() for t in m.subscription})
+            return {
+                member: ConsumerProtocolMemberAssignment(
+                    cls.version, [(t, [0]) for t in topics] if member == chosen else [], b""
+                )
+                for member in members
+            }
+
+        @classmethod
+        def on_assignment(cls, assignment: Any) -> None:
+            return None
+
+    return KeepLeader
+
+
+def _epoch_of(user_data: bytes | None) -> int:
+    try:
+        return int((user_data or b"0").decode())
+    except ValueError:
+        return 0
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: Leadership, consumer: AIOKafkaConsumer, topic: str) -> None:
+        self.owner, self.consumer, self.topic = owner, consumer, topic
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.owner._lost()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        if TopicPartition(self.topic, 0) in assigned:
+            self.owner._won(_generation(self.consumer))
+        else:
+            self.owner.assigned = False
+
+
+def _generation(consumer: AIOKafkaConsumer) -> int:
+    """The group's generation (aiokafka keeps it on its coordinator)."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    return int(getattr(coordinator, "generation", 0) or 0)

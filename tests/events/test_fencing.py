@@ -1,0 +1,55 @@
+"""Fencing: once a node has seen a command of a newer epoch of a role, the fold (the node's,
+the deciders', replay's) refuses that role's commands of older epochs to that node."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from events.envelope import new_envelope
+from events.fencing import Fence, role_of
+from events.projections.world import World
+from events.types import FunctionSpec, StartReplica, StopReplica
+
+SPEC = FunctionSpec(name="f", image="shoal-test/hello:1")
+AT = datetime(2026, 11, 26, tzinfo=UTC)
+
+
+def start(replica: str, node: str, epoch: int) -> StartReplica:
+    return StartReplica(
+        node=node, function="f", revision=1, replica_id=replica, spec=SPEC, epoch=epoch
+    )
+
+
+def test_role_of_a_source() -> None:
+    assert role_of("/shoal/scheduler/scheduler-vm-12") == "scheduler"
+    assert role_of("elsewhere") == "elsewhere"
+
+
+def test_a_deposed_leaders_commands_are_not_folded_once_its_successor_spoke() -> None:
+    world = World()
+    old, new = "/shoal/scheduler/a", "/shoal/scheduler/b"
+    applied = [
+        world.apply(new_envelope(start("r1", "n1", 1), source=old, at=AT), 0.0),
+        world.apply(new_envelope(start("r2", "n1", 2), source=new, at=AT), 0.0),
+        world.apply(new_envelope(start("r3", "n1", 1), source=old, at=AT), 0.0),
+        world.apply(new_envelope(start("r4", "n2", 1), source=old, at=AT), 0.0),
+        world.apply(
+            new_envelope(
+                StopReplica(node="n1", function="f", replica_id="r2"),
+                source="/shoal/healer/h",
+                at=AT,
+            ),
+            0.0,
+        ),
+    ]
+    assert [a is not None for a in applied] == [True, True, False, True, True]
+    assert world.replicas.get("r3") is None and world.replicas.get("r4") is not None
+    assert world.fence.newest("scheduler") == 2 and world.fence.newest("healer") == 0
+
+
+def test_a_fence_admits_equal_and_newer_epochs() -> None:
+    fence = Fence()
+    assert fence.admits("n1", "/shoal/healer/x", 3)
+    assert fence.admits("n1", "/shoal/healer/y", 3)
+    assert not fence.admits("n1", "/shoal/healer/x", 2)
+    assert fence.admits("n1", "/shoal/scheduler/x", 0)
