@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import secrets
 import socket
 import sys
@@ -27,7 +28,13 @@ from services.local.credentials import ADMIN, role_of
 from services.local.images import ensure_test_images as ensure_images
 from services.local.kafka_broker import BrokerError, BrokerLayout, LocalKafkaBroker
 from services.local.paths import kafka_data_dir, private_dir, state_dir
-from services.local.processes import built_services
+from services.local.processes import (
+    ELECTED_MODULES,
+    MOST_INSTANCES,
+    ServiceProcess,
+    built_services,
+    known_services,
+)
 
 DEMO = {
     "name": "hello",
@@ -80,7 +87,14 @@ def cli() -> None:
 
 
 @cli.command()
-def up() -> None:
+@click.option(
+    "--instances",
+    type=click.IntRange(1, MOST_INSTANCES),
+    default=2,
+    show_default=True,
+    help="instances of each decider (scheduler, autoscaler, healer); one leads at a time",
+)
+def up(instances: int) -> None:
     """Start Kafka and every Shoal service on this machine (idempotent)."""
     private_dir(state_dir())  # its data, credentials and logs are the owner's only
     broker = local_broker()
@@ -105,16 +119,31 @@ def up() -> None:
     env["SHOAL_KAFKA_BOOTSTRAP"] = broker.layout.bootstrap
     env.pop(KEY_VARIABLE, None)
     key_file = os.environ.get(KEY_VARIABLE) or str(sealing_key_file())
-    for service in built_services():
-        own = {"SHOAL_KAFKA_CREDENTIALS_FILE": str(broker.credentials(role_of(service.name)))}
-        if service.name == "api":  # the only service that needs the api token
+    for service in built_services(instances):
+        own = {"SHOAL_KAFKA_CREDENTIALS_FILE": str(broker.credentials(role_of(service.module)))}
+        own |= service.own_env(env)
+        if service.module == "api":  # the only service that needs the api token
             own["SHOAL_API_TOKEN"] = token
-        if service.name in ("api", "node_agent"):  # who seals secrets, and who opens them
+        if service.module in ("api", "node_agent"):  # who seals secrets, and who opens them
             own[KEY_VARIABLE] = key_file
         pid = service.start(env | own)
         click.echo(f"{service.name:<10} running  pid {pid} (log {service.log_file})")
-    if any(s.name == "api" for s in built_services()):
+    if any(s.module == "api" for s in built_services()):
         deploy_demo(token)
+
+
+def lead_of(service: ServiceProcess) -> str:
+    """For a decider: whether this instance leads its role (from its /metrics)."""
+    if service.module not in ELECTED_MODULES:
+        return ""
+    url = f"http://127.0.0.1:{service.http_port(dict(os.environ))}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            text = reply.read().decode()
+    except OSError:
+        return "  (not answering)"
+    leads = re.search(r"^shoal_leader\{[^}]*\} 1\.0$", text, re.M)
+    return "  leads" if leads else "  standby"
 
 
 def deploy_demo(token: str) -> None:
@@ -159,7 +188,7 @@ def deploy_demo(token: str) -> None:
 def down() -> None:
     """Stop every Shoal service, this node's replicas and Kafka (the event history stays
     for the next `shoal up`, which starts the replicas again)."""
-    for service in reversed(built_services()):
+    for service in reversed(known_services()):
         service.stop()
         click.echo(f"{service.name:<10} stopped")
     node = os.environ.get("SHOAL_NODE_ID") or socket.gethostname()
@@ -183,10 +212,11 @@ def status() -> None:
     broker = local_broker()
     healthy = broker.pid() is not None and broker.is_listening()
     click.echo(f"kafka      {'running' if healthy else 'stopped'}  {broker.layout.bootstrap}")
-    for service in built_services():
+    for service in known_services():
         pid = service.pid()
         healthy = healthy and pid is not None
-        click.echo(f"{service.name:<10} {'running  pid ' + str(pid) if pid else 'stopped'}")
+        state = f"running  pid {pid}{lead_of(service)}" if pid else "stopped"
+        click.echo(f"{service.name:<12} {state}")
     if not healthy:
         sys.exit(1)
 

@@ -15,11 +15,39 @@ from services.local.paths import PRIVATE_UMASK, REPO_ROOT, private_dir, private_
 from services.local.pids import live_pid, terminate
 
 SERVICE_ORDER = ("node_agent", "scheduler", "autoscaler", "healer", "api")
+ELECTED_MODULES = ("scheduler", "autoscaler", "healer")
+"""The deciders: `shoal up` runs several instances of each; one leads at a time."""
+MOST_INSTANCES = 9
+PORTS = {"api": ("API", 8080), "scheduler": ("SCHEDULER", 9102)}
+PORTS |= {"autoscaler": ("AUTOSCALER", 9101), "healer": ("HEALER", 9103)}
+PORTS |= {"node_agent": ("NODE", 9104)}
+"""Each service's settings prefix and default HTTP port."""
 
 
 @dataclass(frozen=True)
 class ServiceProcess:
-    name: str
+    module: str
+    index: int = 1
+    """Which instance: the second and later of a decider run beside the first."""
+
+    @property
+    def name(self) -> str:
+        return self.module if self.index == 1 else f"{self.module}-{self.index}"
+
+    def http_port(self, environ: dict[str, str]) -> int:
+        """Its HTTP port: the service's (SHOAL_<SERVICE>_HTTP_PORT or the default), 100 up
+        for each instance after the first."""
+        prefix, default = PORTS[self.module]
+        base = int(environ.get(f"SHOAL_{prefix}_HTTP_PORT") or default)
+        return base + 100 * (self.index - 1)
+
+    def own_env(self, environ: dict[str, str]) -> dict[str, str]:
+        """What this instance's environment sets apart from its siblings'."""
+        prefix, _ = PORTS[self.module]
+        return {
+            f"SHOAL_{prefix}_HTTP_PORT": str(self.http_port(environ)),
+            f"SHOAL_{prefix}_INSTANCE": f"{self.name}-{os.uname().nodename}",
+        }
 
     @property
     def pid_file(self) -> Path:
@@ -41,7 +69,7 @@ class ServiceProcess:
         private_dir(self.pid_file.parent)
         with os.fdopen(private_log(self.log_file), "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "services.local.supervise", self.name],
+                [sys.executable, "-m", "services.local.supervise", self.module, self.name],
                 env=env,
                 cwd=REPO_ROOT,
                 stdout=log,
@@ -65,10 +93,22 @@ class ServiceProcess:
         self.pid_file.unlink(missing_ok=True)
 
 
-def built_services() -> list[ServiceProcess]:
-    """The services that exist in this tree (each has a __main__), in start order."""
+def built_services(instances: int = 1) -> list[ServiceProcess]:
+    """The services that exist in this tree (each has a __main__), in start order, with
+    `instances` of each decider."""
     return [
-        ServiceProcess(name)
-        for name in SERVICE_ORDER
-        if (REPO_ROOT / "services" / name / "__main__.py").exists()
+        ServiceProcess(module, index)
+        for module in SERVICE_ORDER
+        if (REPO_ROOT / "services" / module / "__main__.py").exists()
+        for index in range(1, (instances if module in ELECTED_MODULES else 1) + 1)
+    ]
+
+
+def known_services() -> list[ServiceProcess]:
+    """Every service of this tree, with every further decider instance that has a pid file
+    (what `shoal status` and `shoal down` look at, whatever `--instances` was)."""
+    return [
+        service
+        for service in built_services(MOST_INSTANCES)
+        if service.index == 1 or service.pid_file.exists()
     ]

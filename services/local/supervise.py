@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 from services.local.paths import REPO_ROOT, state_dir
+from services.local.processes import PORTS
 
 FIRST_DELAY_S = 1.0
 MAX_DELAY_S = 30.0
@@ -25,9 +26,6 @@ HEALTH_EVERY_S = 5.0
 UNHEALTHY_TIMES = 3
 """A service whose /healthz fails this many times in a row (a loop stalled) is killed and
 started again, as a Kubernetes liveness probe would."""
-PORTS = {"api": ("API", 8080), "scheduler": ("SCHEDULER", 9102)}
-PORTS |= {"autoscaler": ("AUTOSCALER", 9101), "healer": ("HEALER", 9103)}
-PORTS |= {"node_agent": ("NODE", 9104)}
 
 
 def restart_delay(previous_delay: float, uptime_s: float) -> float:
@@ -47,10 +45,12 @@ def log(name: str, message: str, **fields: object) -> None:
     print(json.dumps({**line, "msg": message, "service": name, **fields}), flush=True)
 
 
-def health_url(name: str) -> str | None:
-    if name not in PORTS:
+def health_url(module: str) -> str | None:
+    """The instance's /healthz: its port is in its environment (`ServiceProcess.own_env`),
+    or the service's default."""
+    if module not in PORTS:
         return None
-    prefix, default = PORTS[name]
+    prefix, default = PORTS[module]
     port = os.environ.get(f"SHOAL_{prefix}_HTTP_PORT") or str(default)
     return f"http://127.0.0.1:{port}/healthz"
 
@@ -63,9 +63,9 @@ def healthy(url: str) -> bool:
         return False
 
 
-def watch_health(name: str, child: subprocess.Popen[bytes]) -> None:
+def watch_health(module: str, name: str, child: subprocess.Popen[bytes]) -> None:
     """Once the child answered /healthz, kill it when it stops answering well."""
-    url = health_url(name)
+    url = health_url(module)
     if url is None:
         return
     answered, failures = False, 0
@@ -80,7 +80,7 @@ def watch_health(name: str, child: subprocess.Popen[bytes]) -> None:
             return
 
 
-def supervise(name: str) -> int:
+def supervise(module: str, name: str) -> int:
     stopping = False
     child: subprocess.Popen[bytes] | None = None
 
@@ -96,9 +96,9 @@ def supervise(name: str) -> int:
     restarts = 0
     while not stopping:
         started = time.monotonic()
-        child = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=REPO_ROOT)
+        child = subprocess.Popen([sys.executable, "-m", f"services.{module}"], cwd=REPO_ROOT)
         child_pid_file(name).write_text(str(child.pid))
-        threading.Thread(target=watch_health, args=(name, child), daemon=True).start()
+        threading.Thread(target=watch_health, args=(module, name, child), daemon=True).start()
         code = child.wait()
         if stopping:
             break
@@ -113,4 +113,4 @@ def supervise(name: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(supervise(sys.argv[1]))
+    sys.exit(supervise(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else sys.argv[1]))

@@ -80,6 +80,7 @@ def test_up_starts_a_broker_with_every_topic_and_down_stops_it(tmp_path: Path) -
             environ = Path(f"/proc/{child}/environ").read_bytes()
             assert (b"SHOAL_API_TOKEN=" in environ) == (name == "api"), name
             assert (b"SHOAL_SECRETS_KEY_FILE=" in environ) == (name != "scheduler"), name
+        deciders = one_leads_each(env)
         os.kill(api_pid, signal.SIGKILL)
         assert answers_again(f"{api}/readyz", timeout_s=30), "the supervisor restarted the api"
         restarted = int((tmp_path / "run" / "api.child.pid").read_text())
@@ -87,11 +88,30 @@ def test_up_starts_a_broker_with_every_topic_and_down_stops_it(tmp_path: Path) -
     finally:
         down = shoal("down", env=env)
     assert not alive(restarted), "shoal down leaves no service process behind"
+    assert not [pid for pid in deciders if alive(pid)], "nor any decider instance"
     assert down.returncode == 0, down.stderr
     assert "replicas   removed  1 on node" in down.stdout
     status = shoal("status", env=env)
     assert status.returncode == 1
     assert "kafka      stopped" in status.stdout
+
+
+def one_leads_each(env: dict[str, str], timeout_s: float = 30) -> list[int]:
+    """`shoal status` shows two instances of each decider, one leading; their pids."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        shown = shoal("status", env=env).stdout
+        lines = {line.split()[0]: line for line in shown.splitlines() if line.strip()}
+        roles = ("scheduler", "autoscaler", "healer")
+        pairs = [(lines.get(r, ""), lines.get(f"{r}-2", "")) for r in roles]
+        if all(
+            {"leads" in a, "leads" in b} == {True, False} and ("standby" in a + b) for a, b in pairs
+        ):
+            break
+        assert time.monotonic() < deadline, f"not one leader of each role:\n{shown}"
+        time.sleep(0.5)
+    state = Path(env["SHOAL_STATE"]) / "run"
+    return [int((state / f"{r}{n}.child.pid").read_text()) for r in roles for n in ("", "-2")]
 
 
 def answers_again(url: str, timeout_s: float) -> bool:

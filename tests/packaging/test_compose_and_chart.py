@@ -179,7 +179,7 @@ def test_rendered_chart_has_probes_resources_and_no_privileged_pod() -> None:
     docs = manifests()
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == ["ConfigMap", "DaemonSet", "Deployment", "Deployment", "Deployment",
-                     "Deployment", "Secret", "Service"]  # fmt: skip
+                     "Deployment", *["PodDisruptionBudget"] * 4, "Secret", "Service"]  # fmt: skip
     found = workloads(docs)
     assert set(found) == SERVICES
     assert found["node-agent"]["kind"] == "DaemonSet"
@@ -203,9 +203,15 @@ def test_rendered_chart_has_probes_resources_and_no_privileged_pod() -> None:
             assert not host_paths, name
             assert pod["securityContext"]["runAsNonRoot"] is True, name
     for decider in ("scheduler", "autoscaler", "healer"):
-        assert found[decider]["spec"]["replicas"] == 1
-        assert found[decider]["spec"]["strategy"]["type"] == "Recreate"
+        assert found[decider]["spec"]["replicas"] == 2, "one leads, one stands by"
+        assert "strategy" not in found[decider]["spec"], "rolled: another instance takes over"
     assert found["api"]["spec"]["replicas"] == 2
+    budgets = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert {
+        b["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] for b in budgets
+    } == (SERVICES - {"node-agent"})
+    (config,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    assert config["data"]["SHOAL_HEALER_LEADER_SESSION_S"] == "6"
 
 
 ROLE_OF = {"api": "api", "scheduler": "scheduler", "autoscaler": "autoscaler"}
