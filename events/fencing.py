@@ -1,8 +1,8 @@
-"""Fencing of deposed leaders (pure): a command carries the epoch its role's leader had
-(`epoch`); once a node has seen a command of a newer epoch of that role, commands of older
-epochs from that role are refused. The node-agent, the deciders and `shoal replay` apply
-the same rule to the same partition (a node's commands are one partition), so they agree
-on what was obeyed."""
+"""Fencing of deposed leaders (pure): a decider's command or decision carries the epoch its
+role's leader had (`epoch`); once a reader has seen one of a newer epoch of that role about
+a subject (a node, a function), older epochs' about it from that role are refused. Each
+family of fenced events lives on one topic, keyed by its subject, so the node-agent, the
+deciders and `shoal replay` meet them in the same order and agree on what was obeyed."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ def role_of(source: str) -> str:
 
 @dataclass
 class Fence:
-    highest: dict[tuple[str, str], int] = field(default_factory=dict)
-    """(node, role) -> the newest epoch seen in a command of that role to that node."""
+    highest: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    """(family, subject, role) -> the newest epoch seen."""
 
-    def admits(self, node: str, source: str, epoch: int) -> bool:
-        """Whether a command may be obeyed; a newer epoch becomes the one to beat."""
-        key = (node, role_of(source))
+    def admits(self, family: str, subject: str, source: str, epoch: int) -> bool:
+        """Whether an event may be obeyed; a newer epoch becomes the one to beat."""
+        key = (family, subject, role_of(source))
         newest = self.highest.get(key, 0)
         if epoch < newest:
             return False
@@ -31,4 +31,4 @@ class Fence:
 
     def newest(self, role: str) -> int:
         """The newest epoch of a role on any node (a new leader leads above it)."""
-        return max((e for (_, r), e in self.highest.items() if r == role), default=0)
+        return max((e for (_, _, r), e in self.highest.items() if r == role), default=0)

@@ -82,7 +82,7 @@ def check(envelopes: Iterable[Envelope], *, grace_s: float = 30.0) -> Report:
     for envelope in events:
         data = envelope.data
         if isinstance(data, StartReplica | StopReplica | DrainReplica):
-            if not fence.admits(data.node, envelope.source, data.epoch):
+            if not fence.admits("command", envelope.subject, envelope.source, data.epoch):
                 continue  # refused by its node: never obeyed
             _check_leader(report, envelope, data.epoch, newest)
         _note(envelope, replicas, lost)

@@ -52,9 +52,12 @@ class FunctionDeleted(FunctionScoped, frozen=True, kw_only=True):
 
 class FunctionRolledBack(FunctionScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.function.rolledback"
+    SCHEMA: ClassVar[str] = "1.1"
     from_revision: PosInt
     to_revision: PosInt
     reason: Text
+    epoch: NonNegInt = 0
+    """Its sender's epoch as its role's leader (`events.fencing`)."""
 
 
 class ScaleRequested(FunctionScoped, frozen=True, kw_only=True):
@@ -102,12 +105,15 @@ class ContainerStats(FunctionScoped, frozen=True, kw_only=True):
 
 class ScaleDecision(FunctionScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.scale.decision"
+    SCHEMA: ClassVar[str] = "1.1"
     revision: PosInt
     previous: NonNegInt
     desired: NonNegInt
     panic: bool
     reason: Text
     inputs: Annotated[dict[InputName, Measure], msgspec.Meta(max_length=64)] = {}
+    epoch: NonNegInt = 0
+    """Its sender's epoch as its role's leader (`events.fencing`)."""
 
 
 class PlacementPending(FunctionScoped, frozen=True, kw_only=True):

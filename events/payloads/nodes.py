@@ -48,13 +48,15 @@ class NodeHeartbeat(NodeScoped, frozen=True, kw_only=True):
 
 class NodeLost(NodeScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.node.lost"
-    SCHEMA: ClassVar[str] = "1.1"
+    SCHEMA: ClassVar[str] = "1.2"
     last_heartbeat_at: Annotated[str, msgspec.Meta(max_length=64)]
     timeout_s: NonNegFloat
     evidence: Text
     generation: NonNegInt = 0
     """The generation of the node that ends: every replica placed on it with this
     generation or an earlier one (`StartReplica.node_generation`) is lost with it."""
+    epoch: NonNegInt = 0
+    """Its sender's epoch as its role's leader (`events.fencing`)."""
 
 
 class NodeCordoned(NodeScoped, frozen=True, kw_only=True):
@@ -80,8 +82,11 @@ class NodeReturned(NodeScoped, frozen=True, kw_only=True):
     """A lost node heartbeats again; the replicas moved away while it was gone are stopped."""
 
     TYPE: ClassVar[str] = "dev.shoal.node.returned"
+    SCHEMA: ClassVar[str] = "1.1"
     lost_for_s: NonNegFloat
     moved_replicas: Annotated[list[ReplicaId], msgspec.Meta(max_length=5000)] = []
+    epoch: NonNegInt = 0
+    """Its sender's epoch as its role's leader (`events.fencing`)."""
 
 
 class DriftRepaired(NodeScoped, frozen=True, kw_only=True):
@@ -91,11 +96,14 @@ class DriftRepaired(NodeScoped, frozen=True, kw_only=True):
     the log says runs there is no longer reported (it is ended and replaced)."""
 
     TYPE: ClassVar[str] = "dev.shoal.node.driftrepaired"
+    SCHEMA: ClassVar[str] = "1.1"
     kind: Literal["unknown", "missing"]
     replica_id: ReplicaId
     function: Annotated[str, msgspec.Meta(max_length=253)] = ""
     revision: NonNegInt = 0
     reason: Text
+    epoch: NonNegInt = 0
+    """Its sender's epoch as its role's leader (`events.fencing`)."""
 
 
 class NodeRuntimeChanged(NodeScoped, frozen=True, kw_only=True):

@@ -102,16 +102,21 @@ class World:
         return [r for r in self.replicas.live_of(function) if r.state is ReplicaState.READY]
 
     def apply(self, envelope: Envelope, now: float) -> Changes | None:
-        """Fold one event; None when it was applied before (same id). `now` is when this
-        process heard it, on its own clock. Metrics events change nothing here."""
+        """Fold one event; None when it was applied before (same id), or when it is a
+        deposed leader's (`events.fencing`). `now` is when this process heard it, on its own
+        clock. Metrics events change nothing here."""
         fold = _FOLDS.get(type(envelope.data))
         if fold is None:
             return Changes()
         remembered = type(envelope.data) not in UNREMEMBERED
         if remembered and envelope.id in self.seen:
             return None
-        if isinstance(envelope.data, COMMANDS) and not self.fence.admits(
-            envelope.data.node, envelope.source, envelope.data.epoch
+        family = FENCED.get(type(envelope.data))
+        if family is not None and not self.fence.admits(
+            family,
+            envelope.subject,
+            envelope.source,
+            envelope.data.epoch,  # type: ignore[attr-defined]
         ):
             self.seen.add(envelope.id)
             return None
@@ -191,7 +196,12 @@ class World:
                 changes.functions.add(ended.function)
 
 
-COMMANDS = (StartReplica, DrainReplica, StopReplica)
+FENCED: dict[type[Payload], str] = {
+    **dict.fromkeys((StartReplica, DrainReplica, StopReplica), "command"),
+    **dict.fromkeys((ScaleDecision, FunctionRolledBack), "scale"),
+    **dict.fromkeys((NodeLost, NodeReturned, DriftRepaired), "node"),
+}
+"""The deciders' events a deposed leader could still send, by family (one topic each)."""
 _Fold = Callable[[World, Envelope, float, Changes], None]
 _FOLDS: dict[type[Payload], _Fold] = {
     **dict.fromkeys(

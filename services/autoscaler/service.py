@@ -212,6 +212,7 @@ class Autoscaler:
                 panic=decision.panic,
                 reason=decision.reason,
                 inputs=decision.inputs,
+                epoch=ctx.epoch,
             ),
             causation_id=cause,
         )

@@ -90,6 +90,9 @@ class Healer:
         self.last_heard = max(self.last_heard, heard)
         self.world.apply(envelope, heard)
 
+    def _epoch(self) -> int:
+        return self.ctx.epoch if self.ctx is not None else 0
+
     async def on_ready(self, ctx: ServiceContext) -> None:
         self.world.shift(self.hearing.go_live())
         self.ctx = ctx
@@ -168,6 +171,7 @@ class Healer:
                 from_revision=rollback.from_revision,
                 to_revision=rollback.to_revision,
                 reason=rollback.reason,
+                epoch=self._epoch(),
             )
             await self._decide(rolled, "rollback", function=view.name, reason=rollback.reason)
 
@@ -180,6 +184,7 @@ class Healer:
             timeout_s=self.settings.node_timeout_s,
             evidence=loss.evidence,
             generation=view.generation,
+            epoch=self._epoch(),
         )
         await self._decide(event, "node_lost", node=loss.node, evidence=loss.evidence)
 
@@ -194,6 +199,7 @@ class Healer:
             node=back.node,
             lost_for_s=round(back.lost_for_s, 3),
             moved_replicas=[r.replica_id for r in moved],
+            epoch=self._epoch(),
         )
         await self._decide(returned, "node_returned", node=back.node)
 
@@ -218,6 +224,7 @@ class Healer:
             function=repair.function,
             revision=repair.revision,
             reason=repair.reason,
+            epoch=self._epoch(),
         )
         await self._decide(
             repaired,
@@ -236,7 +243,7 @@ class Healer:
             function=function,
             replica_id=replica_id,
             reason=reason,
-            epoch=self.ctx.epoch if self.ctx is not None else 0,
+            epoch=self._epoch(),
         )
         return await self._decide(stop, kind, node=node, function=function, replica=replica_id)
 

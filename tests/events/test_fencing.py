@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from events.envelope import new_envelope
 from events.fencing import Fence, role_of
 from events.projections.world import World
-from events.types import FunctionSpec, StartReplica, StopReplica
+from events.types import FunctionDeployed, FunctionSpec, ScaleDecision, StartReplica, StopReplica
 
 SPEC = FunctionSpec(name="f", image="shoal-test/hello:1")
 AT = datetime(2026, 11, 26, tzinfo=UTC)
@@ -49,7 +49,36 @@ def test_a_deposed_leaders_commands_are_not_folded_once_its_successor_spoke() ->
 
 def test_a_fence_admits_equal_and_newer_epochs() -> None:
     fence = Fence()
-    assert fence.admits("n1", "/shoal/healer/x", 3)
-    assert fence.admits("n1", "/shoal/healer/y", 3)
-    assert not fence.admits("n1", "/shoal/healer/x", 2)
-    assert fence.admits("n1", "/shoal/scheduler/x", 0)
+    assert fence.admits("node", "n1", "/shoal/healer/x", 3)
+    assert fence.admits("node", "n1", "/shoal/healer/y", 3)
+    assert not fence.admits("node", "n1", "/shoal/healer/x", 2)
+    assert fence.admits("node", "n1", "/shoal/scheduler/x", 0)
+    assert fence.admits("command", "n1", "/shoal/healer/x", 1), "each family apart"
+
+
+def test_a_deposed_autoscalers_decision_does_not_move_the_desired_count() -> None:
+    world = World()
+    world.apply(
+        new_envelope(
+            FunctionDeployed(function="f", revision=1, spec=SPEC), source="/shoal/api/a", at=AT
+        ),
+        0.0,
+    )
+    old, new = "/shoal/autoscaler/a", "/shoal/autoscaler/b"
+
+    def decide(desired: int, epoch: int, source: str) -> object:
+        decision = ScaleDecision(
+            function="f",
+            revision=1,
+            previous=0,
+            desired=desired,
+            panic=False,
+            reason="r",
+            epoch=epoch,
+        )
+        return world.apply(new_envelope(decision, source=source, at=AT), 0.0)
+
+    assert decide(2, 1, old) is not None and decide(3, 2, new) is not None
+    assert decide(9, 1, old) is None
+    view = world.function("f")
+    assert view is not None and view.desired == 3
