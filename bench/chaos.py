@@ -15,20 +15,14 @@ import asyncio
 import json
 import random
 import signal
-import tempfile
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import docker
 
-from bench.broker import kafka_bus
-from events.bus import ensure_topics
-from services.local.images import ensure_test_images
+from bench.broker import bench_platform
 from tests.support.load import Load, steady_load
-from tests.support.platform import AUTH, Platform, running_platform
+from tests.support.platform import AUTH, Platform
 from tests.support.service_process import ServiceProcess
 
 KILL_EVERY_S = 10.0
@@ -99,20 +93,15 @@ async def from_zero(api: str) -> float:
 
 
 async def run(seconds: float, seed: int) -> dict[str, Any]:
-    client = docker.from_env()
-    ensure_test_images(client)
-    with kafka_bus() as base, tempfile.TemporaryDirectory() as logs:
-        bus = base.named(f"c{uuid.uuid4().hex[:8]}")
-        await ensure_topics(bus)
-        async with running_platform(bus, Path(logs), client, agents=2) as platform:
-            api = platform.api.url
-            await deploy(api, "warm", min_replicas=2, max_replicas=2, initial_scale=2)
-            await ready(api, "warm", 2)
-            url = f"{api}/fn/warm/"
-            base, _ = await phase(url, seconds, asyncio.sleep)
-            rng = random.Random(seed)
-            hit, recoveries = await phase(url, seconds, lambda s: chaos(platform, s, rng))
-            after = await from_zero(api)
+    async with bench_platform("c", agents=2) as (platform, _):
+        api = platform.api.url
+        await deploy(api, "warm", min_replicas=2, max_replicas=2, initial_scale=2)
+        await ready(api, "warm", 2)
+        url = f"{api}/fn/warm/"
+        base, _ = await phase(url, seconds, asyncio.sleep)
+        rng = random.Random(seed)
+        hit, recoveries = await phase(url, seconds, lambda s: chaos(platform, s, rng))
+        after = await from_zero(api)
     return {"baseline": base, "chaos": hit, "recoveries": recoveries, "from_zero": after}
 
 

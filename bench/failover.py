@@ -15,23 +15,16 @@ import argparse
 import asyncio
 import json
 import statistics
-import tempfile
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
-import docker
-
-from bench.broker import kafka_bus
+from bench.broker import bench_platform
 from bench.chaos import deploy, kill_and_restart, ratio, ready
-from events.bus import ensure_topics
 from events.history import HISTORY_TOPICS, ReadCounts, read_all
 from events.invariants import check
-from services.local.images import ensure_test_images
 from tests.support.leaders import leader_of
 from tests.support.load import Load, steady_load
-from tests.support.platform import Platform, running_platform
+from tests.support.platform import Platform
 from tests.support.service_process import ServiceProcess
 
 ROLES = ("scheduler", "autoscaler", "healer")
@@ -63,32 +56,27 @@ async def fail_over(pair: list[ServiceProcess], role: str, generation: int) -> f
 
 
 async def run(rounds: int) -> dict[str, Any]:
-    client = docker.from_env()
-    ensure_test_images(client)
-    with kafka_bus() as base, tempfile.TemporaryDirectory() as logs:
-        bus = base.named(f"f{uuid.uuid4().hex[:8]}")
-        await ensure_topics(bus)
-        async with running_platform(bus, Path(logs), client) as platform:
-            api = platform.api.url
-            await deploy(api, "warm", min_replicas=2, max_replicas=2, initial_scale=2)
-            await ready(api, "warm", 2)
-            pairs = instances(platform)
-            restarts = {role: await kill_and_restart(pairs[role][0]) for role in ROLES}
-            for role in ROLES:
-                second = pairs[role][0].successor(f"{role}-2")
-                await second.start()
-                pairs[role].append(second)
-            failovers: dict[str, list[float]] = {role: [] for role in ROLES}
-            async with steady_load(f"{api}/fn/warm/") as load:
-                for n in range(rounds):
-                    for role in ROLES:
-                        failovers[role].append(await fail_over(pairs[role], role, n + 3))
-                await asyncio.sleep(1)
-            await asyncio.sleep(2)
-            found = check(await read_all(bus, HISTORY_TOPICS, ReadCounts()), grace_s=0)
-            for role in ROLES:
-                for process in pairs[role][1:]:
-                    await process.stop()
+    async with bench_platform("f") as (platform, bus):
+        api = platform.api.url
+        await deploy(api, "warm", min_replicas=2, max_replicas=2, initial_scale=2)
+        await ready(api, "warm", 2)
+        pairs = instances(platform)
+        restarts = {role: await kill_and_restart(pairs[role][0]) for role in ROLES}
+        for role in ROLES:
+            second = pairs[role][0].successor(f"{role}-2")
+            await second.start()
+            pairs[role].append(second)
+        failovers: dict[str, list[float]] = {role: [] for role in ROLES}
+        async with steady_load(f"{api}/fn/warm/") as load:
+            for n in range(rounds):
+                for role in ROLES:
+                    failovers[role].append(await fail_over(pairs[role], role, n + 3))
+            await asyncio.sleep(1)
+        await asyncio.sleep(2)
+        found = check(await read_all(bus, HISTORY_TOPICS, ReadCounts()), grace_s=0)
+        for role in ROLES:
+            for process in pairs[role][1:]:
+                await process.stop()
     return {"restarts": restarts, "failovers": failovers, "load": load, "check": found}
 
 
