@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+EPOCH_CEILING = 2**40
+"""No leader's epoch comes near this (one election a millisecond for 35 years): an event
+above it is forged or broken, refused without raising the bar, and a leader's epoch is
+held at it (`Leadership`), so that no event can fence every later leader for good."""
+
 
 def role_of(source: str) -> str:
     """The service of a CloudEvents source `/shoal/<service>/<instance>`."""
@@ -17,18 +22,27 @@ def role_of(source: str) -> str:
 
 @dataclass
 class Fence:
-    highest: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    """(family, subject, role) -> the newest epoch seen."""
+    highest: dict[tuple[str, str, str], tuple[int, str]] = field(default_factory=dict)
+    """(family, subject, role) -> the newest epoch seen, and the source that had it."""
+    roles: dict[str, int] = field(default_factory=dict)
+    """role -> its newest epoch on any subject."""
 
     def admits(self, family: str, subject: str, source: str, epoch: int) -> bool:
-        """Whether an event may be obeyed; a newer epoch becomes the one to beat."""
-        key = (family, subject, role_of(source))
-        newest = self.highest.get(key, 0)
-        if epoch < newest:
+        """Whether an event may be obeyed: not of an older epoch than the newest seen about
+        its subject from its role, nor of the same epoch from another instance (two leaders
+        that came to one epoch: the first to speak holds it). Epoch 0 is an unelected
+        sender's (any instance of the api). A newer epoch becomes the one to beat."""
+        if epoch > EPOCH_CEILING:
             return False
-        self.highest[key] = epoch
+        role = role_of(source)
+        key = (family, subject, role)
+        newest, holder = self.highest.get(key, (0, source))
+        if epoch < newest or (epoch == newest and epoch > 0 and source != holder):
+            return False
+        self.highest[key] = (epoch, source)
+        self.roles[role] = max(self.roles.get(role, 0), epoch)
         return True
 
     def newest(self, role: str) -> int:
-        """The newest epoch of a role on any node (a new leader leads above it)."""
-        return max((e for (_, _, r), e in self.highest.items() if r == role), default=0)
+        """The newest epoch of a role on any subject (a new leader leads above it)."""
+        return self.roles.get(role, 0)

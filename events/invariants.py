@@ -9,8 +9,9 @@
 - `reports follow commands`: a node reports only replicas it was told to start;
 - `revisions move on`: a function's new revisions are numbered above every earlier one,
   across deletions (a scaling change keeps its revision);
-- `deposed not obeyed`: no command obeyed (not fenced on its node, `events.fencing`) comes
-  from an older epoch of its role than a command sent before it: one leader at a time.
+- `deposed not obeyed`: no decider's event obeyed (not refused by its readers,
+  `events.fencing`) is of an older epoch of its role than one sent before it (by the
+  senders' clocks): one leader at a time.
 
 A command younger than `grace_s` at the log's end may still be answered: it is not judged.
 """
@@ -24,6 +25,7 @@ from datetime import datetime, timedelta
 
 from events.envelope import Envelope
 from events.fencing import Fence, role_of
+from events.projections.world import FENCED
 from events.types import (
     DrainReplica,
     FunctionDeployed,
@@ -70,21 +72,20 @@ class _Replica:
 
 
 def check(envelopes: Iterable[Envelope], *, grace_s: float = 30.0) -> Report:
-    """Every rule over the events (in any order; each is placed by its time)."""
-    events = sorted({e.id: e for e in envelopes}.values(), key=lambda e: e.time)
+    """Every rule over the events, given in the order they were read (each partition's
+    order, as every reader meets them): what its readers refused as a deposed leader's
+    (`events.fencing`) is left out, then each event is placed by its time."""
+    events = sorted(obeyed({e.id: e for e in envelopes}.values()), key=lambda e: e.time)
     report = Report()
     if not events:
         return report
     before = events[-1].time - timedelta(seconds=grace_s)
     replicas: defaultdict[str, _Replica] = defaultdict(_Replica)
     lost: defaultdict[str, list[int]] = defaultdict(list)
-    fence, newest = Fence(), dict[str, int]()
+    newest: dict[str, int] = {}
     for envelope in events:
-        data = envelope.data
-        if isinstance(data, StartReplica | StopReplica | DrainReplica):
-            if not fence.admits("command", envelope.subject, envelope.source, data.epoch):
-                continue  # refused by its node: never obeyed
-            _check_leader(report, envelope, data.epoch, newest)
+        if type(envelope.data) in FENCED:
+            _check_leader(report, envelope, envelope.data.epoch, newest)  # type: ignore[attr-defined]
         _note(envelope, replicas, lost)
     for replica_id, seen in sorted(replicas.items()):
         _check_replica(report, replica_id, seen, lost, before)
@@ -92,11 +93,23 @@ def check(envelopes: Iterable[Envelope], *, grace_s: float = 30.0) -> Report:
     return report
 
 
+def obeyed(envelopes: Iterable[Envelope]) -> list[Envelope]:
+    """The events in read order, without those a reader refuses as a deposed leader's."""
+    fence = Fence()
+    return [
+        e
+        for e in envelopes
+        if type(e.data) not in FENCED
+        or fence.admits(FENCED[type(e.data)], e.subject, e.source, e.data.epoch)  # type: ignore[attr-defined]
+    ]
+
+
 def _check_leader(report: Report, envelope: Envelope, epoch: int, newest: dict[str, int]) -> None:
     role = role_of(envelope.source)
     report.checked["deposed not obeyed"] += 1
     if epoch < newest.get(role, 0):
-        text = f"{role} command of epoch {epoch} obeyed after one of epoch {newest[role]}"
+        what = type(envelope.data).__name__
+        text = f"{role} {what} of epoch {epoch} obeyed after one of epoch {newest[role]}"
         report.violations.append(Violation("deposed not obeyed", text, (envelope.id,)))
     newest[role] = max(newest.get(role, 0), epoch)
 

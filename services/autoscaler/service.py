@@ -142,10 +142,15 @@ class Autoscaler:
             if heard >= oldest:
                 self.observe(envelope, heard)
 
-    async def after_poll(self, ctx: ServiceContext) -> None:
+    async def housekeep(self, ctx: ServiceContext) -> None:
+        """Forget what ended long ago (a standby too, which decides nothing)."""
         now = self.clock.now()
         if self.pruning.due(now):
             self._forget(self.world.prune(now - FORGET_AFTER_S))
+
+    async def after_poll(self, ctx: ServiceContext) -> None:
+        await self.housekeep(ctx)
+        now = self.clock.now()
         due, self.urgent = self.urgent, set()
         if self.tick.due(now):
             due.update(self.world.functions.functions)

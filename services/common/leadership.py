@@ -24,6 +24,7 @@ from aiokafka.coordinator.protocol import (
 )
 from prometheus_client import Gauge
 
+from events.fencing import EPOCH_CEILING
 from events.settings import BusSettings
 from events.topics import LEADERS, leader_group
 from services.common.logs import StructLog
@@ -54,7 +55,7 @@ class Leadership:
         self.changed = asyncio.Event()
 
     def _won(self, generation: int) -> None:
-        self.epoch = max(generation, self.floor() + 1, self.epoch + 1)
+        self.epoch = min(EPOCH_CEILING, max(generation, self.floor() + 1, self.epoch + 1))
         self.leading = self.assigned = True
         LEADING.labels(self.role, self.instance).set(1)
         EPOCH.labels(self.role, self.instance).set(self.epoch)

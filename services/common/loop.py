@@ -132,11 +132,13 @@ async def run_service(
     )
     await consumer.start()
     election: asyncio.Task[None] | None = None
+    resign = asyncio.Event()
+    """Set once the last round is over: only then does a leader leave its group."""
     try:
         await service.on_ready(ctx)
         ctx.ready = True
         if elected is not None:
-            election = _elect(ctx, elected)
+            election = _elect(ctx, elected, resign)
         failures = 0
         while not ctx.stop.is_set():
             try:
@@ -148,13 +150,15 @@ async def run_service(
                 await _pause(ctx, min(30.0, 0.5 * 2 ** min(failures, 6)))
     finally:
         if election is not None:  # leave the group: another instance leads at once
-            ctx.stop.set()
+            resign.set()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(election, timeout=10)
         await consumer.stop()
 
 
-def _elect(ctx: ServiceContext, floor: Callable[[], int]) -> asyncio.Task[None]:
+def _elect(
+    ctx: ServiceContext, floor: Callable[[], int], resign: asyncio.Event
+) -> asyncio.Task[None]:
     settings = ctx.settings
     ctx.leadership = Leadership(
         settings.bus,
@@ -164,8 +168,8 @@ def _elect(ctx: ServiceContext, floor: Callable[[], int]) -> asyncio.Task[None]:
         floor=floor,
         session_s=settings.leader_session_s,
     )
-    run = partial(ctx.leadership.run, ctx.stop)
-    return asyncio.create_task(supervised("leadership", run, log=ctx.log, stop=ctx.stop))
+    run = partial(ctx.leadership.run, resign)
+    return asyncio.create_task(supervised("leadership", run, log=ctx.log, stop=resign))
 
 
 async def _round(ctx: ServiceContext, service: EventService, consumer: LiveConsumer) -> None:
@@ -176,6 +180,10 @@ async def _round(ctx: ServiceContext, service: EventService, consumer: LiveConsu
         await consumer.restart()
     if ctx.leadership is None or ctx.leadership.leading:
         await service.after_poll(ctx)
+    else:
+        housekeep = getattr(service, "housekeep", None)
+        if housekeep is not None:  # a standby keeps its memory bounded all the same
+            await housekeep(ctx)
     ctx.liveness.beat(service.name, within_s=LOOP_STALL_S)
     await asyncio.sleep(0)
 

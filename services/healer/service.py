@@ -107,10 +107,15 @@ class Healer:
             functions=len(self.world.functions.functions),
         )
 
-    async def after_poll(self, ctx: ServiceContext) -> None:
+    async def housekeep(self, ctx: ServiceContext) -> None:
+        """Forget what ended long ago (a standby too, which decides nothing)."""
         now = self.clock.now()
         if self.pruning.due(now):
             self.world.prune(now - FORGET_AFTER_S)
+
+    async def after_poll(self, ctx: ServiceContext) -> None:
+        await self.housekeep(ctx)
+        now = self.clock.now()
         if self.tick.due(now):
             await self.heal(now, reconcile=self.reconcile.due(now))
 

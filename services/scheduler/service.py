@@ -105,11 +105,16 @@ class Scheduler:
             self.dirty.update(f.name for f in self.world.functions.functions.values() if f.pending)
             if self.isolation is not None:
                 self.dirty.update(self.isolation.quarantine.until)
+        await self.housekeep(ctx)
+        if self.dirty:
+            await self.plan_dirty(now)
+
+    async def housekeep(self, ctx: ServiceContext) -> None:
+        """Forget what ended long ago (a standby too, which decides nothing)."""
+        now = self.clock.now()
         if self.pruning.due(now):
             for name in self.world.prune(now - FORGET_AFTER_S):
                 forget_series(PENDING, name)
-        if self.dirty:
-            await self.plan_dirty(now)
 
     async def plan_dirty(self, now: float) -> None:
         dirty, self.dirty = self.dirty, set()

@@ -89,6 +89,9 @@ def poison(node: str) -> list[tuple[str, bytes, list[tuple[str, bytes]]]]:
         replicas=0,
     )
     _, beat_value, _ = encode(new_envelope(beat, source="/x"))
+    schema = f'"schemaversion":"{FunctionDeployed.SCHEMA}"'.encode()
+    wrong_major = good.replace(schema, b'"schemaversion":"9.0"')
+    assert wrong_major != good
     assert b'"used_cpus":0.5' in beat_value
     return [
         ("900 KB", b"x" * 900_000, STRUCTURED),
@@ -96,7 +99,7 @@ def poison(node: str) -> list[tuple[str, bytes, list[tuple[str, bytes]]]]:
         ("not a CloudEvent", json.dumps({"hello": "world"}).encode(), STRUCTURED),
         (
             "wrong major",
-            good.replace(b'"schemaversion":"1.0"', b'"schemaversion":"9.0"'),
+            wrong_major,
             STRUCTURED,
         ),
         ("Infinity", beat_value.replace(b'"used_cpus":0.5', b'"used_cpus":Infinity'), STRUCTURED),

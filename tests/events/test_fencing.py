@@ -50,10 +50,16 @@ def test_a_deposed_leaders_commands_are_not_folded_once_its_successor_spoke() ->
 def test_a_fence_admits_equal_and_newer_epochs() -> None:
     fence = Fence()
     assert fence.admits("node", "n1", "/shoal/healer/x", 3)
-    assert fence.admits("node", "n1", "/shoal/healer/y", 3)
+    assert fence.admits("node", "n1", "/shoal/healer/x", 3)
+    assert not fence.admits("node", "n1", "/shoal/healer/y", 3), "one epoch, two leaders"
     assert not fence.admits("node", "n1", "/shoal/healer/x", 2)
+    assert fence.admits("node", "n1", "/shoal/api/a", 0) and fence.admits(
+        "node", "n1", "/shoal/api/b", 0
+    )
     assert fence.admits("node", "n1", "/shoal/scheduler/x", 0)
     assert fence.admits("command", "n1", "/shoal/healer/x", 1), "each family apart"
+    assert not fence.admits("command", "n1", "/shoal/healer/x", 2**53), "a forged epoch"
+    assert fence.admits("command", "n1", "/shoal/healer/x", 2) and fence.newest("healer") == 3
 
 
 def test_a_deposed_autoscalers_decision_does_not_move_the_desired_count() -> None:
