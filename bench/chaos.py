@@ -1,12 +1,14 @@
 """Chaos under load, on real Kafka and Docker with the whole platform as processes: while
-a function with two replicas serves a steady load, a random control service (scheduler,
-autoscaler or healer) is SIGKILLed every 10 s and started again (as `shoal up`'s
-supervisor would), for 2 minutes (`--quick`: 30 s); then a function is scaled from zero.
+a function with two replicas serves a steady load, a random instance of a random decider
+(scheduler, autoscaler or healer; `--instances` of each, 2 by default, one leading) is
+SIGKILLed every 10 s and another started in its place (as `shoal up`'s supervisor would),
+for 2 minutes (`--quick`: 30 s); then a function is scaled from zero, and the log is
+checked (`shoal audit --check`).
 
 The baseline, in the same run, is the same load for the same time with no kill. Printed:
 requests, failures and the success ratio of each phase (Knative's bar while autoscaling is
 >= 0.999; the goal here is 1.0), the worst time a killed service took to be ready again,
-and how long the scale from zero took after the chaos."""
+how long the scale from zero took after the chaos, and the log's violations."""
 
 from __future__ import annotations
 
@@ -21,8 +23,11 @@ from typing import Any
 import aiohttp
 
 from bench.broker import bench_platform
+from events.history import HISTORY_TOPICS, ReadCounts, read_all
+from events.invariants import check
+from tests.support.leaders import leader_of, leads
 from tests.support.load import Load, steady_load
-from tests.support.platform import AUTH, Platform
+from tests.support.platform import AUTH
 from tests.support.service_process import ServiceProcess
 
 KILL_EVERY_S = 10.0
@@ -58,21 +63,46 @@ async def kill_and_restart(part: ServiceProcess) -> float:
     return time.monotonic() - started
 
 
-async def chaos(platform: Platform, seconds: float, rng: random.Random) -> list[tuple[str, float]]:
-    victims = {
-        "scheduler": platform.scheduler,
-        "autoscaler": platform.autoscaler,
-        "healer": platform.healer,
-    }
+async def chaos(
+    victims: dict[str, list[ServiceProcess]], seconds: float, rng: random.Random
+) -> list[tuple[str, float]]:
+    """Every KILL_EVERY_S, SIGKILL a random instance of a random decider and start another
+    in its place. With one instance of a role, the recovery is the time until the new
+    one is ready; with two or more, until the role has a leader again (0 when a standby
+    was killed)."""
     recoveries = []
     deadline = time.monotonic() + seconds
+    kills = 0
     while time.monotonic() < deadline:
         await asyncio.sleep(min(KILL_EVERY_S, max(0.0, deadline - time.monotonic())))
         if time.monotonic() >= deadline:
             break
-        name = rng.choice(sorted(victims))
-        recoveries.append((name, await kill_and_restart(victims[name])))
+        role = rng.choice(sorted(victims))
+        instances = victims[role]
+        if len(instances) == 1:
+            recoveries.append((role, await kill_and_restart(instances[0])))
+            continue
+        kills += 1
+        victim = rng.choice(instances)
+        what = "leader" if await leads(victim, role) else "standby"
+        recoveries.append((f"{role} {what}", await replace(instances, victim, kills)))
     return recoveries
+
+
+async def replace(instances: list[ServiceProcess], victim: ServiceProcess, n: int) -> float:
+    """SIGKILL one of a role's instances; seconds until one of the others leads."""
+    role = victim.module
+    assert victim.process is not None
+    killed = time.monotonic()
+    victim.process.kill()
+    others = [p for p in instances if p is not victim]
+    await leader_of(role, *others, timeout_s=30)
+    took = time.monotonic() - killed
+    await victim.process.wait()
+    successor = victim.successor(f"{role}-k{n}")
+    await successor.start(timeout_s=120)
+    instances[instances.index(victim)] = successor
+    return took
 
 
 async def phase(url: str, seconds: float, work: Any) -> tuple[Load, Any]:
@@ -92,17 +122,38 @@ async def from_zero(api: str) -> float:
     return time.monotonic() - started
 
 
-async def run(seconds: float, seed: int) -> dict[str, Any]:
-    async with bench_platform("c", agents=2) as (platform, _):
+async def run(seconds: float, seed: int, instances: int) -> dict[str, Any]:
+    async with bench_platform("c", agents=2) as (platform, bus):
         api = platform.api.url
         await deploy(api, "warm", min_replicas=2, max_replicas=2, initial_scale=2)
         await ready(api, "warm", 2)
+        victims = {
+            "scheduler": [platform.scheduler],
+            "autoscaler": [platform.autoscaler],
+            "healer": [platform.healer],
+        }
+        for role, started in victims.items():
+            for n in range(2, instances + 1):
+                started.append(started[0].successor(f"{role}-{n}"))
+                await started[-1].start()
         url = f"{api}/fn/warm/"
         base, _ = await phase(url, seconds, asyncio.sleep)
         rng = random.Random(seed)
-        hit, recoveries = await phase(url, seconds, lambda s: chaos(platform, s, rng))
+        hit, recoveries = await phase(url, seconds, lambda s: chaos(victims, s, rng))
         after = await from_zero(api)
-    return {"baseline": base, "chaos": hit, "recoveries": recoveries, "from_zero": after}
+        await asyncio.sleep(2)
+        found = check(await read_all(bus, HISTORY_TOPICS, ReadCounts()), grace_s=0)
+        for started in victims.values():
+            for process in started[1:]:
+                await process.stop()
+    return {
+        "baseline": base,
+        "chaos": hit,
+        "recoveries": recoveries,
+        "from_zero": after,
+        "violations": len(found.violations),
+        "instances": instances,
+    }
 
 
 def ratio(load: Load) -> float:
@@ -118,9 +169,10 @@ def report(found: dict[str, Any], seconds: float) -> None:
         print(f"{name:<10} {seconds:>8.0f} {load.total:>9} {failed:>7} {ratio(load):>9.5f}")
     recoveries = found["recoveries"]
     for name, took in recoveries:
-        print(f"killed {name:<11} ready again after {took:.2f} s")
+        print(f"killed {name:<19} back (ready, or led by another) after {took:.2f} s")
     worst = max((took for _, took in recoveries), default=0.0)
     print(f"scaled from zero after the chaos in {found['from_zero']:.2f} s")
+    print(f"shoal audit --check: {found['violations']} violation(s)")
     print(
         json.dumps(
             {
@@ -130,6 +182,8 @@ def report(found: dict[str, Any], seconds: float) -> None:
                 "kills": len(recoveries),
                 "worst_recovery_s": round(worst, 3),
                 "scaled_from_zero_after": round(found["from_zero"], 3),
+                "violations": found["violations"],
+                "instances": found["instances"],
             }
         )
     )
@@ -139,9 +193,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="30 s of chaos, not 2 minutes")
     parser.add_argument("--seed", type=int, default=20261125)
+    parser.add_argument(
+        "--instances", type=int, default=2, help="instances of each decider (1: the old way)"
+    )
     args = parser.parse_args()
     seconds = 30.0 if args.quick else 120.0
-    report(asyncio.run(run(seconds, args.seed)), seconds)
+    report(asyncio.run(run(seconds, args.seed, args.instances)), seconds)
 
 
 if __name__ == "__main__":
