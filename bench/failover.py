@@ -15,11 +15,10 @@ import argparse
 import asyncio
 import json
 import statistics
-import time
 from typing import Any
 
 from bench.broker import bench_platform
-from bench.chaos import deploy, kill_and_restart, ratio, ready
+from bench.chaos import deploy, kill_and_restart, ratio, ready, replace
 from events.history import HISTORY_TOPICS, ReadCounts, read_all
 from events.invariants import check
 from tests.support.leaders import leader_of
@@ -41,18 +40,7 @@ def instances(platform: Platform) -> dict[str, list[ServiceProcess]]:
 
 async def fail_over(pair: list[ServiceProcess], role: str, generation: int) -> float:
     """Kill the leader, time until the other leads, start a new instance in its place."""
-    leader = await leader_of(role, *pair)
-    standby = next(p for p in pair if p is not leader)
-    assert leader.process is not None
-    killed = time.monotonic()
-    leader.process.kill()
-    await leader_of(role, standby, timeout_s=30)
-    took = time.monotonic() - killed
-    await leader.process.wait()
-    successor = leader.successor(f"{role}-{generation}")
-    await successor.start(timeout_s=120)
-    pair[pair.index(leader)] = successor
-    return took
+    return await replace(pair, await leader_of(role, *pair), generation)
 
 
 async def run(rounds: int) -> dict[str, Any]:
