@@ -43,6 +43,7 @@ class Leadership:
         log: StructLog,
         floor: Callable[[], int] = lambda: 0,
         session_s: float = 2.5,
+        beat: Callable[[], None] = lambda: None,
     ) -> None:
         self.bus, self.role, self.instance, self.log = bus, role, instance, log
         self.floor = floor
@@ -52,7 +53,9 @@ class Leadership:
         self.epoch = 0
         self.assigned = False
         """Whether the last assignment gave this instance the lead (it asks to keep it)."""
-        self.changed = asyncio.Event()
+        self.beat = beat
+        """Said at every turn of a membership that works (an election that keeps failing
+        stops saying it, and the service's /healthz fails)."""
 
     def _won(self, generation: int) -> None:
         self.epoch = min(EPOCH_CEILING, max(generation, self.floor() + 1, self.epoch + 1))
@@ -60,14 +63,12 @@ class Leadership:
         LEADING.labels(self.role, self.instance).set(1)
         EPOCH.labels(self.role, self.instance).set(self.epoch)
         self.log.info("leading", role=self.role, epoch=self.epoch)
-        self.changed.set()
 
     def _lost(self) -> None:
         if self.leading:
             self.log.info("no longer leading", role=self.role, epoch=self.epoch)
         self.leading = False
         LEADING.labels(self.role, self.instance).set(0)
-        self.changed.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Be a member of the role's group until `stop`; leaving it hands the lead on."""
@@ -84,12 +85,13 @@ class Leadership:
             partition_assignment_strategy=(_keep_leader(self),),
         )
         consumer.subscribe([topic], listener=_Listener(self, consumer, topic))
-        await consumer.start()
         try:
+            await consumer.start()
             while not stop.is_set():
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=0.2)
                 await consumer.getmany(timeout_ms=0)
+                self.beat()
         finally:
             self._lost()
             await consumer.stop()

@@ -25,6 +25,8 @@ from services.common.runtime import ServiceContext
 Apply = Callable[[Envelope], object]
 LOOP_STALL_S = 120.0
 """A service loop that has not gone round for this long is stalled (`/healthz` fails)."""
+ELECTION_STALL_S = 60.0
+"""An election that has not worked for this long (its group cannot be joined) is stalled."""
 
 
 class EventService(Protocol):
@@ -160,6 +162,11 @@ def _elect(
     ctx: ServiceContext, floor: Callable[[], int], resign: asyncio.Event
 ) -> asyncio.Task[None]:
     settings = ctx.settings
+
+    def beat() -> None:
+        ctx.liveness.beat("leadership", within_s=ELECTION_STALL_S)
+
+    beat()
     ctx.leadership = Leadership(
         settings.bus,
         role=settings.service,
@@ -167,6 +174,7 @@ def _elect(
         log=ctx.log,
         floor=floor,
         session_s=settings.leader_session_s,
+        beat=beat,
     )
     run = partial(ctx.leadership.run, resign)
     return asyncio.create_task(supervised("leadership", run, log=ctx.log, stop=resign))

@@ -1,0 +1,38 @@
+"""An election that cannot work (no broker, a refused group) stops beating: after
+ELECTION_STALL_S the service's /healthz says so, and its supervisor restarts it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from events.settings import BusSettings
+from services.common.liveness import Liveness
+from services.common.logs import StructLog
+from services.common.loop import ELECTION_STALL_S, _elect
+from services.common.runtime import ServiceContext
+from services.common.settings import CommonSettings
+from tests.support.clock import FakeClock
+from tests.support.ports import free_port
+
+
+async def test_an_election_that_never_works_is_a_stalled_loop() -> None:
+    environ = {"SHOAL_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}
+    settings = CommonSettings.from_env(environ, service="scheduler", default_port=1)
+    assert isinstance(settings.bus, BusSettings)
+    clock = FakeClock()
+    ctx = ServiceContext(settings=settings, producer=None, log=StructLog("t"))  # type: ignore[arg-type]
+    ctx.liveness = Liveness(clock)
+    resign = asyncio.Event()
+    task = _elect(ctx, lambda: 0, resign)
+    try:
+        await asyncio.sleep(0.3)
+        assert ctx.leadership is not None and not ctx.leadership.leading
+        assert ctx.liveness.stalled() == []
+        clock.advance(ELECTION_STALL_S + 1)
+        assert ctx.liveness.stalled() == ["leadership"]
+    finally:
+        resign.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
