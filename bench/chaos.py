@@ -27,7 +27,7 @@ from events.history import HISTORY_TOPICS, ReadCounts, read_all
 from events.invariants import check
 from tests.support.leaders import leader_of, leads
 from tests.support.load import Load, steady_load
-from tests.support.platform import AUTH
+from tests.support.platform import AUTH, Platform
 from tests.support.service_process import ServiceProcess
 
 KILL_EVERY_S = 10.0
@@ -89,6 +89,14 @@ async def chaos(
     return recoveries
 
 
+async def stop_added(instances: dict[str, list[ServiceProcess]], platform: Platform) -> None:
+    """Stop every instance a bench started (the platform stops its own)."""
+    own = {id(platform.scheduler), id(platform.autoscaler), id(platform.healer)}
+    for process in (p for started in instances.values() for p in started):
+        if id(process) not in own:
+            await process.stop()
+
+
 async def replace(instances: list[ServiceProcess], victim: ServiceProcess, n: int) -> float:
     """SIGKILL one of a role's instances; seconds until one of the others leads."""
     role = victim.module
@@ -143,9 +151,7 @@ async def run(seconds: float, seed: int, instances: int) -> dict[str, Any]:
         after = await from_zero(api)
         await asyncio.sleep(2)
         found = check(await read_all(bus, HISTORY_TOPICS, ReadCounts()), grace_s=0)
-        for started in victims.values():
-            for process in started[1:]:
-                await process.stop()
+        await stop_added(victims, platform)
     return {
         "baseline": base,
         "chaos": hit,

@@ -18,7 +18,7 @@ import statistics
 from typing import Any
 
 from bench.broker import bench_platform
-from bench.chaos import deploy, kill_and_restart, ratio, ready, replace
+from bench.chaos import deploy, kill_and_restart, ratio, ready, replace, stop_added
 from events.history import HISTORY_TOPICS, ReadCounts, read_all
 from events.invariants import check
 from tests.support.leaders import leader_of
@@ -62,9 +62,7 @@ async def run(rounds: int) -> dict[str, Any]:
             await asyncio.sleep(1)
         await asyncio.sleep(2)
         found = check(await read_all(bus, HISTORY_TOPICS, ReadCounts()), grace_s=0)
-        for role in ROLES:
-            for process in pairs[role][1:]:
-                await process.stop()
+        await stop_added(pairs, platform)
     return {"restarts": restarts, "failovers": failovers, "load": load, "check": found}
 
 
