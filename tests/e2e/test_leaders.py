@@ -89,7 +89,8 @@ async def test_a_paused_leader_is_deposed_and_not_obeyed_when_it_wakes(
         finally:
             first.process.send_signal(signal.SIGCONT)
         await scaled(cluster, "hello", 3)
-        assert await leader_of("scheduler", first, standby) is standby, "the lead stays put"
+        found = await leader_of("scheduler", first, standby, woken=True)
+        assert found is standby, "the lead stays put"
         await asyncio.sleep(2)
         held = await assert_log_holds(bus, grace_s=0)
         assert held.checked["deposed not obeyed"] >= 3

@@ -21,12 +21,17 @@ async def leads(process: ServiceProcess, role: str) -> bool:
         return False
 
 
-async def leader_of(role: str, *instances: ServiceProcess, timeout_s: float = 15) -> ServiceProcess:
+async def leader_of(
+    role: str, *instances: ServiceProcess, timeout_s: float = 15, woken: bool = False
+) -> ServiceProcess:
+    """The one instance that leads. Two never may, except just after a paused leader
+    wakes (`woken`): it believes it leads until its next heartbeat tells it otherwise,
+    and what it sends meanwhile is fenced."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         found = [p for p in instances if await leads(p, role)]
         if len(found) == 1:
             return found[0]
-        assert len(found) < 2, "two instances lead at once"
+        assert woken or len(found) < 2, "two instances lead at once"
         await asyncio.sleep(0.1)
     raise AssertionError(f"no {role} instance leads after {timeout_s} s")
