@@ -89,6 +89,15 @@ async def chaos(
     return recoveries
 
 
+def deciders(platform: Platform) -> dict[str, list[ServiceProcess]]:
+    """The platform's decider instances by role (a bench adds more)."""
+    return {
+        "scheduler": [platform.scheduler],
+        "autoscaler": [platform.autoscaler],
+        "healer": [platform.healer],
+    }
+
+
 async def stop_added(instances: dict[str, list[ServiceProcess]], platform: Platform) -> None:
     """Stop every instance a bench started (the platform stops its own)."""
     own = {id(platform.scheduler), id(platform.autoscaler), id(platform.healer)}
@@ -135,11 +144,7 @@ async def run(seconds: float, seed: int, instances: int) -> dict[str, Any]:
         api = platform.api.url
         await deploy(api, "warm", min_replicas=2, max_replicas=2, initial_scale=2)
         await ready(api, "warm", 2)
-        victims = {
-            "scheduler": [platform.scheduler],
-            "autoscaler": [platform.autoscaler],
-            "healer": [platform.healer],
-        }
+        victims = deciders(platform)
         for role, started in victims.items():
             for n in range(2, instances + 1):
                 started.append(started[0].successor(f"{role}-{n}"))

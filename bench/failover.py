@@ -18,24 +18,23 @@ import statistics
 from typing import Any
 
 from bench.broker import bench_platform
-from bench.chaos import deploy, kill_and_restart, ratio, ready, replace, stop_added
+from bench.chaos import (
+    deciders,
+    deploy,
+    kill_and_restart,
+    ratio,
+    ready,
+    replace,
+    stop_added,
+)
 from events.history import HISTORY_TOPICS, ReadCounts, read_all
 from events.invariants import check
 from tests.support.leaders import leader_of
 from tests.support.load import Load, steady_load
-from tests.support.platform import Platform
 from tests.support.service_process import ServiceProcess
 
 ROLES = ("scheduler", "autoscaler", "healer")
 KUBERNETES_LEASE_S = 15.0
-
-
-def instances(platform: Platform) -> dict[str, list[ServiceProcess]]:
-    return {
-        "scheduler": [platform.scheduler],
-        "autoscaler": [platform.autoscaler],
-        "healer": [platform.healer],
-    }
 
 
 async def fail_over(pair: list[ServiceProcess], role: str, generation: int) -> float:
@@ -48,7 +47,7 @@ async def run(rounds: int) -> dict[str, Any]:
         api = platform.api.url
         await deploy(api, "warm", min_replicas=2, max_replicas=2, initial_scale=2)
         await ready(api, "warm", 2)
-        pairs = instances(platform)
+        pairs = deciders(platform)
         restarts = {role: await kill_and_restart(pairs[role][0]) for role in ROLES}
         for role in ROLES:
             second = pairs[role][0].successor(f"{role}-2")

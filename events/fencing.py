@@ -43,6 +43,11 @@ class Fence:
         self.roles[role] = max(self.roles.get(role, 0), epoch)
         return True
 
+    def forget(self, subject: str) -> None:
+        """Drop what is kept about a subject that is gone (a function deleted long ago)."""
+        for key in [k for k in self.highest if k[1] == subject]:
+            del self.highest[key]
+
     def newest(self, role: str) -> int:
         """The newest epoch of a role on any subject (a new leader leads above it)."""
         return self.roles.get(role, 0)

@@ -138,6 +138,7 @@ class World:
             del self.failures.revisions[key]
         for name in gone:
             self.failures.functions.pop(name, None)
+            self.fence.forget(name)
         return gone
 
     def shift(self, offset: float) -> None:

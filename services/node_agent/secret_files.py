@@ -58,6 +58,8 @@ class SecretFiles:
     root: Path
     """This node's folder of replica folders, on a tmpfs."""
     key: SealingKey | None
+    on_tmpfs: bool = False
+    """Whether `root` was found on a tmpfs (looked at once)."""
 
     def write(self, replica_id: str, sealed: list[SealedSecret], user: str, holder: str) -> str:
         """The replica's folder of secret files (made once; a retry finds it made). Each
@@ -127,6 +129,9 @@ class SecretFiles:
             raise RuntimeStartError(str(exc)) from exc
 
     def _check_tmpfs(self) -> None:
+        """Once per node: the mounts do not change under a running agent."""
+        if self.on_tmpfs:
+            return
         with open("/proc/self/mounts") as mounts:
             kind = filesystem_of(str(self.root.resolve()), mounts.read())
         if kind != "tmpfs":
@@ -134,6 +139,7 @@ class SecretFiles:
                 f"secrets go on a tmpfs, and {self.root} is on {kind or 'an unknown filesystem'} "
                 "(SHOAL_NODE_SECRETS_DIR)"
             )
+        self.on_tmpfs = True
 
 
 def _check_own(folder: Path) -> None:
