@@ -1,9 +1,12 @@
 """Chaos under load, on real Kafka and Docker with the whole platform as processes: while
-a function with two replicas serves a steady load, a random instance of a random decider
-(scheduler, autoscaler or healer; `--instances` of each, 2 by default, one leading) is
-SIGKILLed every 10 s and another started in its place (as `shoal up`'s supervisor would),
-for 2 minutes (`--quick`: 30 s); then a function is scaled from zero, and the log is
-checked (`shoal audit --check`).
+a function with two replicas serves a steady load spread over the api instances, a random
+instance of a random service (the api, scheduler, autoscaler or healer; `--instances` of
+each, 2 by default; one decider of each role leads) is SIGKILLed every 10 s and another
+started in its place (as `shoal up`'s supervisor would; an api on the same port), for 2
+minutes (`--quick`: 30 s); then a function is scaled from zero, and the log is checked
+(`shoal audit --check`). The load's client balances over the apis as a load balancer
+would: an api that refuses connections is left out for a second, and a call whose
+connection broke is tried once on another (Envoy's `retry_on: reset,connect-failure`).
 
 The baseline, in the same run, is the same load for the same time with no kill. Printed:
 requests, failures and the success ratio of each phase (Knative's bar while autoscaling is
@@ -18,6 +21,7 @@ import json
 import random
 import signal
 import time
+from collections import Counter
 from typing import Any
 
 import aiohttp
@@ -26,9 +30,9 @@ from bench.broker import bench_platform
 from events.history import HISTORY_TOPICS, ReadCounts, read_all
 from events.invariants import check
 from tests.support.leaders import leader_of, leads
-from tests.support.load import Load, steady_load
 from tests.support.platform import AUTH, Platform
 from tests.support.service_process import ServiceProcess
+from tests.support.spread import SpreadLoad, spread_load
 
 KILL_EVERY_S = 10.0
 
@@ -53,14 +57,14 @@ async def ready(api: str, name: str, count: int, timeout_s: float = 60) -> None:
     raise RuntimeError(f"{name} not {count} ready in {timeout_s} s")
 
 
-async def kill_and_restart(part: ServiceProcess) -> float:
-    """SIGKILL, then start again; seconds until it is ready."""
+async def kill_and_restart(part: ServiceProcess, name: str) -> tuple[ServiceProcess, float]:
+    """SIGKILL, then another in its place on its ports; seconds until it is ready."""
     assert part.process is not None
     part.process.send_signal(signal.SIGKILL)
     await part.process.wait()
     started = time.monotonic()
-    await part.start(timeout_s=120)
-    return time.monotonic() - started
+    successor = await part.successor(name, same_ports=True).start(timeout_s=120)
+    return successor, time.monotonic() - started
 
 
 async def chaos(
@@ -79,10 +83,13 @@ async def chaos(
             break
         role = rng.choice(sorted(victims))
         instances = victims[role]
-        if len(instances) == 1:
-            recoveries.append((role, await kill_and_restart(instances[0])))
-            continue
         kills += 1
+        if len(instances) == 1 or role == "api":
+            victim = rng.choice(instances)
+            back = await kill_and_restart(victim, f"{role}-k{kills}")
+            instances[instances.index(victim)] = back[0]
+            recoveries.append((role, back[1]))
+            continue
         victim = rng.choice(instances)
         what = "leader" if await leads(victim, role) else "standby"
         recoveries.append((f"{role} {what}", await replace(instances, victim, kills)))
@@ -100,7 +107,7 @@ def deciders(platform: Platform) -> dict[str, list[ServiceProcess]]:
 
 async def stop_added(instances: dict[str, list[ServiceProcess]], platform: Platform) -> None:
     """Stop every instance a bench started (the platform stops its own)."""
-    own = {id(platform.scheduler), id(platform.autoscaler), id(platform.healer)}
+    own = {id(platform.scheduler), id(platform.autoscaler), id(platform.healer), id(platform.api)}
     for process in (p for started in instances.values() for p in started):
         if id(process) not in own:
             await process.stop()
@@ -122,8 +129,8 @@ async def replace(instances: list[ServiceProcess], victim: ServiceProcess, n: in
     return took
 
 
-async def phase(url: str, seconds: float, work: Any) -> tuple[Load, Any]:
-    async with steady_load(url) as load:
+async def phase(apis: list[str], seconds: float, work: Any) -> tuple[SpreadLoad, Any]:
+    async with spread_load(apis, "/fn/warm/", workers=4, retry_resets=True) as load:
         result = await work(seconds)
     return load, result
 
@@ -144,16 +151,16 @@ async def run(seconds: float, seed: int, instances: int) -> dict[str, Any]:
         api = platform.api.url
         await deploy(api, "warm", min_replicas=2, max_replicas=2, initial_scale=2)
         await ready(api, "warm", 2)
-        victims = deciders(platform)
+        victims = deciders(platform) | {"api": [platform.api]}
         for role, started in victims.items():
             for n in range(2, instances + 1):
                 started.append(started[0].successor(f"{role}-{n}"))
                 await started[-1].start()
-        url = f"{api}/fn/warm/"
-        base, _ = await phase(url, seconds, asyncio.sleep)
+        apis = [p.url for p in victims["api"]]
+        base, _ = await phase(apis, seconds, asyncio.sleep)
         rng = random.Random(seed)
-        hit, recoveries = await phase(url, seconds, lambda s: chaos(victims, s, rng))
-        after = await from_zero(api)
+        hit, recoveries = await phase(apis, seconds, lambda s: chaos(victims, s, rng))
+        after = await from_zero(victims["api"][-1].url)
         await asyncio.sleep(2)
         found = check(await read_all(bus, HISTORY_TOPICS, ReadCounts()), grace_s=0)
         await stop_added(victims, platform)
@@ -167,17 +174,18 @@ async def run(seconds: float, seed: int, instances: int) -> dict[str, Any]:
     }
 
 
-def ratio(load: Load) -> float:
-    ok = load.statuses.get(200, 0)
-    return ok / (load.total + len(load.failures)) if load.total else 0.0
-
-
 def report(found: dict[str, Any], seconds: float) -> None:
     print(f"{'phase':<10} {'seconds':>8} {'requests':>9} {'failed':>7} {'success':>9}")
     for name in ("baseline", "chaos"):
-        load: Load = found[name]
-        failed = load.total - load.statuses.get(200, 0) + len(load.failures)
-        print(f"{name:<10} {seconds:>8.0f} {load.total:>9} {failed:>7} {ratio(load):>9.5f}")
+        load: SpreadLoad = found[name]
+        total, ratio = load.count(), load.ratio()
+        failed = total - sum(a.status == 200 for a in load.answers)
+        print(f"{name:<10} {seconds:>8.0f} {total:>9} {failed:>7} {ratio:>9.5f}")
+    failed_how = Counter(
+        f"{a.status} {a.body[:80]!r}" for a in found["chaos"].answers if a.status != 200
+    )
+    for how, n in failed_how.most_common(5):
+        print(f"failed {n:>5}x  {how}")
     recoveries = found["recoveries"]
     for name, took in recoveries:
         print(f"killed {name:<19} back (ready, or led by another) after {took:.2f} s")
@@ -187,9 +195,9 @@ def report(found: dict[str, Any], seconds: float) -> None:
     print(
         json.dumps(
             {
-                "success_ratio": round(ratio(found["chaos"]), 6),
-                "requests": found["chaos"].total,
-                "baseline_success_ratio": round(ratio(found["baseline"]), 6),
+                "success_ratio": round(found["chaos"].ratio(), 6),
+                "requests": found["chaos"].count(),
+                "baseline_success_ratio": round(found["baseline"].ratio(), 6),
                 "kills": len(recoveries),
                 "worst_recovery_s": round(worst, 3),
                 "scaled_from_zero_after": round(found["from_zero"], 3),
@@ -205,7 +213,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="30 s of chaos, not 2 minutes")
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument(
-        "--instances", type=int, default=2, help="instances of each decider (1: the old way)"
+        "--instances",
+        type=int,
+        default=2,
+        help="instances of the api and of each decider (1: the old way)",
     )
     args = parser.parse_args()
     seconds = 30.0 if args.quick else 120.0

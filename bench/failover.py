@@ -48,7 +48,9 @@ async def run(rounds: int) -> dict[str, Any]:
         await deploy(api, "warm", min_replicas=2, max_replicas=2, initial_scale=2)
         await ready(api, "warm", 2)
         pairs = deciders(platform)
-        restarts = {role: await kill_and_restart(pairs[role][0]) for role in ROLES}
+        restarts = {}
+        for role in ROLES:
+            pairs[role][0], restarts[role] = await kill_and_restart(pairs[role][0], f"{role}-r")
         for role in ROLES:
             second = pairs[role][0].successor(f"{role}-2")
             await second.start()

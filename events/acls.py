@@ -18,7 +18,7 @@ from aiokafka.protocol.admin import CreateAclsRequest, DeleteAclsRequest, Descri
 
 from events.errors import BusUnavailable
 from events.settings import BusSettings
-from events.topics import ALL_TOPICS, ELECTED, READS, ROLES, leader_group
+from events.topics import ALL_TOPICS, READS, ROLES, group_of
 
 TOPIC, GROUP, ANY_RESOURCE = 2, 3, 1
 """Kafka's resource types."""
@@ -32,7 +32,7 @@ ANY_HOST = "*"
 @dataclass(frozen=True, order=True)
 class Grant:
     """One ACL: `principal` may do `operation` on every topic (or consumer group, for the
-    deciders' elections) whose name starts `prefix`."""
+    deciders' elections and the api's peers) whose name starts `prefix`."""
 
     principal: str
     prefix: str
@@ -52,8 +52,8 @@ def grants() -> frozenset[Grant]:
                 found |= {Grant(principal, prefix, WRITE), Grant(principal, prefix, DESCRIBE)}
             if topic in READS[role]:
                 found |= {Grant(principal, prefix, READ), Grant(principal, prefix, DESCRIBE)}
-        if role in ELECTED:
-            group = leader_group(role, "")
+        group = group_of(role, "")
+        if group is not None:
             found |= {Grant(principal, group, op, GROUP) for op in (READ, DESCRIBE)}
     return frozenset(found)
 

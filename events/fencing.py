@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+ELECTED = ("scheduler", "autoscaler", "healer")
+"""The deciders: any number of instances each, one of which (elected) decides."""
 EPOCH_CEILING = 2**40
 """No leader's epoch comes near this (one election a millisecond for 35 years): an event
 above it is forged or broken, refused without raising the bar, and a leader's epoch is

@@ -9,6 +9,13 @@
 - `reports follow commands`: a node reports only replicas it was told to start;
 - `revisions move on`: a function's new revisions are numbered above every earlier one,
   across deletions (a scaling change keeps its revision);
+- `within desired and surge`: a start command finds fewer live replicas of its function
+  (started, not ended, not told to stop or drain, not on a node lost since) than the
+  desired count plus the rollout surge, the desired count being the highest the
+  function's decisions named within `LAG_S` before it, or its last (a scheduler acts on
+  a decision a moment after it is taken);
+- `decided by a leader`: every decider's command or decision carries the epoch of a
+  leader of its role (a standby, which has none, never decides);
 - `deposed not obeyed`: no decider's event obeyed (not refused by its readers,
   `events.fencing`) is of an older epoch of its role than one sent before it (by the
   senders' clocks): one leader at a time.
@@ -24,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from events.envelope import Envelope
-from events.fencing import Fence, role_of
+from events.fencing import ELECTED, Fence, role_of
 from events.projections.world import FENCED
 from events.types import (
     DrainReplica,
@@ -34,6 +41,7 @@ from events.types import (
     ReplicaEvent,
     ReplicaFailed,
     ReplicaStopped,
+    ScaleDecision,
     StartReplica,
     StopReplica,
 )
@@ -44,8 +52,14 @@ RULES = (
     "stop answered",
     "reports follow commands",
     "revisions move on",
+    "within desired and surge",
+    "decided by a leader",
     "deposed not obeyed",
 )
+MAX_SURGE = 1
+"""Replicas a rollout or a node's evacuation may start beyond the desired count (the
+scheduler's `plan.MAX_SURGE`)."""
+LAG_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,7 @@ def check(envelopes: Iterable[Envelope], *, grace_s: float = 30.0) -> Report:
     for replica_id, seen in sorted(replicas.items()):
         _check_replica(report, replica_id, seen, lost, before)
     _check_revisions(report, events)
+    _check_surge(report, events)
     return report
 
 
@@ -106,6 +121,12 @@ def obeyed(envelopes: Iterable[Envelope]) -> list[Envelope]:
 
 def _check_leader(report: Report, envelope: Envelope, epoch: int, newest: dict[str, int]) -> None:
     role = role_of(envelope.source)
+    if role in ELECTED:
+        report.checked["decided by a leader"] += 1
+        if epoch == 0:
+            text = f"{role} {type(envelope.data).__name__} with no leader's epoch"
+            report.violations.append(Violation("decided by a leader", text, (envelope.id,)))
+            return
     report.checked["deposed not obeyed"] += 1
     if epoch < newest.get(role, 0):
         what = type(envelope.data).__name__
@@ -198,3 +219,49 @@ def _check_revisions(report: Report, events: list[Envelope]) -> None:
             report.violations.append(Violation("revisions move on", text, (top_id, envelope.id)))
         if data.revision > top:
             newest[data.function] = (data.revision, envelope.id)
+
+
+@dataclass
+class _Counts:
+    """Per function: its live replicas (id -> node and generation) and its decisions."""
+
+    live: dict[str, tuple[str, int]] = field(default_factory=dict)
+    decisions: list[tuple[datetime, int]] = field(default_factory=list)
+
+    def allowed(self, now: datetime) -> int | None:
+        if not self.decisions:
+            return None
+        recent = [d for t, d in self.decisions if t >= now - timedelta(seconds=LAG_S)]
+        return max([self.decisions[-1][1], *recent]) + MAX_SURGE
+
+
+def _check_surge(report: Report, events: list[Envelope]) -> None:
+    functions: defaultdict[str, _Counts] = defaultdict(_Counts)
+    for envelope in events:
+        data = envelope.data
+        if isinstance(data, ScaleDecision):
+            functions[data.function].decisions.append((envelope.time, data.desired))
+        elif isinstance(data, StartReplica):
+            counts = functions[data.function]
+            allowed = counts.allowed(envelope.time)
+            if allowed is not None and data.replica_id not in counts.live:
+                report.checked["within desired and surge"] += 1
+                if len(counts.live) >= allowed:
+                    text = (
+                        f"start of {data.replica_id} with {len(counts.live)} replicas of "
+                        f"{data.function} live, desired plus surge {allowed}"
+                    )
+                    violation = Violation("within desired and surge", text, (envelope.id,))
+                    report.violations.append(violation)
+            counts.live[data.replica_id] = (data.node, data.node_generation)
+        elif isinstance(data, StopReplica | DrainReplica | ReplicaStopped | ReplicaFailed):
+            functions[data.function].live.pop(data.replica_id, None)
+        elif isinstance(data, NodeLost):
+            for counts in functions.values():
+                gone = [
+                    r
+                    for r, (n, g) in counts.live.items()
+                    if n == data.node and g <= data.generation
+                ]
+                for replica_id in gone:
+                    del counts.live[replica_id]

@@ -19,14 +19,13 @@ from typing import Literal
 from aiokafka.partitioner import murmur2
 
 from events import types as t
+from events.fencing import ELECTED
 
 FOREVER = -1
 HOUR_MS = 3_600_000
 
 ROLES = ("api", "scheduler", "autoscaler", "healer", "node")
 """One Kafka principal per service role; each service connects as its role."""
-ELECTED = ("scheduler", "autoscaler", "healer")
-"""The deciders: any number of instances each, one of which (elected) decides."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,8 @@ DEMAND = Topic("demand", 6, 6 * HOUR_MS, "function", history=False, writers=("ap
 TOKENS = Topic("tokens", 1, FOREVER, "token", history=True, writers=("api",))
 LEADERS = Topic("leaders", 1, HOUR_MS, "topic", history=False, writers=())
 """Never written: the deciders' consumer groups subscribe to its one partition, and the
-member it is assigned to is its role's leader (`services.common.leadership`)."""
+member it is assigned to is its role's leader (`services.common.leadership`); the api
+instances' group subscribes to it to learn its members (`services.api.peers`)."""
 SECRETS = Topic("secrets", 1, FOREVER, "secret", history=True, writers=("api",))
 DEAD_LETTER = Topic("dead-letter", 1, FOREVER, "topic", history=True, writers=ROLES)
 
@@ -100,7 +100,7 @@ WORLD_TOPICS: tuple[Topic, ...] = (
 """What the world's fold (`events.projections.world`) is made of."""
 
 READS: dict[str, tuple[Topic, ...]] = {
-    "api": (*WORLD_TOPICS, TOKENS, SECRETS, REQUEST_STATS, CONTAINER_STATS),
+    "api": (*WORLD_TOPICS, TOKENS, SECRETS, REQUEST_STATS, CONTAINER_STATS, LEADERS),
     "scheduler": (*WORLD_TOPICS, LEADERS),
     "healer": (*WORLD_TOPICS, LEADERS),
     "autoscaler": (
@@ -161,6 +161,18 @@ function events, the healer's (a repair) with the deciders' decisions."""
 def leader_group(role: str, namespace: str) -> str:
     """The consumer group whose members are a decider role's instances."""
     return f"leader.{role}.{namespace}"
+
+
+def peer_group(role: str, namespace: str) -> str:
+    """The consumer group whose members are the api's instances (they share replicas)."""
+    return f"peers.{role}.{namespace}"
+
+
+def group_of(role: str, namespace: str) -> str | None:
+    """The consumer group a role's instances meet in, if they meet."""
+    if role in ELECTED:
+        return leader_group(role, namespace)
+    return peer_group(role, namespace) if role == "api" else None
 
 
 def topic_of(payload_type: type[t.Payload], role: str | None = None) -> Topic:

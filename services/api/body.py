@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from services.api.auth import Principal
 from services.api.call import Call
 
 
@@ -24,6 +25,19 @@ class NoReplica(Exception):
 
 def error(status: int, message: str, **details: object) -> web.Response:
     return web.json_response({"error": message, **details}, status=status)
+
+
+def private_refusal(found: Principal | None, name: str) -> web.Response | None:
+    """Why a caller may not call a private function (None: it may)."""
+    if found is None:
+        return error(
+            401,
+            "this function is private: send a token that may call it as 'Authorization: "
+            f"Bearer <token>' (`shoal token create --scope invoke --function {name}`)",
+        )
+    if not found.may_invoke(name):
+        return error(403, f"a {found.scope} token may not call {name!r}", function=name)
+    return None
 
 
 def too_large(function: str, limit: int) -> web.Response:

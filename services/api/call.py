@@ -34,11 +34,15 @@ class Call:
         *,
         deadline: float,
         shoal_credential: bool,
+        relayed: tuple[str, str] | None = None,
     ) -> Call:
+        """The call as the request asks; `relayed` is the caller's address and Host as
+        told by the peer that relayed it."""
+        client, host = relayed or (request.remote or "", request.host)
         headers = request_headers(
             list(request.headers.items()),
-            peer=request.remote or "",
-            host=request.host,
+            peer=client,
+            host=host or request.host,
             proto=request.scheme,
             shoal_credential=shoal_credential,
         )

@@ -32,6 +32,9 @@ SET_BY_API = frozenset(
         "x-forwarded-prefix",
         "x-forwarded-proto",
         "x-real-ip",
+        "x-shoal-peer",
+        "x-shoal-client",
+        "x-shoal-host",
     }
 )
 """Framed again, or said by the api about the caller; never taken from the caller."""

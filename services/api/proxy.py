@@ -11,13 +11,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import Counter, Gauge, Histogram
 
 from events.types import ColdStartDemand
 from services.api.auth import Principal
-from services.api.body import BodyBudget, NoReplica, error, read_body
+from services.api.body import BodyBudget, NoReplica, error, private_refusal, read_body
 from services.api.call import Call
 from services.api.forwarding import BadRequest, response_headers
+from services.api.proxy_metrics import (
+    COLD_START_SECONDS,
+    COLD_STARTS,
+    EJECTIONS,
+    LATENCY,
+    QUEUE_DEPTH,
+    RELAYED,
+    REQUESTS,
+)
+from services.api.relay import relay_headers, relayed_by_peer
 from services.api.request_stats import RequestWindow
 from services.api.routing import Route
 from services.api.upstream import (
@@ -40,28 +49,6 @@ MOST_UNANSWERED = 2
 the call itself is suspect (it may be what kills them), and gets 502."""
 BUFFERED_BODY_LIMIT = 256 * 1024
 """Responses up to this size with a known length are read whole (cheaper); others stream."""
-REQUESTS = Counter("shoal_api_requests_total", "Function calls answered", ["function", "code"])
-LATENCY = Histogram(
-    "shoal_api_request_seconds",
-    "Function call latency",
-    ["function"],
-    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
-QUEUE_DEPTH = Gauge("shoal_api_queue_depth", "Requests waiting for a replica", ["function"])
-COLD_STARTS = Counter(
-    "shoal_api_cold_starts_total", "Requests that found no ready replica", ["function"]
-)
-EJECTIONS = Counter(
-    "shoal_api_ejections_total",
-    "Replicas taken out of routing for a while after refusing a connection",
-    ["function"],
-)
-COLD_START_SECONDS = Histogram(
-    "shoal_api_cold_start_seconds",
-    "Wait of a cold-started request for its replica",
-    ["function"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
-)
 
 
 @dataclass
@@ -83,6 +70,8 @@ class FunctionProxy:
     carries_token: Callable[[web.Request], bool]
     bodies: BodyBudget
     clock: Callable[[], float] = time.monotonic
+    peer_proof: str = ""
+    """What api instances show each other when they relay calls ('': no relaying)."""
     windows: dict[str, RequestWindow] = field(default_factory=dict)
     waiting: dict[str, Waiting] = field(default_factory=dict)
     _latency: dict[str, Any] = field(default_factory=dict)
@@ -99,7 +88,7 @@ class FunctionProxy:
         for key in [k for k in self._requests if k[0] == function]:
             del self._requests[key]
             forget_series(REQUESTS, function, str(key[1]) if key[1] else "other")
-        for metric in (QUEUE_DEPTH, COLD_STARTS, COLD_START_SECONDS, EJECTIONS):
+        for metric in (QUEUE_DEPTH, COLD_STARTS, COLD_START_SECONDS, EJECTIONS, RELAYED):
             forget_series(metric, function)
 
     def window(self, function: str) -> RequestWindow:
@@ -108,18 +97,24 @@ class FunctionProxy:
             found = self.windows[function] = RequestWindow(started_at=self.clock())
         return found
 
+    def _begin(self, name: str, now: float) -> RequestWindow:
+        window = self.window(name)
+        window.begin(now)
+        return window
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         function = self.view.function(name)
         if function is None:
             return error(404, f"no function named {name!r}", function=name)
         if function.spec.private:
-            refused = self._private(request, name)
+            refused = private_refusal(self.principal(request), name)
             if refused is not None:
                 return refused
+        relayed = relayed_by_peer(request.headers, self.peer_proof) if self.peer_proof else None
         started = self.clock()
-        window = self.window(name)
-        window.begin(started)
+        peer = None if relayed else self.view.routes.relay_to(name, function.revision, started)
+        window = None if peer else self._begin(name, started)
         latency = self._latency.get(name)
         if latency is None:
             latency = self._latency[name] = LATENCY.labels(name)
@@ -132,9 +127,13 @@ class FunctionProxy:
                 function.spec,
                 deadline=started + function.spec.request_timeout_s,
                 shoal_credential=self.carries_token(request),
+                relayed=relayed,
             )
             call.body = await read_body(request, call, self.bodies, self.clock)
-            response = await self._serve(request, call)
+            response = await self._relay(request, call, peer) if peer else None
+            if response is None:
+                window = window or self._begin(name, self.clock())
+                response = await self._serve(request, call)
             status = response.status
             return response
         except BadRequest as bad:
@@ -149,22 +148,40 @@ class FunctionProxy:
         finally:
             self.bodies.give(len(call.body or b"") if call is not None else 0)
             finished = self.clock()
-            window.end(finished, latency_ms=(finished - started) * 1000, error=status >= 500)
-            self._count(name, status)
-            latency.observe(finished - started)
+            if window is None:  # a relayed call is counted where it is served
+                RELAYED.labels(name).inc()
+            else:
+                window.end(finished, latency_ms=(finished - started) * 1000, error=status >= 500)
+                self._count(name, status)
+                latency.observe(finished - started)
 
-    def _private(self, request: web.Request, name: str) -> web.Response | None:
-        """Why a caller may not call a private function (None: it may)."""
-        found = self.principal(request)
-        if found is None:
-            return error(
-                401,
-                "this function is private: send a token that may call it as 'Authorization: "
-                f"Bearer <token>' (`shoal token create --scope invoke --function {name}`)",
+    async def _relay(
+        self, request: web.Request, call: Call, peer: str
+    ) -> web.StreamResponse | None:
+        """The call served by the peer api that holds the replicas' slots (None: that
+        peer refused the connection, and the call is served here)."""
+        headers = relay_headers(
+            list(request.headers.items()),
+            proof=self.peer_proof,
+            client=request.remote or "",
+            host=request.host,
+        )
+        relayed = Call(call.name, call.spec, call.deadline, request.raw_path, headers, call.body)
+        route = Route(replica_id=f"api {peer}", revision=0, node="", endpoint=peer, limit=0)
+        try:
+            return await self._forward(request, relayed, route)
+        except NotSent as failure:
+            self.log.warning(
+                "the peer api refused a relayed call: served here",
+                function=call.name,
+                peer=peer,
+                cause=str(failure),
             )
-        if not found.may_invoke(name):
-            return error(403, f"a {found.scope} token may not call {name!r}", function=name)
-        return None
+            return None
+        except NoResponse:
+            raise NoReplica(
+                error(502, "the peer api closed the connection without answering", peer=peer)
+            ) from None
 
     def _count(self, name: str, status: int) -> None:
         code = status if 100 <= status < 600 else 0

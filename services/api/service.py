@@ -17,7 +17,9 @@ from events.types import RequestStats
 from services.api.body import BodyBudget
 from services.api.control import ControlPlane
 from services.api.dashboard import Dashboard
+from services.api.peers import ApiPeers
 from services.api.proxy import FunctionProxy
+from services.api.relay import peer_proof
 from services.api.secret_routes import SecretRoutes
 from services.api.settings import Settings
 from services.api.token_routes import TokenRoutes
@@ -44,6 +46,10 @@ class Api:
         self.dashboard: Dashboard | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.pruning = Every(PRUNE_EVERY_S)
+        self.peers: ApiPeers | None = None
+        self.peers_task: asyncio.Task[None] | None = None
+        self.leaving = asyncio.Event()
+        """Set when the api stops: it leaves its peers' group, handing its shares on."""
 
     def add_routes(self, ctx: ServiceContext) -> None:
         settings = self.settings
@@ -74,6 +80,19 @@ class Api:
             carries_token=control.carries_token,
             bodies=BodyBudget(settings.body_budget_bytes),
             clock=self.clock.now,
+            peer_proof=peer_proof(settings.token),
+        )
+        self.peers = ApiPeers(
+            ctx.settings.bus,
+            instance=ctx.settings.instance,
+            url=settings.peer_url,
+            routes=self.view.routes,
+            log=ctx.log,
+            clock=self.clock.now,
+            woken=self.view.notify_all,
+            session_s=ctx.settings.leader_session_s,
+            handoff_s=settings.handoff_s,
+            beat=lambda: ctx.liveness.beat("api-peers", within_s=PEERS_STALL_S),
         )
         self.dashboard = Dashboard(
             view=self.view, principal_for=control.principal_for, log=ctx.log, clock=self.clock
@@ -93,6 +112,7 @@ class Api:
         assert self.dashboard is not None
         self.view.world.shift(self.view.hearing.go_live())
         ctx.log.info("api ready", functions=len(self.view.world.functions.functions))
+        assert self.peers is not None
         loops = {
             "request-stats": partial(self._publish_stats, ctx),
             "dashboard": partial(self.dashboard.run, ctx),
@@ -101,6 +121,11 @@ class Api:
             asyncio.create_task(supervised(name, work, log=ctx.log, stop=ctx.stop))
             for name, work in loops.items()
         ]
+        self.peers_task = asyncio.create_task(
+            supervised(
+                "api-peers", partial(self.peers.run, self.leaving), log=ctx.log, stop=self.leaving
+            )
+        )
 
     async def after_poll(self, ctx: ServiceContext) -> None:
         now = self.clock.now()
@@ -113,6 +138,10 @@ class Api:
         try:
             await run_service(ctx, self)
         finally:
+            self.leaving.set()
+            if self.peers_task is not None:  # shares handed on before the process ends
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.peers_task, timeout=10)
             for task in self.tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -146,6 +175,8 @@ class Api:
 
 
 GATED = ("/fn/", "/v1/")
+PEERS_STALL_S = 60.0
+"""A membership of the api's group that has not worked this long fails /healthz."""
 
 
 def until_ready(ctx: ServiceContext) -> Middleware:

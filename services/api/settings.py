@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from services.common.sealing import SealingKey, key_from_env
 from services.common.settings import CommonSettings, SettingsError, env_float, env_int
@@ -24,6 +26,10 @@ class Settings:
     """The dashboard's own port: an origin apart from /fn, whose pages are the functions'."""
     sealing_key: SealingKey | None
     """The key that seals secrets (SHOAL_SECRETS_KEY_FILE); without it, secrets are off."""
+    peer_url: str
+    """Where the other api instances reach this one to relay calls (SHOAL_API_PEER_URL)."""
+    handoff_s: float
+    """How long a leaving instance waits for its calls on limited replicas to end."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -50,4 +56,22 @@ class Settings:
             ),
             dashboard_port=dashboard_port,
             sealing_key=key_from_env(environ),
+            peer_url=peer_url(environ, common.http_port),
+            handoff_s=env_float(environ, "SHOAL_API_HANDOFF_S", 3.0),
         )
+
+
+def peer_url(environ: Mapping[str, str], port: int) -> str:
+    """SHOAL_API_PEER_URL, an http:// URL of an IP address and port (the relay's client
+    takes no names); by default this host's loopback and the api's port."""
+    url = environ.get("SHOAL_API_PEER_URL") or f"http://127.0.0.1:{port}"
+    try:
+        parts = urlsplit(url)
+        ipaddress.ip_address(parts.hostname or "")
+        if parts.scheme != "http" or not parts.port or parts.path not in ("", "/"):
+            raise ValueError(url)
+    except ValueError:
+        raise SettingsError(
+            f"SHOAL_API_PEER_URL={url!r} must be http://ADDRESS:PORT with an IP address"
+        ) from None
+    return f"http://{parts.netloc}"

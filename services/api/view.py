@@ -43,6 +43,11 @@ class ApiView:
         if event is not None:
             event.set()
 
+    def notify_all(self) -> None:
+        """Wake every waiting request (the replicas' shares changed)."""
+        for function in list(self._signals):
+            self.notify(function)
+
     def apply(self, envelope: Envelope) -> bool:
         """Fold one event (False: it was applied before); a replica is routed while it is
         ready, and not after."""

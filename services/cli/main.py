@@ -29,8 +29,8 @@ from services.local.images import ensure_test_images as ensure_images
 from services.local.kafka_broker import BrokerError, BrokerLayout, LocalKafkaBroker
 from services.local.paths import kafka_data_dir, private_dir, state_dir
 from services.local.processes import (
-    ELECTED_MODULES,
     MOST_INSTANCES,
+    SCALED_MODULES,
     ServiceProcess,
     built_services,
     known_services,
@@ -92,7 +92,8 @@ def cli() -> None:
     type=click.IntRange(1, MOST_INSTANCES),
     default=2,
     show_default=True,
-    help="instances of each decider (scheduler, autoscaler, healer); one leads at a time",
+    help="instances of the api and of each decider (scheduler, autoscaler, healer): the "
+    "apis share the load, one instance of each decider leads at a time",
 )
 def up(instances: int) -> None:
     """Start Kafka and every Shoal service on this machine (idempotent)."""
@@ -132,16 +133,25 @@ def up(instances: int) -> None:
         deploy_demo(token)
 
 
-def lead_of(service: ServiceProcess) -> str:
-    """For a decider: whether this instance leads its role (from its /metrics)."""
-    if service.module not in ELECTED_MODULES:
+def role_of_instance(service: ServiceProcess) -> str:
+    """What this instance holds, from its /metrics: a decider leads its role or stands by;
+    an api shares the replicas' limits with its peers."""
+    if service.module not in SCALED_MODULES:
         return ""
-    url = f"http://127.0.0.1:{service.http_port(dict(os.environ))}/metrics"
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{service.http_port(dict(os.environ))}/metrics"
+    )
+    if service.module == "api":  # the api's /metrics is behind its token
+        token = os.environ.get("SHOAL_API_TOKEN") or api_token()
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(url, timeout=2) as reply:
+        with urllib.request.urlopen(request, timeout=2) as reply:
             text = reply.read().decode()
     except OSError:
         return "  (not answering)"
+    if service.module == "api":
+        peers = re.search(r"^shoal_api_peers\{[^}]*\} (\d+)\.0$", text, re.M)
+        return f"  shares the replicas' limits with {int(peers[1]) - 1 if peers else '?'} peer(s)"
     leads = re.search(r"^shoal_leader\{[^}]*\} 1\.0$", text, re.M)
     return "  leads" if leads else "  standby"
 
@@ -215,7 +225,7 @@ def status() -> None:
     for service in known_services():
         pid = service.pid()
         healthy = healthy and pid is not None
-        state = f"running  pid {pid}{lead_of(service)}" if pid else "stopped"
+        state = f"running  pid {pid}{role_of_instance(service)}" if pid else "stopped"
         click.echo(f"{service.name:<12} {state}")
     if not healthy:
         sys.exit(1)

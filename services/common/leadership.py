@@ -12,11 +12,10 @@ still runs (paused, cut off) is not obeyed once its successor has spoken."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from aiokafka.coordinator.protocol import (
     ConsumerProtocolMemberAssignment,
@@ -26,7 +25,8 @@ from prometheus_client import Gauge
 
 from events.fencing import EPOCH_CEILING
 from events.settings import BusSettings
-from events.topics import LEADERS, leader_group
+from events.topics import leader_group
+from services.common.groups import generation, group_consumer, stay_member
 from services.common.logs import StructLog
 
 LEADING = Gauge("shoal_leader", "1 while this instance leads its role", ["role", "instance"])
@@ -72,26 +72,16 @@ class Leadership:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Be a member of the role's group until `stop`; leaving it hands the lead on."""
-        topic = LEADERS.name(self.bus.namespace)
-        consumer = AIOKafkaConsumer(
-            **self.bus.client_kwargs(),
-            group_id=leader_group(self.role, self.bus.namespace),
+        consumer = group_consumer(
+            self.bus,
+            group=leader_group(self.role, self.bus.namespace),
             client_id=f"{self.role}-{self.instance}",
-            enable_auto_commit=False,
-            session_timeout_ms=int(self.session_s * 1000),
-            heartbeat_interval_ms=max(100, int(self.session_s * 1000 / 5)),
-            rebalance_timeout_ms=int(self.session_s * 1000),
-            auto_offset_reset="latest",
-            partition_assignment_strategy=(_keep_leader(self),),
+            session_s=self.session_s,
+            assignor=_keep_leader(self),
         )
-        consumer.subscribe([topic], listener=_Listener(self, consumer, topic))
         try:
-            await consumer.start()
-            while not stop.is_set():
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=0.2)
-                await consumer.getmany(timeout_ms=0)
-                self.beat()
+            listener = _Listener(self, consumer)
+            await stay_member(consumer, listener, bus=self.bus, stop=stop, beat=self.beat)
         finally:
             self._lost()
             await consumer.stop()
@@ -137,20 +127,14 @@ def _epoch_of(user_data: bytes | None) -> int:
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, owner: Leadership, consumer: AIOKafkaConsumer, topic: str) -> None:
-        self.owner, self.consumer, self.topic = owner, consumer, topic
+    def __init__(self, owner: Leadership, consumer: AIOKafkaConsumer) -> None:
+        self.owner, self.consumer = owner, consumer
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         self.owner._lost()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        if TopicPartition(self.topic, 0) in assigned:
-            self.owner._won(_generation(self.consumer))
+        if any(tp.partition == 0 for tp in assigned):
+            self.owner._won(generation(self.consumer))
         else:
             self.owner.assigned = False
-
-
-def _generation(consumer: AIOKafkaConsumer) -> int:
-    """The group's generation (aiokafka keeps it on its coordinator)."""
-    coordinator = getattr(consumer, "_coordinator", None)
-    return int(getattr(coordinator, "generation", 0) or 0)

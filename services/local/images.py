@@ -17,7 +17,20 @@ HERE = REPO_ROOT / "deploy" / "images"
 BUSYBOX = Path("/bin/busybox")
 BASE = "shoal-test/base:1"
 IMAGES = ("hello", "cpu", "sleep", "crash", "never-ready", "memhog", "flood")
-APPLETS = ("sh", "httpd", "sleep", "head", "tr", "cat", "echo", "printf", "ls", "ps", "kill")
+APPLETS: tuple[str, ...] = (
+    "sh",
+    "httpd",
+    "sleep",
+    "head",
+    "tr",
+    "cat",
+    "echo",
+    "printf",
+    "ls",
+    "ps",
+    "kill",
+)
+APPLETS += ("mkdir", "rmdir")
 LABEL = "dev.shoal.test-image-hash"
 
 
@@ -27,6 +40,7 @@ def image(name: str) -> str:
 
 def source_hash() -> str:
     digest = hashlib.sha256(BUSYBOX.read_bytes() if BUSYBOX.exists() else b"")
+    digest.update(" ".join(APPLETS).encode())
     for path in sorted(HERE.rglob("*")):
         if path.is_file():
             digest.update(str(path.relative_to(HERE)).encode())

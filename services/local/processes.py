@@ -17,11 +17,14 @@ from services.local.pids import live_pid, terminate
 SERVICE_ORDER = ("node_agent", "scheduler", "autoscaler", "healer", "api")
 ELECTED_MODULES = ("scheduler", "autoscaler", "healer")
 """The deciders: `shoal up` runs several instances of each; one leads at a time."""
+SCALED_MODULES = ("api", *ELECTED_MODULES)
+"""What `shoal up --instances N` runs N of (a node-agent is one per node)."""
 MOST_INSTANCES = 9
 PORTS = {"api": ("API", 8080), "scheduler": ("SCHEDULER", 9102)}
 PORTS |= {"autoscaler": ("AUTOSCALER", 9101), "healer": ("HEALER", 9103)}
 PORTS |= {"node_agent": ("NODE", 9104)}
 """Each service's settings prefix and default HTTP port."""
+DASHBOARD_PORT = 8081
 
 
 @dataclass(frozen=True)
@@ -42,12 +45,17 @@ class ServiceProcess:
         return base + 100 * (self.index - 1)
 
     def own_env(self, environ: dict[str, str]) -> dict[str, str]:
-        """What this instance's environment sets apart from its siblings'."""
+        """What this instance's environment sets apart from its siblings' (an api's
+        dashboard port too, 100 up for each instance after the first)."""
         prefix, _ = PORTS[self.module]
-        return {
+        own = {
             f"SHOAL_{prefix}_HTTP_PORT": str(self.http_port(environ)),
             f"SHOAL_{prefix}_INSTANCE": f"{self.name}-{os.uname().nodename}",
         }
+        if self.module == "api":
+            dashboard = int(environ.get("SHOAL_API_DASHBOARD_PORT") or DASHBOARD_PORT)
+            own["SHOAL_API_DASHBOARD_PORT"] = str(dashboard + 100 * (self.index - 1))
+        return own
 
     @property
     def pid_file(self) -> Path:
@@ -95,12 +103,12 @@ class ServiceProcess:
 
 def built_services(instances: int = 1) -> list[ServiceProcess]:
     """The services that exist in this tree (each has a __main__), in start order, with
-    `instances` of each decider."""
+    `instances` of the api and of each decider."""
     return [
         ServiceProcess(module, index)
         for module in SERVICE_ORDER
         if (REPO_ROOT / "services" / module / "__main__.py").exists()
-        for index in range(1, (instances if module in ELECTED_MODULES else 1) + 1)
+        for index in range(1, (instances if module in SCALED_MODULES else 1) + 1)
     ]
 
 

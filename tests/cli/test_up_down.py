@@ -80,7 +80,7 @@ def test_up_starts_a_broker_with_every_topic_and_down_stops_it(tmp_path: Path) -
             environ = Path(f"/proc/{child}/environ").read_bytes()
             assert (b"SHOAL_API_TOKEN=" in environ) == (name == "api"), name
             assert (b"SHOAL_SECRETS_KEY_FILE=" in environ) == (name != "scheduler"), name
-        deciders = one_leads_each(env)
+        deciders = one_leads_each(env) + two_apis_share(env)
         os.kill(api_pid, signal.SIGKILL)
         assert answers_again(f"{api}/readyz", timeout_s=30), "the supervisor restarted the api"
         restarted = int((tmp_path / "run" / "api.child.pid").read_text())
@@ -112,6 +112,19 @@ def one_leads_each(env: dict[str, str], timeout_s: float = 30) -> list[int]:
         time.sleep(0.5)
     state = Path(env["SHOAL_STATE"]) / "run"
     return [int((state / f"{r}{n}.child.pid").read_text()) for r in roles for n in ("", "-2")]
+
+
+def two_apis_share(env: dict[str, str], timeout_s: float = 30) -> list[int]:
+    """`shoal status` shows two api instances, each sharing with the other; their pids."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        shown = shoal("status", env=env).stdout
+        lines = [line for line in shown.splitlines() if line.split()[:1] in (["api"], ["api-2"])]
+        if len(lines) == 2 and all("limits with 1 peer(s)" in line for line in lines):
+            break
+        assert time.monotonic() < deadline, f"the two apis do not share:\n{shown}"
+        time.sleep(0.5)
+    return [int((Path(env["SHOAL_STATE"]) / "run" / "api-2.child.pid").read_text())]
 
 
 def answers_again(url: str, timeout_s: float) -> bool:

@@ -20,6 +20,7 @@ from events.types import (
     ReplicaReady,
     ReplicaStarting,
     ReplicaStopped,
+    ScaleDecision,
     StartReplica,
     StopReplica,
 )
@@ -44,6 +45,18 @@ def start(replica: str, node: str = "n1", generation: int = 0) -> StartReplica:
     )
 
 
+def decision(desired: int, epoch: int = 0) -> ScaleDecision:
+    return ScaleDecision(
+        function="f",
+        revision=1,
+        previous=0,
+        desired=desired,
+        panic=False,
+        reason="test",
+        epoch=epoch,
+    )
+
+
 def report(kind: type[ReplicaEvent], replica: str, node: str = "n1") -> ReplicaEvent:
     if kind is ReplicaReady:
         return ReplicaReady(
@@ -55,6 +68,7 @@ def report(kind: type[ReplicaEvent], replica: str, node: str = "n1") -> ReplicaE
 def clean() -> list[Envelope]:
     return [
         at(0, FunctionDeployed(function="f", revision=1, spec=SPEC)),
+        by("/shoal/autoscaler/a", 0.5, decision(5, epoch=1)),
         at(1, start("r1")),
         at(1.1, report(ReplicaStarting, "r1")),
         at(1.5, report(ReplicaReady, "r1")),
@@ -94,15 +108,20 @@ def test_each_wrong_history_is_caught_by_its_rule() -> None:
     forged = at(5, report(ReplicaReady, "ghost"))
     back = at(80, FunctionUpdated(function="f", revision=1, spec=SPEC))
     stop = at(90, StopReplica(node="n1", function="f", replica_id="r4"))
-    found = check([*history, twice, unanswered, forged, back, stop, history[1]])
+    over = [at(20, decision(1)), at(30, start("r9")), at(30.5, report(ReplicaStarting, "r9"))]
+    over.append(at(31, decision(8)))
+    standby = by("/shoal/autoscaler/c", 11, msgspec.structs.replace(decision(5), function="g"))
+    found = check([*history, twice, unanswered, forged, back, stop, *over, standby, history[2]])
     by_rule = {v.rule: v for v in found.violations}
     assert sorted(by_rule) == sorted(RULES), found.violations
-    assert set(by_rule["started once"].events) == {history[1].id, twice.id}
+    assert set(by_rule["started once"].events) == {history[2].id, twice.id}
     assert by_rule["start answered"].events == (unanswered.id,)
     assert by_rule["reports follow commands"].events == (forged.id,)
     assert by_rule["revisions move on"].events[-1] == back.id
     assert by_rule["stop answered"].events == (stop.id,)
     assert by_rule["deposed not obeyed"].events == (leaders[3].id,)
+    assert by_rule["within desired and surge"].events == (over[1].id,)
+    assert by_rule["decided by a leader"].events == (standby.id,)
     assert len(found.violations) == len(RULES), "a command delivered twice counts once"
 
 

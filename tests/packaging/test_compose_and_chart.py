@@ -48,7 +48,9 @@ def test_compose_file_is_valid_and_runs_every_part() -> None:
     assert checked.returncode == 0, checked.stderr
     resolved = yaml.safe_load(checked.stdout)
     services = resolved["services"]
-    assert set(services) == SERVICES | {"kafka", "kafka-setup"}
+    seconds = {f"{name}-2" for name in ("api", "scheduler", "autoscaler", "healer")}
+    assert set(services) == SERVICES | {"kafka", "kafka-setup"} | seconds
+    assert all(services[name]["profiles"] == ["ha"] for name in seconds), "only on asking"
     kafka = services["kafka"]["environment"]
     assert kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"] == (
         "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT"
@@ -95,6 +97,22 @@ def test_compose_file_is_valid_and_runs_every_part() -> None:
             role,
             f"pw-{role}",
         )
+
+
+def test_the_ha_profile_runs_a_second_api_and_decider_on_ports_100_up() -> None:
+    checked = compose("config", SHOAL_API_TOKEN="compose-token-123", **PASSWORDS_ENV)
+    assert checked.returncode == 0, checked.stderr
+    services = yaml.safe_load(checked.stdout)["services"]
+    ports = {"api": "8080", "scheduler": "9102", "autoscaler": "9101", "healer": "9103"}
+    for name, port in ports.items():
+        first, second = services[name], services[f"{name}-2"]
+        variable = f"SHOAL_{name.upper()}_HTTP_PORT"
+        assert second["command"] == first["command"]
+        assert int(second["environment"][variable]) == int(port) + 100
+        assert second["environment"]["SHOAL_KAFKA_SASL_USERNAME"] == name
+        assert f":{int(port) + 100}/readyz" in " ".join(second["healthcheck"]["test"])
+    assert services["api-2"]["environment"]["SHOAL_API_DASHBOARD_PORT"] == "8181"
+    assert services["api-2"]["environment"]["SHOAL_API_TOKEN"] == "compose-token-123"
 
 
 def test_compose_refuses_to_run_without_a_token_or_kafka_passwords(tmp_path: Path) -> None:
@@ -206,6 +224,11 @@ def test_rendered_chart_has_probes_resources_and_no_privileged_pod() -> None:
         assert found[decider]["spec"]["replicas"] == 2, "one leads, one stands by"
         assert "strategy" not in found[decider]["spec"], "rolled: another instance takes over"
     assert found["api"]["spec"]["replicas"] == 2
+    api_env = {
+        e["name"]: e for e in found["api"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert api_env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    assert api_env["SHOAL_API_PEER_URL"]["value"] == "http://$(POD_IP):8080"
     budgets = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
     assert {
         b["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] for b in budgets

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -28,27 +28,40 @@ class Load:
 
 
 @contextlib.asynccontextmanager
-async def steady_load(url: str, workers: int = 4, pause_s: float = 0.01) -> AsyncIterator[Load]:
-    """`workers` loops calling `url` until the block ends."""
-    load = Load()
+async def workers_running(
+    step: Callable[[aiohttp.ClientSession], Awaitable[None]], workers: int, pause_s: float
+) -> AsyncIterator[None]:
+    """`workers` loops each doing `step` (then a pause) until the block ends."""
     stop = asyncio.Event()
 
     async def worker(http: aiohttp.ClientSession) -> None:
         while not stop.is_set():
-            try:
-                async with http.get(url) as reply:
-                    body = await reply.read()
-                    load.statuses[reply.status] += 1
-                    if reply.status != 200:
-                        load.failures.append(f"{reply.status} {body[:200]!r}")
-            except aiohttp.ClientError as exc:
-                load.failures.append(repr(exc))
+            await step(http)
             await asyncio.sleep(pause_s)
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
         tasks = [asyncio.create_task(worker(http)) for _ in range(workers)]
         try:
-            yield load
+            yield
         finally:
             stop.set()
             await asyncio.gather(*tasks)
+
+
+@contextlib.asynccontextmanager
+async def steady_load(url: str, workers: int = 4, pause_s: float = 0.01) -> AsyncIterator[Load]:
+    """`workers` loops calling `url` until the block ends."""
+    load = Load()
+
+    async def call(http: aiohttp.ClientSession) -> None:
+        try:
+            async with http.get(url) as reply:
+                body = await reply.read()
+                load.statuses[reply.status] += 1
+                if reply.status != 200:
+                    load.failures.append(f"{reply.status} {body[:200]!r}")
+        except aiohttp.ClientError as exc:
+            load.failures.append(repr(exc))
+
+    async with workers_running(call, workers, pause_s):
+        yield load

@@ -103,16 +103,21 @@ class ServiceProcess:
             f"{self.module} not ready in {timeout_s} s: {self.log_path.read_text()[-3000:]}"
         )
 
-    def successor(self, name: str, **changed: str) -> ServiceProcess:
+    def successor(self, name: str, *, same_ports: bool = False, **changed: str) -> ServiceProcess:
         """Another process of the same service with the same settings (but those
-        `changed`), on a new port: what replaces this one when it is killed."""
+        `changed`), on a new port (or this one's, `same_ports`, as a restart in place):
+        what replaces this one when it is killed."""
+        ports: dict[str, str] = {}
+        if same_ports and self.module == "api":
+            ports[DASHBOARD_PORT] = str(self.dashboard_port)
         return ServiceProcess(
             self.bus,
             module=self.module,
             port_variable=self.port_variable,
             log_dir=self.log_path.parent,
             name=name,
-            **(self.settings | changed),
+            http_port=self.http_port if same_ports else None,
+            **(self.settings | ports | changed),
         )
 
     async def _check_identity(self, http: aiohttp.ClientSession) -> None:
