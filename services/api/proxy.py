@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from events.types import ColdStartDemand
@@ -118,7 +119,7 @@ class FunctionProxy:
         latency = self._latency.get(name)
         if latency is None:
             latency = self._latency[name] = LATENCY.labels(name)
-        status = 500
+        status, by_peer = 500, False
         call: Call | None = None
         try:
             call = Call.of(
@@ -131,6 +132,7 @@ class FunctionProxy:
             )
             call.body = await read_body(request, call, self.bodies, self.clock)
             response = await self._relay(request, call, peer) if peer else None
+            by_peer = response is not None
             if response is None:
                 window = window or self._begin(name, self.clock())
                 response = await self._serve(request, call)
@@ -148,10 +150,13 @@ class FunctionProxy:
         finally:
             self.bodies.give(len(call.body or b"") if call is not None else 0)
             finished = self.clock()
-            if window is None:  # a relayed call is counted where it is served
+            if by_peer:  # a call a peer answered is counted there
                 RELAYED.labels(name).inc()
             else:
-                window.end(finished, latency_ms=(finished - started) * 1000, error=status >= 500)
+                if window is not None:
+                    window.end(
+                        finished, latency_ms=(finished - started) * 1000, error=status >= 500
+                    )
                 self._count(name, status)
                 latency.observe(finished - started)
 
@@ -166,7 +171,8 @@ class FunctionProxy:
             client=request.remote or "",
             host=request.host,
         )
-        relayed = Call(call.name, call.spec, call.deadline, request.raw_path, headers, call.body)
+        whole = msgspec.structs.replace(call.spec, response_start_timeout_s=0)  # queued there
+        relayed = Call(call.name, whole, call.deadline, request.raw_path, headers, call.body)
         route = Route(replica_id=f"api {peer}", revision=0, node="", endpoint=peer, limit=0)
         try:
             return await self._forward(request, relayed, route)

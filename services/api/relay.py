@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from services.api.forwarding import HOP_BY_HOP, connection_named
 
@@ -18,6 +20,18 @@ HOST_HEADER = "X-Shoal-Host"
 """The Host the caller asked for (the relay's own request names the peer)."""
 RELAY_HEADERS = frozenset(h.lower() for h in (PEER_HEADER, CLIENT_HEADER, HOST_HEADER))
 """Said between api instances only: taken from no caller, passed to no replica."""
+
+
+def peer_address(url: str) -> str:
+    """`url` as http://ADDRESS:PORT when it is one, with an IP address (the relay's client
+    takes no names, paths or credentials); ValueError otherwise."""
+    parts = urlsplit(url)
+    ipaddress.ip_address(parts.hostname or "")
+    if parts.scheme != "http" or not parts.port or parts.path not in ("", "/"):
+        raise ValueError(url)
+    if parts.username is not None or parts.query or parts.fragment:
+        raise ValueError(url)
+    return f"http://{parts.netloc}"
 
 
 def peer_proof(token: str) -> str:

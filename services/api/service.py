@@ -111,7 +111,6 @@ class Api:
     async def on_ready(self, ctx: ServiceContext) -> None:
         assert self.dashboard is not None
         self.view.world.shift(self.view.hearing.go_live())
-        ctx.log.info("api ready", functions=len(self.view.world.functions.functions))
         assert self.peers is not None
         loops = {
             "request-stats": partial(self._publish_stats, ctx),
@@ -126,6 +125,11 @@ class Api:
                 "api-peers", partial(self.peers.run, self.leaving), log=ctx.log, stop=self.leaving
             )
         )
+        try:  # ready once it holds its shares of the replicas' limits (or gives up waiting)
+            await asyncio.wait_for(self.peers.sharing.wait(), FIRST_SHARES_S)
+        except TimeoutError:
+            ctx.log.warning("ready without shares: functions with a concurrency limit wait")
+        ctx.log.info("api ready", functions=len(self.view.world.functions.functions))
 
     async def after_poll(self, ctx: ServiceContext) -> None:
         now = self.clock.now()
@@ -175,6 +179,8 @@ class Api:
 
 
 GATED = ("/fn/", "/v1/")
+FIRST_SHARES_S = 15.0
+"""How long a starting api waits to join its peers before it says it is ready anyway."""
 PEERS_STALL_S = 60.0
 """A membership of the api's group that has not worked this long fails /healthz."""
 

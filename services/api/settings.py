@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
+from services.api.relay import peer_address
 from services.common.sealing import SealingKey, key_from_env
 from services.common.settings import CommonSettings, SettingsError, env_float, env_int
 
@@ -66,12 +65,8 @@ def peer_url(environ: Mapping[str, str], port: int) -> str:
     takes no names); by default this host's loopback and the api's port."""
     url = environ.get("SHOAL_API_PEER_URL") or f"http://127.0.0.1:{port}"
     try:
-        parts = urlsplit(url)
-        ipaddress.ip_address(parts.hostname or "")
-        if parts.scheme != "http" or not parts.port or parts.path not in ("", "/"):
-            raise ValueError(url)
+        return peer_address(url)
     except ValueError:
         raise SettingsError(
             f"SHOAL_API_PEER_URL={url!r} must be http://ADDRESS:PORT with an IP address"
         ) from None
-    return f"http://{parts.netloc}"

@@ -14,11 +14,21 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from events.settings import BusSettings
 from events.topics import LEADERS
 
+HEARTBEAT_API = 12
+"""Kafka's api key of a Heartbeat request."""
+
 
 def group_consumer(
-    bus: BusSettings, *, group: str, client_id: str, session_s: float, assignor: type[Any]
+    bus: BusSettings,
+    *,
+    group: str,
+    client_id: str,
+    session_s: float,
+    assignor: type[Any],
+    rebalance_s: float | None = None,
 ) -> AIOKafkaConsumer:
-    """A member of `group` whose session ends `session_s` after its last heartbeat."""
+    """A member of `group` whose session ends `session_s` after its last heartbeat, and
+    who may take `rebalance_s` (a session unless told) to rejoin when the group changes."""
     return AIOKafkaConsumer(
         **bus.client_kwargs(),
         group_id=group,
@@ -26,7 +36,7 @@ def group_consumer(
         enable_auto_commit=False,
         session_timeout_ms=int(session_s * 1000),
         heartbeat_interval_ms=max(100, int(session_s * 1000 / 5)),
-        rebalance_timeout_ms=int(session_s * 1000),
+        rebalance_timeout_ms=int((rebalance_s or session_s) * 1000),
         auto_offset_reset="latest",
         partition_assignment_strategy=(assignor,),
     )
@@ -60,22 +70,29 @@ async def stay_member(
 def _watch_heartbeats(
     consumer: AIOKafkaConsumer, accepted: Callable[[float], None], clock: Callable[[], float]
 ) -> None:
-    """Wrap the coordinator's heartbeat (aiokafka says no other way whether one was
-    accepted)."""
+    """Wrap the coordinator's requests (aiokafka says no other way whether a heartbeat was
+    accepted): a Heartbeat answered with no error counts, one answered "rebalancing"
+    (which aiokafka treats as fine) does not."""
     coordinator = consumer._coordinator
-    send = coordinator._do_heartbeat
+    send = coordinator._send_req
 
-    async def heartbeat() -> bool:
+    async def request(sent: Any) -> Any:
         sent_at = clock()
-        ok = bool(await send())
-        if ok:
+        answer = await send(sent)
+        if getattr(sent, "API_KEY", None) == HEARTBEAT_API and answer.error_code == 0:
             accepted(sent_at)
-        return ok
+        return answer
 
-    coordinator._do_heartbeat = heartbeat
+    coordinator._send_req = request
 
 
 def generation(consumer: AIOKafkaConsumer) -> int:
     """The group's generation (aiokafka keeps it on its coordinator)."""
     coordinator = getattr(consumer, "_coordinator", None)
     return int(getattr(coordinator, "generation", 0) or 0)
+
+
+def member_id(consumer: AIOKafkaConsumer) -> str:
+    """This member's id in its group (aiokafka keeps it on its coordinator)."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    return str(getattr(coordinator, "member_id", "") or "")

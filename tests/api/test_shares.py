@@ -88,17 +88,35 @@ def test_an_instance_without_a_slot_relays_to_one_that_has() -> None:
 
 
 def test_what_members_say_of_themselves_is_checked() -> None:
-    said = [
-        json.dumps({"instance": "api-1", "url": "http://127.0.0.1:8080"}).encode(),
-        b"not json",
-        json.dumps({"instance": "api-2", "url": "file:///etc/passwd"}).encode(),
-        json.dumps({"instance": "", "url": "http://127.0.0.1:1"}).encode(),
-        json.dumps(["a list"]).encode(),
-        None,
+    def said(instance: object, url: object) -> bytes:
+        return json.dumps({"instance": instance, "url": url}).encode()
+
+    members = [
+        ("m1", said("api-1", "http://127.0.0.1:8080")),
+        ("m2", b"not json"),
+        ("m3", said("api-2", "file:///etc/passwd")),
+        ("m4", said("api-3", "http://peer.example:80")),  # a name: the relay takes none
+        ("m5", said("api-4", "http://user@10.0.0.1:80")),
+        ("m6", said("api-5", "http://10.0.0.1:99999")),
+        ("m7", said("", "http://127.0.0.1:1")),
+        ("m8", json.dumps(["a list"]).encode()),
+        ("m9", b"[" * 5000 + b"]" * 5000),  # nested past Python's recursion limit
+        ("m10", b" " * (65 * 1024)),
+        ("m11", None),
     ]
-    assert members_of(said) == {"api-1": "http://127.0.0.1:8080"}
+    assert members_of(members) == {"api-1#m1": "http://127.0.0.1:8080"}
     assert told_members(b"[1, 2]") == {}
+    assert told_members(b"{" * 3000) == {}
     assert told_members(json.dumps(URLS).encode()) == URLS
+    assert told_members(json.dumps({"a": "http://h.example:1"}).encode()) == {}
+
+
+def test_two_instances_given_one_name_stay_two_members() -> None:
+    said = json.dumps({"instance": "api-h-1", "url": "http://127.0.0.1:8080"}).encode()
+    urls = members_of([("m1", said), ("m2", said)])
+    assert sorted(urls) == ["api-h-1#m1", "api-h-1#m2"]
+    shares = [Membership(me, urls, 1).share("r1", 4) for me in urls]
+    assert shares == [2, 2]
 
 
 def test_only_a_peer_with_the_proof_relays_and_its_headers_never_reach_a_replica() -> None:

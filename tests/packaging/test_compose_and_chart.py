@@ -111,6 +111,11 @@ def test_the_ha_profile_runs_a_second_api_and_decider_on_ports_100_up() -> None:
         assert int(second["environment"][variable]) == int(port) + 100
         assert second["environment"]["SHOAL_KAFKA_SASL_USERNAME"] == name
         assert f":{int(port) + 100}/readyz" in " ".join(second["healthcheck"]["test"])
+        instance = f"SHOAL_{name.upper()}_INSTANCE"
+        assert (first["environment"][instance], second["environment"][instance]) == (
+            f"{name}-1",
+            f"{name}-2",
+        ), "instances apart by name (the host network gives them one hostname and pid)"
     assert services["api-2"]["environment"]["SHOAL_API_DASHBOARD_PORT"] == "8181"
     assert services["api-2"]["environment"]["SHOAL_API_TOKEN"] == "compose-token-123"
 
