@@ -10,7 +10,8 @@
 - `revisions move on`: a function's new revisions are numbered above every earlier one,
   across deletions (a scaling change keeps its revision);
 - `within desired and surge`: a start command finds fewer live replicas of its function
-  (started, not ended, not told to stop or drain, not on a node lost since) than the
+  (started, not ended, not told to stop or drain, not on a node lost since; one told so
+  within `ROUND_S` after the start, in the same round of the scheduler, neither) than the
   desired count plus the rollout surge, the desired count being the highest the
   function's decisions named within `LAG_S` before it, or its last (a scheduler acts on
   a decision a moment after it is taken);
@@ -60,6 +61,7 @@ MAX_SURGE = 1
 """Replicas a rollout or a node's evacuation may start beyond the desired count (the
 scheduler's `plan.MAX_SURGE`)."""
 LAG_S = 5.0
+ROUND_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -223,9 +225,9 @@ def _check_revisions(report: Report, events: list[Envelope]) -> None:
 
 @dataclass
 class _Counts:
-    """Per function: its live replicas (id -> node and generation) and its decisions."""
+    """Per function: the replicas it started, in order, and its decisions."""
 
-    live: dict[str, tuple[str, int]] = field(default_factory=dict)
+    starts: list[str] = field(default_factory=list)
     decisions: list[tuple[datetime, int]] = field(default_factory=list)
 
     def allowed(self, now: datetime) -> int | None:
@@ -235,33 +237,47 @@ class _Counts:
         return max([self.decisions[-1][1], *recent]) + MAX_SURGE
 
 
+def _ends(events: list[Envelope]) -> dict[str, datetime]:
+    """When each replica stopped counting as live: told to stop or drain, reported ended,
+    or its node lost (in its generation or a later one), whichever came first."""
+    ends: dict[str, datetime] = {}
+    placed: dict[str, tuple[str, int]] = {}
+    for envelope in events:
+        data = envelope.data
+        if isinstance(data, StartReplica):
+            placed[data.replica_id] = (data.node, data.node_generation)
+        elif isinstance(data, StopReplica | DrainReplica | ReplicaStopped | ReplicaFailed):
+            ends.setdefault(data.replica_id, envelope.time)
+        elif isinstance(data, NodeLost):
+            for replica_id, (node, generation) in placed.items():
+                if node == data.node and generation <= data.generation:
+                    ends.setdefault(replica_id, envelope.time)
+    return ends
+
+
 def _check_surge(report: Report, events: list[Envelope]) -> None:
+    """A scheduler's round drains and starts at once: a replica drained within ROUND_S of
+    a start no longer counts against it."""
+    ends = _ends(events)
     functions: defaultdict[str, _Counts] = defaultdict(_Counts)
     for envelope in events:
         data = envelope.data
         if isinstance(data, ScaleDecision):
             functions[data.function].decisions.append((envelope.time, data.desired))
-        elif isinstance(data, StartReplica):
-            counts = functions[data.function]
-            allowed = counts.allowed(envelope.time)
-            if allowed is not None and data.replica_id not in counts.live:
-                report.checked["within desired and surge"] += 1
-                if len(counts.live) >= allowed:
-                    text = (
-                        f"start of {data.replica_id} with {len(counts.live)} replicas of "
-                        f"{data.function} live, desired plus surge {allowed}"
-                    )
-                    violation = Violation("within desired and surge", text, (envelope.id,))
-                    report.violations.append(violation)
-            counts.live[data.replica_id] = (data.node, data.node_generation)
-        elif isinstance(data, StopReplica | DrainReplica | ReplicaStopped | ReplicaFailed):
-            functions[data.function].live.pop(data.replica_id, None)
-        elif isinstance(data, NodeLost):
-            for counts in functions.values():
-                gone = [
-                    r
-                    for r, (n, g) in counts.live.items()
-                    if n == data.node and g <= data.generation
-                ]
-                for replica_id in gone:
-                    del counts.live[replica_id]
+        if not isinstance(data, StartReplica):
+            continue
+        counts = functions[data.function]
+        allowed = counts.allowed(envelope.time)
+        round_end = envelope.time + timedelta(seconds=ROUND_S)
+        live = {r for r in counts.starts if r not in ends or ends[r] > round_end}
+        if allowed is not None and data.replica_id not in counts.starts:
+            report.checked["within desired and surge"] += 1
+            if len(live) >= allowed:
+                text = (
+                    f"start of {data.replica_id} with {len(live)} replicas of "
+                    f"{data.function} live, desired plus surge {allowed}"
+                )
+                report.violations.append(
+                    Violation("within desired and surge", text, (envelope.id,))
+                )
+        counts.starts.append(data.replica_id)

@@ -20,7 +20,7 @@ import docker
 from events.bus import ensure_topics
 from events.errors import BusUnavailable
 from events.settings import BusSettings
-from services.cli import functions, history, kafka, nodes, secret_commands, tokens
+from services.cli import functions, history, kafka, lab, nodes, secret_commands, tokens
 from services.common.labels import LABEL_NODE
 from services.common.sealing import KEY_VARIABLE, make_key
 from services.common.settings import env_int
@@ -247,6 +247,7 @@ for command in (
     kafka.kafka_setup,
     tokens.token,
     secret_commands.secret,
+    lab.lab,
 ):
     cli.add_command(command)
 

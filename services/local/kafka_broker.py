@@ -1,4 +1,6 @@
-"""A single-node Apache Kafka 4 broker in KRaft mode, run from the Maven Central jars."""
+"""An Apache Kafka 4 broker in KRaft mode, run from the Maven Central jars: the single node
+`shoal up` starts, or one node of the lab's cluster (`services.local.lab`), in a network
+namespace of its own, with replication and a static quorum of controllers."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from services.local.credentials import (
     ensure_credentials,
 )
 from services.local.paths import PRIVATE_UMASK, REPO_ROOT, kafka_jars_dir, private_dir, private_log
-from services.local.pids import live_pid, terminate
+from services.local.pids import detached, live_pid, terminate
 
 LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
 STORAGE_TOOL = "kafka.tools.StorageTool"
@@ -47,14 +49,28 @@ class BrokerLayout:
     controller_port: int = 9093
     heap_mb: int = 512
     jars_dir: Path = field(default_factory=kafka_jars_dir)
+    host: str = "127.0.0.1"
+    node_id: int = 1
+    voters: tuple[str, ...] = ()
+    """A cluster's controllers, `id@host:port` (none: this node alone)."""
+    netns: str | None = None
+    """The network namespace it runs in (None: this one)."""
+    shared_credentials: Path | None = None
+    """A cluster's credentials folder, the same for all its nodes."""
+    cluster_id: str | None = None
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
+
+    @property
+    def replication(self) -> int:
+        """How many copies of each partition: 3 in a cluster of three or more nodes."""
+        return min(3, len(self.voters)) if self.voters else 1
 
     @property
     def credentials_dir(self) -> Path:
-        return credentials_dir(self.data_dir)
+        return self.shared_credentials or credentials_dir(self.data_dir)
 
     @property
     def properties_file(self) -> Path:
@@ -75,14 +91,19 @@ def server_properties(layout: BrokerLayout, principals: dict[str, Credentials]) 
     admin, controller = principals[ADMIN], principals[CONTROLLER]
     scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
     plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
+    host, copies = layout.host, layout.replication
+    quorum = (
+        f"controller.quorum.voters={','.join(layout.voters)}"
+        if layout.voters
+        else f"controller.quorum.bootstrap.servers={host}:{layout.controller_port}"
+    )
     return "\n".join(
         [
             "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.bootstrap.servers=127.0.0.1:{layout.controller_port}",
-            f"listeners=CLIENT://127.0.0.1:{layout.port},"
-            f"CONTROLLER://127.0.0.1:{layout.controller_port}",
-            f"advertised.listeners=CLIENT://127.0.0.1:{layout.port}",
+            f"node.id={layout.node_id}",
+            quorum,
+            f"listeners=CLIENT://{host}:{layout.port},CONTROLLER://{host}:{layout.controller_port}",
+            f"advertised.listeners=CLIENT://{host}:{layout.port}",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=CLIENT",
             "listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
@@ -97,10 +118,17 @@ def server_properties(layout: BrokerLayout, principals: dict[str, Credentials]) 
             f'user_{controller.username}="{controller.password}";',
             f"log.dirs={layout.data_dir / 'logs'}",
             "num.partitions=1",
-            "offsets.topic.replication.factor=1",
+            f"default.replication.factor={copies}",
+            f"min.insync.replicas={2 if copies >= 3 else 1}",
+            "unclean.leader.election.enable=false",
+            # A dead broker of a cluster is fenced, and its partitions led elsewhere, within
+            # about 3 s (Kafka's default session is 9 s).
+            "broker.heartbeat.interval.ms=500",
+            "broker.session.timeout.ms=3000",
+            f"offsets.topic.replication.factor={copies}",
             "offsets.topic.num.partitions=10",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
+            f"transaction.state.log.replication.factor={copies}",
+            f"transaction.state.log.min.isr={2 if copies >= 3 else 1}",
             "group.initial.rebalance.delay.ms=0",
             "group.min.session.timeout.ms=1000",
             "auto.create.topics.enable=false",
@@ -125,7 +153,9 @@ class LocalKafkaBroker:
                 f"Kafka jars are missing in {jars}: run ./scripts/start.sh or ./scripts/test.sh, "
                 "which resolve them from Maven Central"
             )
+        inside = ["nsenter", f"--net=/var/run/netns/{ns}"] if (ns := self.layout.netns) else []
         return [
+            *inside,
             "java",
             f"-Xmx{self.layout.heap_mb}m",
             f"-Xms{min(self.layout.heap_mb, 256)}m",
@@ -156,9 +186,12 @@ class LocalKafkaBroker:
                 )
             return
         mark.touch()  # before: a format cut short leaves data made with the users, or none
-        cluster_id = subprocess.run(
-            self._java(STORAGE_TOOL, "random-uuid"), check=True, capture_output=True, text=True
-        ).stdout.strip()
+        cluster_id = (
+            self.layout.cluster_id
+            or subprocess.run(
+                self._java(STORAGE_TOOL, "random-uuid"), check=True, capture_output=True, text=True
+            ).stdout.strip()
+        )
         users = [
             arg
             for name in SCRAM_PRINCIPALS
@@ -170,11 +203,12 @@ class LocalKafkaBroker:
         command = [STORAGE_TOOL, "format", "-t", cluster_id, "-c", str(layout.properties_file)]
         # The passwords go in a java @argfile (0600, in the 0700 credentials folder), not on
         # the command line, where `ps` would show them.
-        argfile = layout.credentials_dir / "format.args"
+        argfile = layout.credentials_dir / f"format-{layout.node_id}.args"
         argfile.unlink(missing_ok=True)
         fd = os.open(argfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
-            out.write("\n".join([*command, "--standalone", *users]) + "\n")
+            alone = [] if self.layout.voters else ["--standalone"]
+            out.write("\n".join([*command, *alone, *users]) + "\n")
         try:
             result = subprocess.run(
                 self._java(f"@{argfile}"), capture_output=True, text=True, umask=PRIVATE_UMASK
@@ -193,7 +227,7 @@ class LocalKafkaBroker:
 
     def is_listening(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.layout.port), timeout=0.5):
+            with socket.create_connection((self.layout.host, self.layout.port), timeout=0.5):
                 return True
         except OSError:
             return False
@@ -208,6 +242,12 @@ class LocalKafkaBroker:
                 f"port {self.layout.port} is taken by another process; stop it or choose "
                 "another port (SHOAL_KAFKA_PORT)"
             )
+        self.launch()
+        self.wait_listening(wait_s)
+        self.ensure_acls()
+
+    def launch(self) -> None:
+        """Start the broker's process (formatting its storage first, once)."""
         self.ensure_formatted()
         with os.fdopen(private_log(self.layout.log_file), "ab") as log:
             process = subprocess.Popen(
@@ -218,17 +258,19 @@ class LocalKafkaBroker:
                 start_new_session=True,
                 umask=PRIVATE_UMASK,
             )
-        self._process = process
+        self._process = detached(process)
         self.layout.pid_file.write_text(str(process.pid))
+
+    def wait_listening(self, wait_s: float) -> None:
+        """Until the broker accepts connections (a cluster's, once its quorum stands)."""
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
-            if process.poll() is not None:
+            if self._process is not None and self._process.poll() is not None:
                 raise BrokerError(
-                    f"Kafka exited with code {process.returncode} at start; "
+                    f"Kafka exited with code {self._process.returncode} at start; "
                     f"see {self.layout.log_file}"
                 )
             if self.is_listening():
-                self.ensure_acls()
                 return
             time.sleep(0.2)
         raise BrokerError(f"Kafka did not listen within {wait_s:.0f} s; see {self.layout.log_file}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -29,3 +30,13 @@ def terminate(pid: int, *, wait_s: float, kill: bool = False) -> None:
             return
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
+
+
+_DETACHED: list[subprocess.Popen[bytes]] = []
+
+
+def detached(process: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    """Keep a started daemon's handle for the life of this process (it outlives the object
+    that started it; Python would warn that its handle went while it ran)."""
+    _DETACHED.append(process)
+    return process

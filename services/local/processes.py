@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.local.paths import PRIVATE_UMASK, REPO_ROOT, private_dir, private_log, state_dir
-from services.local.pids import live_pid, terminate
+from services.local.pids import detached, live_pid, terminate
 
 SERVICE_ORDER = ("node_agent", "scheduler", "autoscaler", "healer", "api")
 ELECTED_MODULES = ("scheduler", "autoscaler", "healer")
@@ -32,10 +32,15 @@ class ServiceProcess:
     module: str
     index: int = 1
     """Which instance: the second and later of a decider run beside the first."""
+    host: str = ""
+    """The network namespace of the lab host it runs on ('': this machine's)."""
+    home: Path | None = None
+    """Where its pid file and log go (None: the state folder)."""
 
     @property
     def name(self) -> str:
-        return self.module if self.index == 1 else f"{self.module}-{self.index}"
+        base = self.module if self.index == 1 else f"{self.module}-{self.index}"
+        return f"{base}@{self.host}" if self.host else base
 
     def http_port(self, environ: dict[str, str]) -> int:
         """Its HTTP port: the service's (SHOAL_<SERVICE>_HTTP_PORT or the default), 100 up
@@ -59,11 +64,11 @@ class ServiceProcess:
 
     @property
     def pid_file(self) -> Path:
-        return state_dir() / "run" / f"{self.name}.pid"
+        return (self.home or state_dir()) / "run" / f"{self.name}.pid"
 
     @property
     def log_file(self) -> Path:
-        return state_dir() / "logs" / f"{self.name}.log"
+        return (self.home or state_dir()) / "logs" / f"{self.name}.log"
 
     def pid(self) -> int | None:
         return live_pid(self.pid_file)
@@ -76,8 +81,9 @@ class ServiceProcess:
             return running
         private_dir(self.pid_file.parent)
         with os.fdopen(private_log(self.log_file), "ab") as log:
+            inside = ["nsenter", f"--net=/var/run/netns/{self.host}"] if self.host else []
             process = subprocess.Popen(
-                [sys.executable, "-m", "services.local.supervise", self.module, self.name],
+                [*inside, sys.executable, "-m", "services.local.supervise", self.module, self.name],
                 env=env,
                 cwd=REPO_ROOT,
                 stdout=log,
@@ -86,7 +92,7 @@ class ServiceProcess:
                 start_new_session=True,
                 umask=PRIVATE_UMASK,
             )
-        self.pid_file.write_text(str(process.pid))
+        self.pid_file.write_text(str(detached(process).pid))
         return process.pid
 
     def stop(self, wait_s: float = 30.0) -> None:

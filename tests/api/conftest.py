@@ -143,7 +143,7 @@ async def replica() -> AsyncIterator[ReplicaFactory]:
         server = Replica(name=name, port=free_port())
         app = web.Application(client_max_size=BODY_BUDGET)
         app.router.add_route("*", "/{tail:.*}", server.handle)
-        server.runner = web.AppRunner(app)
+        server.runner = web.AppRunner(app, shutdown_timeout=1.0)
         await server.runner.setup()
         await web.TCPSite(server.runner, "127.0.0.1", server.port).start()
         started.append(server)

@@ -9,138 +9,56 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import signal
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import docker
 import pytest
 
 from events.settings import BusSettings
 from events.topics import NODE_STATUS, REPLICAS
 from events.types import NodeRuntimeChanged, ReplicaFailed, ReplicaReady
-from services.local.images import ensure_test_images
+from services.local import lab_net
+from services.local.engines import Engine
+from services.local.lab import saved_test_images
+from services.local.lab_net import LabPlan
 from tests.support.event_log import EventLog
 from tests.support.platform import AUTH, Platform, running_platform
 
 pytestmark = [pytest.mark.kafka, pytest.mark.docker]
 
 
-@dataclass
-class Engine:
-    """A dockerd of the test's own, in a network namespace of the test's own (a test host
-    at ADDRESS, reached through a veth pair): it never touches the main engine's bridge."""
-
-    root: Path
-    name: str
-    address: str
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def socket(self) -> str:
-        return f"unix://{self.root / 'docker.sock'}"
-
-    def client(self) -> docker.DockerClient:
-        return docker.DockerClient(base_url=self.socket, version="auto")
-
-    def create_host(self, subnet: int) -> None:
-        outside, inside = f"{self.name}o", f"{self.name}i"
-        for command in (
-            f"ip netns add {self.name}",
-            f"ip link add {outside} type veth peer name {inside}",
-            f"ip link set {inside} netns {self.name}",
-            f"ip addr add 10.231.{subnet}.1/24 dev {outside}",
-            f"ip link set {outside} up",
-            f"ip -n {self.name} addr add {self.address}/24 dev {inside}",
-            f"ip -n {self.name} link set {inside} up",
-            f"ip -n {self.name} link set lo up",
-        ):
-            done = subprocess.run(command.split(), capture_output=True, text=True)
-            if done.returncode != 0:
-                pytest.fail(f"cannot make a test host ({command}): {done.stderr}; needs root")
-
-    def remove_host(self) -> None:
-        """The namespace, and what the engine left mounted under its roots."""
-        mounts = Path("/proc/mounts").read_text().split("\n")
-        for line in mounts:
-            fields = line.split()
-            if len(fields) > 1 and fields[1].startswith(str(self.root)):
-                subprocess.run(["umount", "-l", fields[1]], capture_output=True)
-        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
-
-    def start(self, timeout_s: float = 30) -> None:
-        with (self.root / "dockerd.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    "nsenter",
-                    f"--net=/var/run/netns/{self.name}",
-                    "dockerd",
-                    "--data-root",
-                    str(self.root / "data"),
-                    "--exec-root",
-                    str(self.root / "exec"),
-                    "--pidfile",
-                    str(self.root / "dockerd.pid"),
-                    "-H",
-                    self.socket,
-                    "--bridge=none",
-                    "--iptables=false",
-                    "--ip6tables=false",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            probe = subprocess.run(
-                ["docker", "-H", self.socket, "info"], capture_output=True, timeout=30
-            )
-            if probe.returncode == 0:
-                return
-            time.sleep(0.2)
-        log_text = (self.root / "dockerd.log").read_text()[-2000:]
-        pytest.fail(f"a second dockerd did not start: {log_text}")
-
-    def stop(self, timeout_s: float = 60) -> None:
-        """SIGTERM, and wait until it is gone (its containerd with it)."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 @pytest.fixture
 def engine(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Iterator[Engine]:
-    subnet = random.randrange(10, 250)
-    found = Engine(
-        root=tmp_path_factory.mktemp("dockerd", numbered=True),
-        name=f"sh{uuid.uuid4().hex[:6]}",
-        address=f"10.231.{subnet}.2",
+    """A one-host lab of the test's own: its namespace on a switch of its own, and its
+    dockerd with the test image loaded."""
+    plan = LabPlan(
+        1, 0, tag=f"dr{uuid.uuid4().hex[:4]}", subnet=f"10.231.{random.randrange(10, 250)}"
     )
-    found.create_host(subnet)
+    try:
+        lab_net.check_can_build()
+        lab_net.make_switch(plan)
+        lab_net.make_node(plan, plan.host(1))
+    except lab_net.LabError as exc:
+        pytest.fail(f"cannot make a test host: {exc}")
+    host = plan.host(1)
+    found = Engine(tmp_path_factory.mktemp("dockerd", numbered=True), host.name, host.address)
     try:
         found.start()
-        ensure_test_images(docker_client)
-        with contextlib.closing(found.client()) as second:
-            hello = docker_client.images.get("shoal-test/hello:1")
-            second.images.load(b"".join(hello.save(named=True)))
+        found.load(saved_test_images(docker_client, only=("shoal-test/hello:1",)))
         yield found
         with contextlib.suppress(Exception), contextlib.closing(found.client()) as second:
             for container in second.containers.list(all=True):
                 container.remove(force=True)
         found.stop()
     finally:
-        found.remove_host()
+        lab_net.kill_all(plan.host(1).name)
+        found.unmount()
+        lab_net.remove(plan.host(1).name)
+        lab_net.remove_switch(plan)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 from events.envelope import Envelope, new_envelope
 from events.invariants import RULES, check
 from events.types import (
+    DrainReplica,
     FunctionDeployed,
     FunctionSpec,
     FunctionUpdated,
@@ -123,6 +124,21 @@ def test_each_wrong_history_is_caught_by_its_rule() -> None:
     assert by_rule["within desired and surge"].events == (over[1].id,)
     assert by_rule["decided by a leader"].events == (standby.id,)
     assert len(found.violations) == len(RULES), "a command delivered twice counts once"
+
+
+def test_a_replica_drained_in_the_round_that_starts_its_successor_leaves_room() -> None:
+    rollout = [
+        by("/shoal/autoscaler/a", 0, decision(1, epoch=1)),
+        at(1, start("old")),
+        at(1.2, report(ReplicaReady, "old")),
+        at(5, start("new")),
+        at(5.3, DrainReplica(node="n1", function="f", replica_id="old")),
+        at(5.4, report(ReplicaReady, "new")),
+        at(6, report(ReplicaStopped, "old")),
+    ]
+    assert check(rollout, grace_s=0).violations == []
+    late = [*rollout[:4], at(5.5, start("third")), at(7, rollout[4].data)]
+    assert [v.rule for v in check(late, grace_s=100).violations] == ["within desired and surge"]
 
 
 def test_the_cli_prints_each_rule_and_exits_1_on_a_violation(

@@ -1,0 +1,148 @@
+"""The lab (`shoal lab`, 3 hosts and 3 brokers, each in a network namespace of its own) under
+faults: a host cut off from the network (its replicas ready elsewhere: p50 and max over
+the rounds), a broker SIGKILLed while a producer sends one event at a time (the longest
+wait for an acknowledgement, and how many acknowledged events were not read back), and
+events per second through the bus with acks=all on a topic of replication factor 3
+against one of replication factor 1, from the same run. `--quick`: one round of each."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import docker
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from events.bus import EventProducer
+from events.history import read_all
+from events.settings import BusSettings
+from events.topics import DEMAND
+from services.local.lab import Lab, saved_test_images
+from services.local.lab_net import LabPlan
+from tests.support.lab_calls import control, produce_acked, ready_on, until, when
+
+PLAN = LabPlan(3, 3, tag="blab", subnet="10.235.0")
+RATE_EVENTS = 3000
+
+
+async def node_loss(lab: Lab, rounds: int) -> list[float]:
+    """Cut host 2 off; seconds until the function has 2 ready replicas elsewhere."""
+    took = []
+    cut = lab.plan.host(2).name
+    for _ in range(rounds):
+        await until(lambda: when(ready_on(lab, "spread"), lambda n: len(n) == 2), 90, "2 ready")
+        await asyncio.to_thread(lab.cut, "h2", off=True)
+        started = time.monotonic()
+        await until(
+            lambda: when(ready_on(lab, "spread"), lambda n: len(n) == 2 and cut not in n),
+            60,
+            "replaced",
+        )
+        took.append(time.monotonic() - started)
+        await asyncio.to_thread(lab.cut, "h2", off=False)
+        await asyncio.sleep(5)
+    return took
+
+
+async def broker_loss(lab: Lab, bus: BusSettings, rounds: int) -> tuple[float, int]:
+    """SIGKILL a broker while events are sent; the longest ack wait, and acked ids lost."""
+    producer = EventProducer(bus, source="/shoal/bench/cluster")
+    await producer.start()
+    acked: list[str] = []
+    longest = 0.0
+    try:
+        for n in range(rounds):
+            victim = f"b{n % lab.plan.brokers + 1}"
+            sending = asyncio.create_task(produce_acked(producer, acked, seconds=10))
+            await asyncio.sleep(2)
+            await asyncio.to_thread(lab.kill, victim)
+            longest = max(longest, await sending)
+            await asyncio.to_thread(lab.start, victim, {})
+    finally:
+        await producer.stop()
+    read = {e.id for e in await read_all(bus, [DEMAND]) if e.source == "/shoal/bench/cluster"}
+    return longest, len(set(acked) - read)
+
+
+async def rate(bus: BusSettings, replication: int) -> float:
+    """Events per second, acks=all, to a new topic of this replication factor."""
+    topic = f"bench-rate-{replication}-{uuid.uuid4().hex[:6]}"
+    admin = AIOKafkaAdminClient(**bus.client_kwargs())
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, replication)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(**bus.producer_kwargs())
+    await producer.start()
+    try:
+        started = time.monotonic()
+        sent = [await producer.send(topic, b"x" * 200) for _ in range(RATE_EVENTS)]
+        await asyncio.gather(*sent)
+        return RATE_EVENTS / (time.monotonic() - started)
+    finally:
+        await producer.stop()
+
+
+async def run(rounds: int, home: Path) -> dict[str, Any]:
+    lab = Lab(home, PLAN)
+    images = await asyncio.to_thread(saved_test_images, docker.from_env())
+    await asyncio.to_thread(lab.up, images=images)
+    try:
+        bus = BusSettings(bootstrap_servers=PLAN.bootstrap, connect_timeout_s=60.0).signed_in(
+            lab.credentials / "admin.credentials"
+        )
+        await control(lab, "POST", f"/nodes/{PLAN.host(1).name}/cordon", expect=202)
+        spec = {"name": "spread", "image": "shoal-test/hello:1", "min_replicas": 2}
+        await control(lab, "POST", "/functions", {**spec, "cpu": 0.1, "memory_mb": 32}, 201)
+        await control(lab, "POST", f"/nodes/{PLAN.host(1).name}/uncordon", expect=202)
+        losses = await node_loss(lab, rounds)
+        pause, lost = await broker_loss(lab, bus, rounds)
+        rates = {n: await rate(bus, n) for n in (1, 3)}
+    finally:
+        await asyncio.to_thread(lab.down)
+    return {"node_loss": losses, "pause": pause, "lost": lost, "rates": rates}
+
+
+def report(found: dict[str, Any]) -> None:
+    losses = found["node_loss"]
+    print(f"{'what':<38} {'value':>10}")
+    print(f"{'node loss -> ready elsewhere p50 (s)':<38} {statistics.median(losses):>10.2f}")
+    print(f"{'node loss -> ready elsewhere max (s)':<38} {max(losses):>10.2f}")
+    print(f"{'broker loss: longest ack wait (s)':<38} {found['pause']:>10.2f}")
+    print(f"{'acknowledged events not read back':<38} {found['lost']:>10}")
+    print(f"{'events/s, replication 1 (baseline)':<38} {found['rates'][1]:>10.0f}")
+    print(f"{'events/s, replication 3':<38} {found['rates'][3]:>10.0f}")
+    print(
+        json.dumps(
+            {
+                "node_loss_ready_s_p50": round(statistics.median(losses), 3),
+                "node_loss_ready_s_max": round(max(losses), 3),
+                "broker_loss_pause_s": round(found["pause"], 3),
+                "acked_lost": found["lost"],
+                "events_per_s_rf1": round(found["rates"][1]),
+                "events_per_s_rf3": round(found["rates"][3]),
+                "rounds": len(losses),
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="one round of each fault")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="shoal-bench-lab-") as home:
+        report(asyncio.run(run(1 if args.quick else 3, Path(home))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""The lab (`shoal lab`): 3 hosts and 3 Kafka brokers, each in a network namespace of its
+own with its own address, the hosts with their own Docker Engine and node-agent, on the
+authenticated bus with replication factor 3 and min.insync.replicas 2. A function served
+from hosts 2 and 3 answers every call made through the api on host 1; a broker killed
+under load and during a deploy loses no acknowledged event and stops nothing; a host
+cut off has its replicas replaced elsewhere with no failed call, and stops what moved
+away when it is healed; killing the host of the leading scheduler hands the lead to the
+other host's."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from events.bus import EventProducer
+from events.history import read_all
+from events.settings import BusSettings
+from events.topics import DEMAND
+from services.local.lab import Lab, saved_test_images
+from services.local.lab_net import LabPlan
+from tests.support.invariants import assert_log_holds
+from tests.support.lab_calls import (
+    api,
+    api_answers,
+    control,
+    leading,
+    produce_acked,
+    ready_on,
+    until,
+    when,
+)
+from tests.support.load import steady_load
+
+pytestmark = [pytest.mark.kafka, pytest.mark.docker]
+PLAN = LabPlan(3, 3, tag="tlab", subnet="10.234.0")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Iterator[Lab]:
+    built = Lab(tmp_path_factory.mktemp("lab"), PLAN)
+    try:
+        built.up(images=saved_test_images(docker_client))
+        yield built
+    finally:
+        built.down()
+
+
+@pytest.fixture
+async def bus(lab: Lab) -> BusSettings:
+    return BusSettings(bootstrap_servers=PLAN.bootstrap, connect_timeout_s=60.0).signed_in(
+        lab.credentials / "admin.credentials"
+    )
+
+
+async def test_calls_through_the_api_on_one_host_reach_replicas_on_the_others(lab: Lab) -> None:
+    first = lab.plan.host(1).name
+    await until(lambda: api_answers(lab), 120, "the lab's api answers")
+    await control(lab, "POST", f"/nodes/{first}/cordon", expect=202)
+    spec = {"name": "spread", "image": "shoal-test/hello:1", "min_replicas": 2}
+    await control(lab, "POST", "/functions", {**spec, "cpu": 0.1, "memory_mb": 32}, 201)
+    others = sorted(lab.plan.host(i).name for i in (2, 3))
+    nodes = await until(lambda: when(ready_on(lab, "spread"), lambda n: len(n) == 2), 90, "2 ready")
+    assert nodes == others, nodes
+    async with steady_load(f"{api(lab)}/fn/spread/") as load:
+        await asyncio.sleep(5)
+    load.assert_no_failures()
+    assert load.total > 50
+
+
+async def test_a_broker_killed_under_load_loses_no_acknowledged_event(
+    lab: Lab, bus: BusSettings
+) -> None:
+    producer = EventProducer(bus, source="/shoal/test/lab")
+    await producer.start()
+    acked: list[str] = []
+    try:
+        async with steady_load(f"{api(lab)}/fn/spread/") as load:
+            sending = asyncio.create_task(produce_acked(producer, acked, seconds=12))
+            await asyncio.sleep(2)
+            await asyncio.to_thread(lab.kill, "b1")
+            spec = {"image": "shoal-test/hello:1", "min_replicas": 2, "env": {"V": "2"}}
+            await control(lab, "PUT", "/functions/spread", {"name": "spread", **spec}, 200)
+            await sending
+        load.assert_no_failures()
+    finally:
+        await producer.stop()
+    read = {e.id for e in await read_all(bus, [DEMAND]) if e.source == "/shoal/test/lab"}
+    assert len(acked) > 20
+    assert not set(acked) - read, f"{len(set(acked) - read)} acknowledged events lost"
+    await asyncio.to_thread(lab.start, "b1", {})
+    await assert_log_holds(bus, grace_s=5)
+
+
+async def test_a_host_cut_off_is_replaced_and_stops_what_moved_when_healed(
+    lab: Lab, bus: BusSettings
+) -> None:
+    cut, other = lab.plan.host(2).name, lab.plan.host(3).name
+    await control(lab, "POST", f"/nodes/{lab.plan.host(1).name}/uncordon", expect=202)
+    async with steady_load(f"{api(lab)}/fn/spread/") as load:
+        await asyncio.to_thread(lab.cut, "h2", off=True)
+        cut_at = time.monotonic()
+        moved = await until(
+            lambda: when(ready_on(lab, "spread"), lambda n: len(n) == 2 and cut not in n),
+            30,
+            "the cut host's replica ready elsewhere",
+        )
+        replaced_s = time.monotonic() - cut_at
+        await asyncio.to_thread(lab.cut, "h2", off=False)
+        await asyncio.sleep(8)  # the host heartbeats again and stops what moved away
+    load.assert_no_failures()
+    assert other in moved and replaced_s < 15, (moved, replaced_s)
+    nodes = await control(lab, "GET", "/nodes")
+    back = next(n for n in nodes["nodes"] if n["node"] == cut)
+    assert not back["lost"], back
+    await assert_log_holds(bus, grace_s=5)
+
+
+async def test_killing_the_host_of_the_leading_scheduler_hands_the_lead_on(lab: Lab) -> None:
+    hosts = [lab.plan.host(1), lab.plan.host(2)]
+    leader = await until(lambda: leading(hosts), 30, "one scheduler leads")
+    survivor = hosts[1] if leader is hosts[0] else hosts[0]
+    killed = time.monotonic()
+    await asyncio.to_thread(lab.kill, leader.name)
+    assert await until(lambda: leading([survivor]), 10, "the other host's scheduler leads")
+    took = time.monotonic() - killed
+    assert took < 5, f"the other host's scheduler led after {took:.1f} s"
+    await asyncio.to_thread(lab.start, leader.name, {})  # its engine kept its images
