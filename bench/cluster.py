@@ -27,7 +27,7 @@ from events.settings import BusSettings
 from events.topics import DEMAND
 from services.local.lab import Lab, saved_test_images
 from services.local.lab_net import LabPlan
-from tests.support.lab_calls import control, produce_acked, ready_on, until, when
+from tests.support.lab_calls import control, lab_ready, produce_acked, ready_on, until, when
 
 PLAN = LabPlan(3, 3, tag="blab", subnet="10.235.0")
 RATE_EVENTS = 3000
@@ -100,6 +100,7 @@ async def run(rounds: int, home: Path) -> dict[str, Any]:
         bus = BusSettings(bootstrap_servers=PLAN.bootstrap, connect_timeout_s=60.0).signed_in(
             lab.credentials / "admin.credentials"
         )
+        await lab_ready(lab)
         await control(lab, "POST", f"/nodes/{PLAN.host(1).name}/cordon", expect=202)
         spec = {"name": "spread", "image": "shoal-test/hello:1", "min_replicas": 2}
         await control(lab, "POST", "/functions", {**spec, "cpu": 0.1, "memory_mb": 32}, 201)

@@ -25,8 +25,8 @@ from services.local.lab_net import LabPlan
 from tests.support.invariants import assert_log_holds
 from tests.support.lab_calls import (
     api,
-    api_answers,
     control,
+    lab_ready,
     leading,
     produce_acked,
     ready_on,
@@ -58,7 +58,7 @@ async def bus(lab: Lab) -> BusSettings:
 
 async def test_calls_through_the_api_on_one_host_reach_replicas_on_the_others(lab: Lab) -> None:
     first = lab.plan.host(1).name
-    await until(lambda: api_answers(lab), 120, "the lab's api answers")
+    await lab_ready(lab)
     await control(lab, "POST", f"/nodes/{first}/cordon", expect=202)
     spec = {"name": "spread", "image": "shoal-test/hello:1", "min_replicas": 2}
     await control(lab, "POST", "/functions", {**spec, "cpu": 0.1, "memory_mb": 32}, 201)

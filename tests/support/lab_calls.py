@@ -89,3 +89,15 @@ async def produce_acked(producer: EventProducer, acked: list[str], seconds: floa
         acked.append(envelope.id)
         await asyncio.sleep(0.02)
     return longest
+
+
+async def lab_ready(lab: Lab, timeout_s: float = 120) -> None:
+    """The lab's api answers, and every host's node-agent has said it is there."""
+    await until(lambda: api_answers(lab), timeout_s, "the lab's api answers")
+    hosts = {h.name for h in lab.plan.all_hosts}
+
+    async def nodes_up() -> bool:
+        listed = await control(lab, "GET", "/nodes")
+        return hosts <= {n["node"] for n in listed["nodes"] if not n["lost"]}
+
+    await until(nodes_up, timeout_s, "every host's node-agent is known")
