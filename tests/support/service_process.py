@@ -150,6 +150,15 @@ class ServiceProcess:
         return self.process.returncode
 
 
+def worker_ranges() -> list[int]:
+    """The first ports of the agents' port ranges this test worker may take: the workers
+    of a parallel run (pytest-xdist) share them out, so two never race for one range."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker) if worker.isdigit() else 0
+    return [p for n, p in enumerate(range(20000, 29900, 100)) if n % count == index % count]
+
+
 class AgentProcess(ServiceProcess):
     """A node-agent with a port range of its own."""
 
@@ -162,10 +171,10 @@ class AgentProcess(ServiceProcess):
         # Below Linux's ephemeral range (32768-60999), where brokers and test servers
         # get their free ports, and apart from `shoal up`'s default 30000-32767; never the
         # range of another agent of this test run (two agents on one range race for ports).
-        free = sorted(set(range(20000, 29900, 100)) - AgentProcess.ranges_used)
+        free = sorted(set(worker_ranges()) - AgentProcess.ranges_used)
         if not free:
             AgentProcess.ranges_used.clear()
-            free = list(range(20000, 29900, 100))
+            free = worker_ranges()
         first = random.choice(free)
         AgentProcess.ranges_used.add(first)
         defaults = {
