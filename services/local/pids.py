@@ -24,12 +24,25 @@ def terminate(pid: int, *, wait_s: float, kill: bool = False) -> None:
     os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
+        _reap(pid)
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
+    _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    """Collect the process if it is a child of this one that has ended (else, as a zombie,
+    it would look alive until this process ends)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    for process in [p for p in _DETACHED if p.pid == pid and p.poll() is not None]:
+        _DETACHED.remove(process)
 
 
 _DETACHED: list[subprocess.Popen[bytes]] = []

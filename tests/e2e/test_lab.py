@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from events.bus import EventProducer
 from events.history import read_all
@@ -84,6 +85,7 @@ async def test_a_broker_killed_under_load_loses_no_acknowledged_event(
             await asyncio.to_thread(lab.kill, "b1")
             spec = {"image": "shoal-test/hello:1", "min_replicas": 2, "env": {"V": "2"}}
             await control(lab, "PUT", "/functions/spread", {"name": "spread", **spec}, 200)
+            await until(lambda: rolled_to(lab, "spread", 2), 60, "the deploy completes")
             await sending
         load.assert_no_failures()
     finally:
@@ -92,7 +94,27 @@ async def test_a_broker_killed_under_load_loses_no_acknowledged_event(
     assert len(acked) > 20
     assert not set(acked) - read, f"{len(set(acked) - read)} acknowledged events lost"
     await asyncio.to_thread(lab.start, "b1", {})
+    await until(lambda: in_sync_everywhere(bus, broker=1), 60, "b1 back in every ISR")
     await assert_log_holds(bus, grace_s=5)
+
+
+async def rolled_to(lab: Lab, name: str, revision: int) -> bool:
+    """Every ready replica, two of them, of `revision`."""
+    status = await control(lab, "GET", f"/functions/{name}")
+    ready = [r for r in status["replicas"] if r["state"] == "ready"]
+    return len(ready) == 2 and all(r["revision"] == revision for r in ready)
+
+
+async def in_sync_everywhere(bus: BusSettings, *, broker: int) -> bool:
+    """Whether the broker is in the in-sync replicas of every partition it holds."""
+    admin = AIOKafkaAdminClient(**bus.client_kwargs())
+    await admin.start()
+    try:
+        topics = await admin.describe_topics()
+    finally:
+        await admin.close()
+    held = [p for t in topics for p in t["partitions"] if broker in p["replicas"]]
+    return bool(held) and all(broker in p["isr"] for p in held)
 
 
 async def test_a_host_cut_off_is_replaced_and_stops_what_moved_when_healed(
@@ -121,7 +143,9 @@ async def test_a_host_cut_off_is_replaced_and_stops_what_moved_when_healed(
 
 async def test_killing_the_host_of_the_leading_scheduler_hands_the_lead_on(lab: Lab) -> None:
     hosts = [lab.plan.host(1), lab.plan.host(2)]
-    leader = await until(lambda: leading(hosts), 30, "one scheduler leads")
+    # A scheduler cut off earlier believes it leads until its heartbeats fail (about 30 s,
+    # aiokafka's way); what it sends meanwhile is fenced. Wait until one alone leads.
+    leader = await until(lambda: leading(hosts), 90, "one scheduler leads")
     survivor = hosts[1] if leader is hosts[0] else hosts[0]
     killed = time.monotonic()
     await asyncio.to_thread(lab.kill, leader.name)
