@@ -99,7 +99,10 @@ async def test_a_replica_starts_answers_http_drains_and_stops(
     (stopped,) = await events.wait_for(ReplicaStopped, lambda e: e.replica_id == "hello-1-a")
     assert stopped.reason == "drained"
     assert (
-        docker_client.containers.list(all=True, filters={"name": container_name("hello-1-a")}) == []
+        docker_client.containers.list(
+            all=True, filters={"name": f"^/{container_name('hello-1-a')}$"}
+        )
+        == []
     )
 
 
@@ -189,7 +192,10 @@ async def test_a_replica_never_ready_fails_at_its_deadline_and_is_removed(
     assert failed.reason.startswith("not ready within 2 s")
     await asyncio.sleep(0.5)
     assert (
-        docker_client.containers.list(all=True, filters={"name": container_name("slow-1-a")}) == []
+        docker_client.containers.list(
+            all=True, filters={"name": f"^/{container_name('slow-1-a')}$"}
+        )
+        == []
     )
 
 
