@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import re
-import secrets
 import socket
 import sys
 import time
@@ -27,7 +26,7 @@ from services.common.settings import env_int
 from services.local.credentials import ADMIN, role_of
 from services.local.images import ensure_test_images as ensure_images
 from services.local.kafka_broker import BrokerError, BrokerLayout, LocalKafkaBroker
-from services.local.paths import kafka_data_dir, private_dir, state_dir
+from services.local.paths import kafka_data_dir, private_dir, state_dir, token_file
 from services.local.processes import (
     MOST_INSTANCES,
     SCALED_MODULES,
@@ -68,12 +67,7 @@ def sealing_key_file() -> Path:
 
 def api_token() -> str:
     """The local api's bearer token, made once and kept in the state folder."""
-    path = Path(state_dir()) / "api-token"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return token_file(Path(state_dir()) / "api-token")
 
 
 def fail(message: str) -> None:

@@ -27,7 +27,7 @@ from services.local.engines import Engine
 from services.local.images import ensure_test_images
 from services.local.kafka_broker import BrokerLayout, LocalKafkaBroker
 from services.local.lab_net import LabError, LabNode, LabPlan
-from services.local.paths import private_dir, state_dir
+from services.local.paths import private_dir, state_dir, token_file
 from services.local.processes import PORTS, ServiceProcess
 
 API_TOKEN_FILE = "api-token"
@@ -89,11 +89,7 @@ class Lab:
         return Engine(root=self.home / node.name / "docker", netns=node.name, address=node.address)
 
     def api_token(self) -> str:
-        path = self.home / API_TOKEN_FILE
-        if not path.exists():
-            path.write_text(uuid.uuid4().hex + uuid.uuid4().hex)
-            path.chmod(0o600)
-        return path.read_text().strip()
+        return token_file(self.home / API_TOKEN_FILE)
 
     def services(self, index: int) -> list[ServiceProcess]:
         """What runs on host `index`: its node-agent; on host 1 the api and the deciders,
