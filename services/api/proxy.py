@@ -114,7 +114,8 @@ class FunctionProxy:
                 return refused
         relayed = relayed_by_peer(request.headers, self.peer_proof) if self.peer_proof else None
         started = self.clock()
-        peer = None if relayed else self.view.routes.relay_to(name, function.revision, started)
+        shared = function.spec.concurrency_limit > 0 and not relayed  # limited: shared by apis
+        peer = self.view.routes.relay_to(name, function.revision, started) if shared else None
         window = None if peer else self._begin(name, started)
         latency = self._latency.get(name)
         if latency is None:

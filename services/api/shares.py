@@ -13,6 +13,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 
 def _start(replica_id: str, members: int) -> int:
@@ -46,8 +47,9 @@ class Membership:
     """Every member's name and the URL its peers relay to."""
     generation: int = 0
 
-    @property
+    @cached_property
     def members(self) -> tuple[str, ...]:
+        """The members' names, sorted (computed once: the request path asks per call)."""
         return tuple(sorted(self.urls))
 
     def share(self, replica_id: str, limit: int) -> int:
