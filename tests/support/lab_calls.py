@@ -74,12 +74,15 @@ async def leading(hosts: list[Any]) -> Any:
     return found[0] if len(found) == 1 else None
 
 
-async def produce_acked(producer: EventProducer, acked: list[str], seconds: float) -> float:
-    """Events sent one at a time for `seconds`, each id kept once Kafka acknowledged it;
-    returns the longest wait for an acknowledgement."""
+async def produce_acked(
+    producer: EventProducer, acked: list[str], seconds: float, *, at_least: int = 0
+) -> float:
+    """Events sent one at a time for `seconds`, and on until `at_least` were acknowledged
+    (for at most 30 s more), each id kept once Kafka acknowledged it; returns the
+    longest wait for an acknowledgement."""
     longest = 0.0
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    started = time.monotonic()
+    while not _enough(time.monotonic() - started, len(acked), seconds, at_least):
         envelope = producer.envelope(
             ColdStartDemand(function="lab-probe", api_instance="test", queued=len(acked))
         )
@@ -89,6 +92,10 @@ async def produce_acked(producer: EventProducer, acked: list[str], seconds: floa
         acked.append(envelope.id)
         await asyncio.sleep(0.02)
     return longest
+
+
+def _enough(elapsed: float, acked: int, seconds: float, at_least: int) -> bool:
+    return elapsed >= seconds + 30 or (elapsed >= seconds and acked >= at_least)
 
 
 async def lab_ready(lab: Lab, timeout_s: float = 120) -> None:
