@@ -12,7 +12,8 @@
 - `within desired and surge`: a start command finds fewer live replicas of its function
   (started, not ended, not told to stop or drain, not on a node lost since; one told so
   within `ROUND_S` after the start, in the same round of the scheduler, neither) than the
-  desired count plus the rollout surge, the desired count being the highest the
+  desired count plus the rollout surge (plus two for each revision beyond the first when
+  the count is shared between revisions), the desired count being the highest the
   function's decisions named within `LAG_S` before it, or its last (a scheduler acts on
   a decision a moment after it is taken);
 - `decided by a leader`: every decider's command or decision carries the epoch of a
@@ -255,6 +256,13 @@ def _ends(events: list[Envelope]) -> dict[str, datetime]:
     return ends
 
 
+def _ceiling(decision: ScaleDecision) -> int:
+    """The replicas a decision lets live before the surge: shared between revisions, each
+    share is rounded up and each revision may surge on its own."""
+    others = max(0, len(decision.per_revision) - 1)
+    return decision.desired + 2 * others
+
+
 def _check_surge(report: Report, events: list[Envelope]) -> None:
     """A scheduler's round drains and starts at once: a replica drained within ROUND_S of
     a start no longer counts against it."""
@@ -263,7 +271,7 @@ def _check_surge(report: Report, events: list[Envelope]) -> None:
     for envelope in events:
         data = envelope.data
         if isinstance(data, ScaleDecision):
-            functions[data.function].decisions.append((envelope.time, data.desired))
+            functions[data.function].decisions.append((envelope.time, _ceiling(data)))
         if not isinstance(data, StartReplica):
             continue
         counts = functions[data.function]

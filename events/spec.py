@@ -14,6 +14,7 @@ Field metadata (`msgspec.Meta.extra`):
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -42,6 +43,8 @@ SECRETS_PATH = "/var/shoal/secrets"
 MAX_BODY_LIMIT = 64 << 20
 """The platform's cap on a function's request body (the api reads a body whole)."""
 ScalingMetric = Literal["concurrency", "rps", "cpu"]
+RolloutStrategy = Literal["immediate", "canary"]
+CanaryStep = Annotated[int, msgspec.Meta(ge=1, le=99)]
 
 
 def _meta(
@@ -205,6 +208,54 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
     max_scale_down_rate: Annotated[
         float, _meta("Most shrinking per decision, ready divided by", scaling=True, gt=1, le=1000)
     ] = 2.0
+    rollout: Annotated[
+        RolloutStrategy,
+        _meta(
+            "How a new revision takes traffic: all at once, or in canary steps judged by "
+            "its errors and latency against the current revision's",
+            scaling=True,
+        ),
+    ] = "immediate"
+    canary_steps: Annotated[
+        list[CanaryStep],
+        _meta(
+            "The canary's share of traffic at each step, percent, rising (then 100)",
+            flag="--canary-step",
+            scaling=True,
+            min_length=1,
+            max_length=10,
+        ),
+    ] = msgspec.field(default_factory=lambda: [5, 25, 50])
+    canary_step_s: Annotated[
+        float, _meta("Seconds each canary step lasts at least", scaling=True, ge=1, le=86400)
+    ] = 30.0
+    canary_min_requests: Annotated[
+        int,
+        _meta(
+            "Requests the canary must answer in a step before it is judged",
+            scaling=True,
+            ge=1,
+            le=1_000_000,
+        ),
+    ] = 20
+    canary_max_error_increase: Annotated[
+        float,
+        _meta(
+            "How far the canary's 5xx ratio may exceed the current revision's (0.05: 5 points)",
+            scaling=True,
+            ge=0,
+            le=1,
+        ),
+    ] = 0.05
+    canary_max_latency_ratio: Annotated[
+        float,
+        _meta(
+            "How many times the current revision's p95 latency the canary's may reach",
+            scaling=True,
+            ge=1,
+            le=100,
+        ),
+    ] = 2.0
     secrets: Annotated[
         list[Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=DNS_LABEL)]],
         _meta(
@@ -238,6 +289,9 @@ def spec_problems(value: Callable[[str], Any]) -> list[tuple[str, str]]:
     start, whole = value("response_start_timeout_s"), value("request_timeout_s")
     if start > whole:
         problems.append(("response_start_timeout_s", f"{start} is above request_timeout_s"))
+    steps = value("canary_steps")
+    if any(later <= earlier for earlier, later in itertools.pairwise(steps)):
+        problems.append(("canary_steps", f"{steps} does not rise at every step"))
     named = value("secrets")
     if len(set(named)) != len(named):
         problems.append(("secrets", "a secret is named twice"))

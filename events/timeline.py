@@ -90,7 +90,46 @@ def _secrets(sealed: Sequence[t.SealedSecret]) -> str:
 
 def _decision(p: t.ScaleDecision) -> str:
     mode = " (panic)" if p.panic else ""
-    return f"scaled {p.function} {p.previous} -> {p.desired}{mode}: {p.reason}"
+    shared = ", ".join(f"r{r}: {n}" for r, n in sorted(p.per_revision.items()))
+    split = f" ({shared})" if shared else ""
+    return f"scaled {p.function} {p.previous} -> {p.desired}{split}{mode}: {p.reason}"
+
+
+def _split(p: t.TrafficSplit) -> str:
+    shares = ", ".join(f"r{target.revision} {target.percent}%" for target in p.targets)
+    return f"split {p.function}'s calls: {shares}" + _by(p.requested_by)
+
+
+def _tagged(p: t.RevisionTagged) -> str:
+    if not p.revision:
+        return f"untagged {p.tag} of {p.function}" + _by(p.requested_by)
+    return f"tagged {p.function} r{p.revision} {p.tag!r} (/fn/{p.function}@{p.tag}/)" + _by(
+        p.requested_by
+    )
+
+
+def _analysed(p: t.CanaryAnalysed) -> str:
+    head = f"canary {p.function} r{p.revision} vs r{p.stable}"
+    if p.decision == "promote":
+        what = f"promoted to {p.percent}%" + (f" (step {p.step})" if p.percent < 100 else "")
+    elif p.decision == "abort":
+        what = f"aborted at step {p.step}"
+    else:
+        what = f"waits at {p.percent}% (step {p.step})"
+    return f"{head}: {what}: {p.reason}" + evidence(p.inputs)
+
+
+def evidence(inputs: dict[str, float]) -> str:
+    """A canary analysis's numbers, as a person reads them."""
+    if "canary_requests" not in inputs:
+        return ""
+
+    def side(who: str) -> str:
+        count, ratio = inputs.get(f"{who}_requests", 0), inputs.get(f"{who}_error_ratio", 0)
+        p95 = inputs.get(f"{who}_p95_ms", 0)
+        return f"{who} {count:.0f} calls, {ratio:.1%} 5xx, p95 {p95:.0f} ms"
+
+    return f" [{side('canary')}; {side('stable')}]"
 
 
 def _pending(p: t.PlacementPending) -> str:
@@ -101,7 +140,8 @@ def _pending(p: t.PlacementPending) -> str:
 
 def _request_stats(p: t.RequestStats) -> str:
     return (
-        f"{p.function}: {p.requests} requests, {p.errors} errors in {p.interval_s:g} s, "
+        f"{p.function}{f' r{p.revision}' if p.revision else ''}: {p.requests} requests, "
+        f"{p.errors} errors in {p.interval_s:g} s, "
         f"concurrency {p.mean_concurrency:.1f} (peak {p.peak_concurrency}), "
         f"{p.queue_depth} queued, from {p.api_instance}"
     )
@@ -144,7 +184,11 @@ _DESCRIPTIONS: dict[type[t.Payload], Callable[[Any], str]] = {
     t.FunctionDeleted: lambda p: f"deleted {p.function}" + _by(p.requested_by),
     t.FunctionRolledBack: lambda p: (
         f"rolled back {p.function} revision {p.from_revision} -> {p.to_revision}: {p.reason}"
+        + evidence(p.inputs)
     ),
+    t.TrafficSplit: _split,
+    t.RevisionTagged: _tagged,
+    t.CanaryAnalysed: _analysed,
     t.ScaleRequested: lambda p: (
         f"pinned {p.function} at {p.replicas} replicas" + _by(p.requested_by)
     ),

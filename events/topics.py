@@ -102,7 +102,7 @@ WORLD_TOPICS: tuple[Topic, ...] = (
 READS: dict[str, tuple[Topic, ...]] = {
     "api": (*WORLD_TOPICS, TOKENS, SECRETS, REQUEST_STATS, CONTAINER_STATS, LEADERS),
     "scheduler": (*WORLD_TOPICS, LEADERS),
-    "healer": (*WORLD_TOPICS, LEADERS),
+    "healer": (*WORLD_TOPICS, REQUEST_STATS, LEADERS),
     "autoscaler": (
         FUNCTIONS,
         SCALE,
@@ -124,6 +124,9 @@ HOMES: dict[type[t.Payload], tuple[Topic, ...]] = {
     t.FunctionDeleted: (FUNCTIONS,),
     t.FunctionRolledBack: (FUNCTIONS, SCALE),
     t.ScaleRequested: (FUNCTIONS,),
+    t.TrafficSplit: (FUNCTIONS,),
+    t.RevisionTagged: (FUNCTIONS,),
+    t.CanaryAnalysed: (SCALE,),
     t.RequestStats: (REQUEST_STATS,),
     t.ColdStartDemand: (DEMAND,),
     t.ContainerStats: (CONTAINER_STATS,),

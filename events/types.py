@@ -9,6 +9,7 @@ for node-scoped ones).
 from __future__ import annotations
 
 from events.payloads.base import (
+    FINE_LATENCY_BOUNDS_MS,
     LAST_LOG_LINES,
     LATENCY_BOUNDS_MS,
     FunctionScoped,
@@ -54,12 +55,20 @@ from events.payloads.replicas import (
 )
 from events.payloads.secrets import SealedSecret, SecretRemoved, SecretSet
 from events.payloads.tokens import Scope, TokenCreated, TokenRevoked
+from events.payloads.traffic import (
+    CanaryAnalysed,
+    RevisionTagged,
+    TrafficSplit,
+    TrafficTarget,
+)
 from events.spec import FunctionSpec, ScalingMetric
 
 __all__ = [
     "CLUSTER_KEY",
+    "FINE_LATENCY_BOUNDS_MS",
     "LAST_LOG_LINES",
     "LATENCY_BOUNDS_MS",
+    "CanaryAnalysed",
     "ColdStartDemand",
     "ContainerStats",
     "DecisionFailed",
@@ -92,6 +101,7 @@ __all__ = [
     "ReplicaStarting",
     "ReplicaStopped",
     "RequestStats",
+    "RevisionTagged",
     "ScaleDecision",
     "ScaleRequested",
     "ScalingMetric",
@@ -103,6 +113,8 @@ __all__ = [
     "StopReplica",
     "TokenCreated",
     "TokenRevoked",
+    "TrafficSplit",
+    "TrafficTarget",
 ]
 
 
@@ -112,6 +124,9 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     FunctionDeleted,
     FunctionRolledBack,
     ScaleRequested,
+    TrafficSplit,
+    RevisionTagged,
+    CanaryAnalysed,
     RequestStats,
     ColdStartDemand,
     ContainerStats,

@@ -52,10 +52,12 @@ class FunctionDeleted(FunctionScoped, frozen=True, kw_only=True):
 
 class FunctionRolledBack(FunctionScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.function.rolledback"
-    SCHEMA: ClassVar[str] = "1.1"
+    SCHEMA: ClassVar[str] = "1.2"
     from_revision: PosInt
     to_revision: PosInt
     reason: Text
+    inputs: Annotated[dict[InputName, Measure], msgspec.Meta(max_length=64)] = {}
+    """The evidence (a canary's analysis), when there are numbers."""
     epoch: NonNegInt = 0
     """Its sender's epoch as its role's leader (`events.fencing`)."""
 
@@ -73,7 +75,10 @@ class ScaleRequested(FunctionScoped, frozen=True, kw_only=True):
 
 class RequestStats(FunctionScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.metrics.requests"
+    SCHEMA: ClassVar[str] = "1.1"
     api_instance: Name
+    revision: NonNegInt = 0
+    """The revision the calls were sent to (0: the function's, as it was then)."""
     interval_s: Annotated[float, msgspec.Meta(gt=0, le=3600)]
     requests: NonNegInt
     errors: NonNegInt
@@ -81,6 +86,8 @@ class RequestStats(FunctionScoped, frozen=True, kw_only=True):
     peak_concurrency: NonNegInt
     queue_depth: NonNegInt
     latency_buckets: Annotated[list[NonNegInt], msgspec.Meta(max_length=32)] = []
+    latency_fine: Annotated[list[NonNegInt], msgspec.Meta(max_length=64)] = []
+    """Counts in `FINE_LATENCY_BOUNDS_MS`' buckets (empty from an older api)."""
 
 
 class ColdStartDemand(FunctionScoped, frozen=True, kw_only=True):
@@ -105,13 +112,16 @@ class ContainerStats(FunctionScoped, frozen=True, kw_only=True):
 
 class ScaleDecision(FunctionScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.scale.decision"
-    SCHEMA: ClassVar[str] = "1.1"
+    SCHEMA: ClassVar[str] = "1.2"
     revision: PosInt
     previous: NonNegInt
     desired: NonNegInt
     panic: bool
     reason: Text
     inputs: Annotated[dict[InputName, Measure], msgspec.Meta(max_length=64)] = {}
+    per_revision: Annotated[dict[PosInt, NonNegInt], msgspec.Meta(max_length=16)] = {}
+    """How the desired replicas are shared between the revisions that take traffic
+    (empty: all of `revision`)."""
     epoch: NonNegInt = 0
     """Its sender's epoch as its role's leader (`events.fencing`)."""
 

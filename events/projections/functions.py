@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from events.projections.traffic import Rollout, Traffic
 from events.types import (
+    CanaryAnalysed,
     FunctionDeleted,
     FunctionDeployed,
     FunctionRolledBack,
@@ -19,10 +21,14 @@ from events.types import (
     FunctionUpdated,
     Payload,
     PlacementPending,
+    RevisionTagged,
     ScaleDecision,
     ScaleRequested,
     SealedSecret,
+    TrafficSplit,
 )
+
+MAX_TAGS = 16
 
 
 @dataclass(slots=True)
@@ -50,6 +56,16 @@ class FunctionView:
     deleted_heard_at: float | None = None
     sealed: dict[int, tuple[SealedSecret, ...]] = field(default_factory=dict)
     """The secrets each revision runs with, sealed (none for most)."""
+    desired_split: dict[int, int] = field(default_factory=dict)
+    """The last decision's replicas per revision (empty: all of the latest)."""
+    split: dict[int, int] = field(default_factory=dict)
+    """A user's split of the calls (revision -> percent); empty: all to `revision`."""
+    tags: dict[str, int] = field(default_factory=dict)
+    rollout: Rollout | None = None
+
+    @property
+    def traffic(self) -> Traffic:
+        return Traffic(self.revision, self.split, self.tags, self.rollout)
 
     def owns(self, revision: int) -> bool:
         """Whether a decision about `revision` is about this incarnation."""
@@ -64,6 +80,8 @@ class FunctionsProjection:
     pendings: dict[str, PlacementPending] = field(default_factory=dict)
     retired: dict[str, int] = field(default_factory=dict)
     """Functions deleted and forgotten -> their newest revision."""
+    analyses: dict[str, CanaryAnalysed] = field(default_factory=dict)
+    """The latest canary judgement of each function (it may be read before its revision)."""
 
     def shift(self, offset: float) -> None:
         """Move every time this projection heard something by `offset` seconds."""
@@ -71,6 +89,8 @@ class FunctionsProjection:
             view.revision_heard_at = {r: at + offset for r, at in view.revision_heard_at.items()}
             if view.deleted_heard_at is not None:
                 view.deleted_heard_at += offset
+            if view.rollout is not None:
+                view.rollout.step_heard_at += offset
 
     def prune(self, before: float) -> list[str]:
         """Forget functions deleted before `before`, keeping only their newest revision so
@@ -84,6 +104,7 @@ class FunctionsProjection:
             self.retired[name] = max(self.functions.pop(name).revisions)
             self.decisions.pop(name, None)
             self.pendings.pop(name, None)
+            self.analyses.pop(name, None)
         return gone
 
     def live(self, name: str) -> FunctionView | None:
@@ -106,6 +127,8 @@ class FunctionsProjection:
             self.pendings[event.function] = event
             self._take_pending(event.function)
         else:
+            if isinstance(event, CanaryAnalysed):
+                self._keep_analysis(event)
             view = self.functions.get(event.function)  # type: ignore[attr-defined]
             if view is not None and not view.deleted:
                 _change(view, event, now)
@@ -133,15 +156,26 @@ class FunctionsProjection:
         _seal(view, event)
         view.revision_heard_at.setdefault(event.revision, now)
         if event.revision >= view.revision and event.revision not in view.rolled_back:
+            if event.revision > view.revision:
+                _new_revision(view, event, now)
+                early = self.analyses.get(view.name)
+                if early is not None and early.revision == event.revision:
+                    _analysed(view, early, now)
             view.revision, view.spec = event.revision, event.spec
         # A new spec or new scaling settings hand the count back to the autoscaler.
         view.pinned_replicas = None
+
+    def _keep_analysis(self, event: CanaryAnalysed) -> None:
+        kept = self.analyses.get(event.function)
+        if kept is None or (event.revision, event.step) >= (kept.revision, kept.step):
+            self.analyses[event.function] = event
 
     def _take_decision(self, name: str) -> None:
         view, found = self.functions.get(name), self.decisions.get(name)
         if view is not None and found is not None and view.owns(found[0].revision):
             decision, at = found
             view.desired, view.last_decision, view.last_decision_at = decision.desired, decision, at
+            view.desired_split = dict(decision.per_revision)
 
     def _take_pending(self, name: str) -> None:
         view, found = self.functions.get(name), self.pendings.get(name)
@@ -156,6 +190,19 @@ def _seal(view: FunctionView, event: FunctionDeployed | FunctionUpdated) -> None
         view.sealed.pop(event.revision, None)
 
 
+def _new_revision(
+    view: FunctionView, event: FunctionDeployed | FunctionUpdated, now: float
+) -> None:
+    """A new latest revision takes all calls at once, or starts a canary against the
+    revision that has the most of them now."""
+    if event.spec.rollout == "canary":
+        stable = view.rollout.stable if view.rollout is not None else view.traffic.primary()
+        view.rollout = Rollout(canary=event.revision, stable=stable, step_heard_at=now)
+    else:
+        view.rollout = None
+    view.split = {}
+
+
 def _change(view: FunctionView, event: Payload, now: float) -> None:
     if isinstance(event, FunctionDeleted):
         view.deleted, view.deleted_heard_at = True, now
@@ -165,5 +212,37 @@ def _change(view: FunctionView, event: Payload, now: float) -> None:
             view.revision = event.to_revision
             view.spec = view.revisions[event.to_revision]
             view.rollback_reason = event.reason
+            view.rollout, view.split = None, {}
     elif isinstance(event, ScaleRequested):
         view.pinned_replicas = event.replicas
+    elif isinstance(event, TrafficSplit):
+        if all(t.revision in view.revisions for t in event.targets):
+            view.rollout = None
+            split = {t.revision: t.percent for t in event.targets if t.percent}
+            view.split = {} if split == {view.revision: 100} else split
+    elif isinstance(event, RevisionTagged):
+        _tag(view, event)
+    elif isinstance(event, CanaryAnalysed):
+        _analysed(view, event, now)
+
+
+def _tag(view: FunctionView, event: RevisionTagged) -> None:
+    if not event.revision:
+        view.tags.pop(event.tag, None)
+    elif event.revision in view.revisions and (event.tag in view.tags or len(view.tags) < MAX_TAGS):
+        view.tags[event.tag] = event.revision
+
+
+def _analysed(view: FunctionView, event: CanaryAnalysed, now: float) -> None:
+    """A judgement of the canary in progress; a promotion moves it on a step (the last,
+    to 100%, ends the rollout: the canary is the latest revision, which takes all)."""
+    rollout = view.rollout
+    if rollout is None or rollout.canary != event.revision:
+        return
+    rollout.analysis = event
+    if event.decision != "promote" or event.step <= rollout.step:
+        return
+    if event.percent >= 100:
+        view.rollout = None
+        return
+    rollout.step, rollout.percent, rollout.step_heard_at = event.step, event.percent, now

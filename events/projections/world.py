@@ -23,6 +23,7 @@ from events.projections.replicas import ReplicasProjection, ReplicaView
 from events.projections.secrets import SecretsProjection
 from events.projections.tokens import TokensProjection
 from events.types import (
+    CanaryAnalysed,
     DrainReplica,
     DriftRepaired,
     FunctionDeleted,
@@ -46,6 +47,7 @@ from events.types import (
     ReplicaReady,
     ReplicaStarting,
     ReplicaStopped,
+    RevisionTagged,
     ScaleDecision,
     ScaleRequested,
     SecretRemoved,
@@ -54,6 +56,7 @@ from events.types import (
     StopReplica,
     TokenCreated,
     TokenRevoked,
+    TrafficSplit,
 )
 
 SEEN_IDS = 200_000
@@ -199,7 +202,7 @@ class World:
 
 FENCED: dict[type[Payload], str] = {
     **dict.fromkeys((StartReplica, DrainReplica, StopReplica), "command"),
-    **dict.fromkeys((ScaleDecision, FunctionRolledBack), "scale"),
+    **dict.fromkeys((ScaleDecision, FunctionRolledBack, CanaryAnalysed), "scale"),
     **dict.fromkeys((NodeLost, NodeReturned, DriftRepaired), "node"),
 }
 """The deciders' events a deposed leader could still send, by family (one topic each)."""
@@ -214,6 +217,9 @@ _FOLDS: dict[type[Payload], _Fold] = {
             ScaleRequested,
             ScaleDecision,
             PlacementPending,
+            TrafficSplit,
+            RevisionTagged,
+            CanaryAnalysed,
         ),
         World._function_event,
     ),

@@ -104,3 +104,16 @@ async def read_body(
         raise
     budget.give(held - len(body))
     return bytes(body)
+
+
+def queue_full(function: str, limit: int) -> web.Response:
+    """503 for a call that finds the function's queue full."""
+    return web.json_response(
+        {
+            "error": "too many requests waiting for a replica",
+            "function": function,
+            "queue_limit": limit,
+        },
+        status=503,
+        headers={"Retry-After": "1"},
+    )

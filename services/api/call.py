@@ -10,6 +10,7 @@ from aiohttp import web
 
 from events.spec import FunctionSpec
 from services.api.forwarding import request_headers, upstream_target
+from services.api.traffic import LATEST, Target
 
 
 @dataclass
@@ -24,6 +25,8 @@ class Call:
     body: bytes | None = None
     unanswered: set[str] = field(default_factory=set)
     """Replicas that closed the connection on this (safe) call without answering."""
+    to: Target = LATEST
+    """The revision it goes to (not strict: the latest, as it is when a replica is picked)."""
 
     @classmethod
     def of(

@@ -201,7 +201,7 @@ class ControlPlane:
                 headers={"Retry-After": "5"},
             ) from None
 
-    def _function_or_404(self, name: str) -> FunctionView:
+    def function_or_404(self, name: str) -> FunctionView:
         function = self.view.function(name)
         if function is None:
             raise web.HTTPNotFound(
@@ -224,7 +224,7 @@ class ControlPlane:
         )
 
     async def get_function(self, request: web.Request) -> web.Response:
-        function = self._function_or_404(request.match_info["name"])
+        function = self.function_or_404(request.match_info["name"])
         return web.json_response(function_status(self.view, function))
 
     async def create_function(self, request: web.Request) -> web.Response:
@@ -252,12 +252,12 @@ class ControlPlane:
             )
         )
         return web.json_response(
-            function_status(self.view, self._function_or_404(spec.name)), status=201
+            function_status(self.view, self.function_or_404(spec.name)), status=201
         )
 
     async def replace_function(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        function = self._function_or_404(name)
+        function = self.function_or_404(name)
         try:
             spec = spec_from_body(await self.read_json(request), name=name)
             sealed = self.seal_for(spec)
@@ -269,11 +269,11 @@ class ControlPlane:
                 function=name, revision=revision, spec=spec, secrets=sealed, requested_by="api"
             )
         )
-        return web.json_response(function_status(self.view, self._function_or_404(name)))
+        return web.json_response(function_status(self.view, self.function_or_404(name)))
 
     async def patch_function(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        function = self._function_or_404(name)
+        function = self.function_or_404(name)
         try:
             spec = patched_scaling(function.spec, await self.read_json(request))
         except InvalidInput as exc:
@@ -287,17 +287,17 @@ class ControlPlane:
                 requested_by="api",
             )
         )
-        return web.json_response(function_status(self.view, self._function_or_404(name)))
+        return web.json_response(function_status(self.view, self.function_or_404(name)))
 
     async def delete_function(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        self._function_or_404(name)
+        self.function_or_404(name)
         await self.record(FunctionDeleted(function=name, requested_by="api"))
         return web.json_response({"deleted": name}, status=202)
 
     async def scale_function(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        function = self._function_or_404(name)
+        function = self.function_or_404(name)
         try:
             replicas = whole_number(
                 await self.read_json(request), "replicas", maximum=MAX_REPLICAS_LIMIT
@@ -314,7 +314,7 @@ class ControlPlane:
 
     async def rollback_function(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        function = self._function_or_404(name)
+        function = self.function_or_404(name)
         try:
             revision = whole_number(await self.read_json(request), "revision", minimum=1)
         except InvalidInput as exc:
@@ -335,7 +335,7 @@ class ControlPlane:
                 reason="rollback requested through the api",
             )
         )
-        return web.json_response(function_status(self.view, self._function_or_404(name)))
+        return web.json_response(function_status(self.view, self.function_or_404(name)))
 
     async def list_nodes(self, _: web.Request) -> web.Response:
         nodes = sorted(self.view.world.nodes.nodes.values(), key=lambda n: n.node)

@@ -160,6 +160,7 @@ class Dashboard:
             functions[name] = {
                 "revision": view.revision,
                 "image": view.spec.image,
+                "traffic": view.traffic.summary(),
                 **point.__dict__,
             }
         return {"t": t, "functions": functions}

@@ -13,6 +13,7 @@ import msgspec
 from events.payloads.secrets import SecretRequest
 from events.payloads.tokens import TokenRequest
 from events.spec import MAX_REPLICAS_LIMIT, SCALING_FIELDS, FunctionSpec
+from events.types import TrafficSplit
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 STATUS = {"$ref": "#/components/schemas/FunctionStatus"}
@@ -57,6 +58,22 @@ def _small_body(field: str, minimum: int, maximum: int) -> dict[str, Any]:
         "required": [field],
         "properties": {field: {"type": "integer", "minimum": minimum, "maximum": maximum}},
         "additionalProperties": False,
+    }
+
+
+def _split_body() -> dict[str, Any]:
+    """The body of a traffic split, from the event's own declaration."""
+    _, components = msgspec.json.schema_components(
+        [TrafficSplit], ref_template="#/components/schemas/{name}"
+    )
+    targets = components["TrafficSplit"]["properties"]["targets"]
+    targets["items"] = components["TrafficTarget"]
+    return {
+        "type": "object",
+        "required": ["targets"],
+        "properties": {"targets": targets},
+        "additionalProperties": False,
+        "description": "percents summing to 100, each revision once",
     }
 
 
@@ -136,6 +153,7 @@ def _function_paths(name: dict[str, Any]) -> dict[str, Any]:
                 **_body(_small_body("replicas", 0, MAX_REPLICAS_LIMIT)),
             ),
         },
+        **_traffic_paths(named, name),
         "/v1/functions/{name}/rollback": {
             **named,
             "post": _operation(
@@ -143,6 +161,31 @@ def _function_paths(name: dict[str, Any]) -> dict[str, Any]:
                 _responses(200, 400, 404, 409, 413, 422, body=STATUS),
                 **_body(_small_body("revision", 1, 2**31)),
             ),
+        },
+    }
+
+
+def _traffic_paths(named: dict[str, Any], name: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "/v1/functions/{name}/traffic": {
+            **named,
+            "put": _operation(
+                "Split the function's calls between revisions (ends a canary in progress)",
+                _responses(200, 400, 404, 409, 413, 422, body=STATUS),
+                **_body(_split_body()),
+            ),
+        },
+        "/v1/functions/{name}/tags/{tag}": {
+            "parameters": [
+                *named["parameters"],
+                {"name": "tag", "in": "path", "required": True, "schema": name},
+            ],
+            "put": _operation(
+                "Name a revision with a tag (/fn/NAME@TAG/ reaches it)",
+                _responses(200, 400, 404, 409, 413, 422, body=STATUS),
+                **_body(_small_body("revision", 1, 2**31)),
+            ),
+            "delete": _operation("Remove a tag", _responses(200, 404, body=STATUS)),
         },
     }
 

@@ -8,38 +8,51 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgspec
 from aiohttp import web
 
+from events.projections.functions import FunctionView
 from events.types import ColdStartDemand
 from services.api.auth import Principal
-from services.api.body import BodyBudget, NoReplica, error, private_refusal, read_body
+from services.api.body import (
+    BodyBudget,
+    NoReplica,
+    error,
+    private_refusal,
+    queue_full,
+    read_body,
+)
 from services.api.call import Call
 from services.api.forwarding import BadRequest, response_headers
 from services.api.proxy_metrics import (
     COLD_START_SECONDS,
     COLD_STARTS,
     EJECTIONS,
-    LATENCY,
     QUEUE_DEPTH,
     RELAYED,
-    REQUESTS,
+    CallMetrics,
 )
 from services.api.relay import relay_headers, relayed_by_peer
 from services.api.request_stats import RequestWindow
 from services.api.routing import Route
+from services.api.streaming import stream
+from services.api.traffic import (
+    REVISION_HEADER,
+    TAG_HEADER,
+    Chooser,
+    Target,
+    UnknownTag,
+    split_name,
+)
 from services.api.upstream import (
     SAFE_METHODS,
     NoResponse,
     NotSent,
     Upstream,
     UpstreamError,
-    UpstreamResponse,
 )
 from services.api.view import ApiView
-from services.common.forgetting import forget_series
 from services.common.journal import Journal
 from services.common.logs import StructLog
 
@@ -73,38 +86,31 @@ class FunctionProxy:
     clock: Callable[[], float] = time.monotonic
     peer_proof: str = ""
     """What api instances show each other when they relay calls ('': no relaying)."""
-    windows: dict[str, RequestWindow] = field(default_factory=dict)
+    windows: dict[tuple[str, int], RequestWindow] = field(default_factory=dict)
+    """(function, revision) -> its calls since the last stats."""
     waiting: dict[str, Waiting] = field(default_factory=dict)
-    _latency: dict[str, Any] = field(default_factory=dict)
-    _requests: dict[tuple[str, int], Any] = field(default_factory=dict)
+    chooser: Chooser = field(default_factory=Chooser)
+    metrics: CallMetrics = field(default_factory=CallMetrics)
 
     def forget(self, function: str) -> None:
         """Drop everything kept about a function that is gone, metric series included."""
-        self.windows.pop(function, None)
+        for key in [k for k in self.windows if k[0] == function]:
+            del self.windows[key]
         waiting = self.waiting.get(function)
         if waiting is not None and waiting.count == 0:
             del self.waiting[function]
-        if self._latency.pop(function, None) is not None:
-            forget_series(LATENCY, function)
-        for key in [k for k in self._requests if k[0] == function]:
-            del self._requests[key]
-            forget_series(REQUESTS, function, str(key[1]) if key[1] else "other")
-        for metric in (QUEUE_DEPTH, COLD_STARTS, COLD_START_SECONDS, EJECTIONS, RELAYED):
-            forget_series(metric, function)
+        self.chooser.forget(function)
+        self.metrics.forget(function)
 
-    def window(self, function: str) -> RequestWindow:
-        found = self.windows.get(function)
-        if found is None:
-            found = self.windows[function] = RequestWindow(started_at=self.clock())
-        return found
-
-    def _begin(self, name: str, now: float) -> RequestWindow:
-        window = self.window(name)
+    def _begin(self, key: tuple[str, int], now: float) -> RequestWindow:
+        window = self.windows.get(key)
+        if window is None:
+            window = self.windows[key] = RequestWindow(started_at=self.clock())
         window.begin(now)
         return window
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        name = request.match_info["name"]
+        name, tag = split_name(request.match_info["name"])
         function = self.view.function(name)
         if function is None:
             return error(404, f"no function named {name!r}", function=name)
@@ -112,14 +118,15 @@ class FunctionProxy:
             refused = private_refusal(self.principal(request), name)
             if refused is not None:
                 return refused
+        target = self._target(request, function, tag)
+        if not isinstance(target, Target):
+            return target
         relayed = relayed_by_peer(request.headers, self.peer_proof) if self.peer_proof else None
         started = self.clock()
         shared = function.spec.concurrency_limit > 0 and not relayed  # limited: shared by apis
-        peer = self.view.routes.relay_to(name, function.revision, started) if shared else None
-        window = None if peer else self._begin(name, started)
-        latency = self._latency.get(name)
-        if latency is None:
-            latency = self._latency[name] = LATENCY.labels(name)
+        peer = self.view.routes.relay_to(name, target, started) if shared else None
+        key = (name, target.revision)
+        window = None if peer else self._begin(key, started)
         status, by_peer = 500, False
         call: Call | None = None
         try:
@@ -131,11 +138,12 @@ class FunctionProxy:
                 shoal_credential=self.carries_token(request),
                 relayed=relayed,
             )
+            call.to = target
             call.body = await read_body(request, call, self.bodies, self.clock)
             response = await self._relay(request, call, peer) if peer else None
             by_peer = response is not None
             if response is None:
-                window = window or self._begin(name, self.clock())
+                window = window or self._begin(key, self.clock())
                 response = await self._serve(request, call)
             status = response.status
             return response
@@ -158,8 +166,20 @@ class FunctionProxy:
                     window.end(
                         finished, latency_ms=(finished - started) * 1000, error=status >= 500
                     )
-                self._count(name, status)
-                latency.observe(finished - started)
+                self.metrics.answered(name, status, finished - started)
+
+    def _target(
+        self, request: web.Request, function: FunctionView, tag: str
+    ) -> Target | web.Response:
+        """The revision the call goes to: its tag's (from the path or the header), or by
+        the function's split; a 404 for a tag the function does not have."""
+        tag = tag or request.headers.get(TAG_HEADER, "")
+        try:
+            routed = self.view.routes.revisions(function.name)
+            return self.chooser.target(function.name, function.traffic, tag, routed)
+        except UnknownTag:
+            name = function.name
+            return error(404, f"function {name!r} has no tag {tag!r}", tags=sorted(function.tags))
 
     async def _relay(
         self, request: web.Request, call: Call, peer: str
@@ -190,19 +210,11 @@ class FunctionProxy:
                 error(502, "the peer api closed the connection without answering", peer=peer)
             ) from None
 
-    def _count(self, name: str, status: int) -> None:
-        code = status if 100 <= status < 600 else 0
-        counter = self._requests.get((name, code))
-        if counter is None:
-            label = str(code) if code else "other"
-            counter = self._requests[(name, code)] = REQUESTS.labels(name, label)
-        counter.inc()
-
     async def _serve(self, request: web.Request, call: Call) -> web.StreamResponse:
         """Forward to a replica with room; one that refuses the connection is ejected and
         the call moves on, or waits for a replica within its timeout."""
         while True:
-            route = await self._acquire(call.name, call.deadline, frozenset(call.unanswered))
+            route = await self._acquire(call, frozenset(call.unanswered))
             try:
                 return await self._forward(request, call, route)
             except NotSent as failure:
@@ -241,34 +253,27 @@ class FunctionProxy:
             cause=cause,
         )
 
-    def _pick(self, name: str, avoid: frozenset[str], *, waited: bool) -> Route | None:
+    def _pick(self, call: Call, avoid: frozenset[str], *, waited: bool) -> Route | None:
+        name = call.name
         function = self.view.function(name)
         if function is None:
             said = " while the request waited" if waited else ""
             raise NoReplica(error(410, f"function {name!r} was deleted{said}", function=name))
-        route = self.view.routes.pick(name, function.revision, avoid=avoid, now=self.clock())
+        target = call.to if call.to.strict else Target(function.revision, strict=False)
+        route = self.view.routes.pick(name, target, avoid=avoid, now=self.clock())
         if route is not None:
             route.outstanding += 1
         return route
 
-    async def _acquire(self, name: str, deadline: float, avoid: frozenset[str]) -> Route:
+    async def _acquire(self, call: Call, avoid: frozenset[str]) -> Route:
         """A replica with room, waiting (bounded) while there is none."""
-        route = self._pick(name, avoid, waited=False)
+        route = self._pick(call, avoid, waited=False)
         if route is not None:
             return route
+        name = call.name
         waiting = self.waiting.setdefault(name, Waiting())
         if waiting.count >= self.queue_limit:
-            raise NoReplica(
-                web.json_response(
-                    {
-                        "error": "too many requests waiting for a replica",
-                        "function": name,
-                        "queue_limit": self.queue_limit,
-                    },
-                    status=503,
-                    headers={"Retry-After": "1"},
-                )
-            )
+            raise NoReplica(queue_full(name, self.queue_limit))
         cold = not self.view.routes.routes(name)
         if cold:
             COLD_STARTS.labels(name).inc()
@@ -276,7 +281,7 @@ class FunctionProxy:
         QUEUE_DEPTH.labels(name).set(waiting.count)
         started = self.clock()
         try:
-            route = await self._wait(name, deadline, avoid, waiting, cold=cold)
+            route = await self._wait(call, avoid, waiting, cold=cold)
         finally:
             waiting.count -= 1
             QUEUE_DEPTH.labels(name).set(waiting.count)
@@ -285,9 +290,10 @@ class FunctionProxy:
         return route
 
     async def _wait(
-        self, name: str, deadline: float, avoid: frozenset[str], waiting: Waiting, *, cold: bool
+        self, call: Call, avoid: frozenset[str], waiting: Waiting, *, cold: bool
     ) -> Route:
         """Wait for a route to open up (demanding a replica while there is none)."""
+        name, deadline = call.name, call.deadline
         started = self.clock()
         while True:
             if not self.view.routes.routes(name):
@@ -309,7 +315,7 @@ class FunctionProxy:
                 pause = min(pause, max(0.0, back - self.clock()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(signal.wait(), pause)
-            route = self._pick(name, avoid, waited=True)
+            route = self._pick(call, avoid, waited=True)
             if route is not None:
                 return route
 
@@ -357,43 +363,13 @@ class FunctionProxy:
             ) from None
         route.answered()
         returned = response_headers(upstream.headers)
+        if route.revision:  # a replica's answer, not a peer's (which carries its own)
+            returned = [h for h in returned if h[0].lower() != REVISION_HEADER.lower()]
+            returned.append((REVISION_HEADER, str(route.revision)))
         if upstream.body is not None:
             whole = web.Response(status=upstream.status, reason=upstream.reason, body=upstream.body)
             whole.headers.extend(returned)
             if request.method == "HEAD" and upstream.content_length is not None:
                 whole.headers["Content-Length"] = str(upstream.content_length)
             return whole
-        return await self._stream(request, call, upstream, returned)
-
-    async def _stream(
-        self,
-        request: web.Request,
-        call: Call,
-        upstream: UpstreamResponse,
-        returned: list[tuple[str, str]],
-    ) -> web.StreamResponse:
-        """A large or open-ended response, passed on as it comes, within the call's idle
-        and overall timeouts; past one, the caller's connection is cut (a cut body is
-        never passed off as whole)."""
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-        response.headers.extend(returned)
-        if upstream.content_length is not None:
-            response.content_length = upstream.content_length
-        chunks = aiter(upstream.chunks())
-        try:
-            await response.prepare(request)
-            while True:
-                async with asyncio.timeout(call.idle_s(self.clock())):
-                    chunk = await anext(chunks, None)
-                    if chunk is None:
-                        break
-                    await response.write(chunk)
-        except BaseException as failure:
-            upstream.release(False)
-            if isinstance(failure, TimeoutError | UpstreamError) and request.transport:
-                self.log.warning("response cut", function=call.name, cause=repr(failure))
-                request.transport.abort()
-                return response
-            raise
-        await response.write_eof()
-        return response
+        return await stream(request, call, upstream, returned, clock=self.clock, log=self.log)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from events.types import LATENCY_BOUNDS_MS
+from events.types import FINE_LATENCY_BOUNDS_MS, LATENCY_BOUNDS_MS
 
 
 @dataclass
@@ -15,6 +15,7 @@ class Snapshot:
     mean_concurrency: float
     peak_concurrency: int
     latency_buckets: list[int]
+    latency_fine: list[int]
 
 
 @dataclass
@@ -29,6 +30,7 @@ class RequestWindow:
     _area: float = 0.0
     _last_change: float = 0.0
     buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
+    fine: list[int] = field(default_factory=lambda: [0] * (len(FINE_LATENCY_BOUNDS_MS) + 1))
 
     def __post_init__(self) -> None:
         self._last_change = self.started_at
@@ -48,6 +50,7 @@ class RequestWindow:
         self.requests += 1
         self.errors += int(error)
         self.buckets[bisect.bisect_left(LATENCY_BOUNDS_MS, latency_ms)] += 1
+        self.fine[bisect.bisect_left(FINE_LATENCY_BOUNDS_MS, latency_ms)] += 1
 
     def snapshot(self, now: float) -> Snapshot:
         """What happened since the last snapshot; starts the next interval at `now`."""
@@ -59,10 +62,12 @@ class RequestWindow:
             mean_concurrency=self._area / elapsed if elapsed > 0 else float(self.in_flight),
             peak_concurrency=self.peak,
             latency_buckets=self.buckets,
+            latency_fine=self.fine,
         )
         self.started_at = now
         self.requests = self.errors = 0
         self.peak = self.in_flight
         self._area = 0.0
         self.buckets = [0] * (len(LATENCY_BOUNDS_MS) + 1)
+        self.fine = [0] * (len(FINE_LATENCY_BOUNDS_MS) + 1)
         return snap

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from services.api.shares import Membership
+from services.api.traffic import Target
 
 EJECT_BASE_S = 1.0
 """A replica that refused a connection leaves routing this long; each refusal in a row
@@ -92,19 +93,21 @@ class RouteTable:
         out = [r.ejected_until for r in self.routes(function) if r.ejected_until > now]
         return min(out) if out else None
 
+    def revisions(self, function: str) -> set[int]:
+        """The revisions that have replicas in routing."""
+        return {r.revision for r in self.routes(function)}
+
     def serving(
-        self, function: str, revision: int, avoid: frozenset[str], now: float
+        self, function: str, target: Target, avoid: frozenset[str], now: float
     ) -> list[Route]:
-        """The replicas that serve the function now: those of `revision` (the current
-        one) or, while none of them is ready, of the newest revision that has ready
+        """The replicas that serve the target now: those of its revision or, unless it is
+        strict, while none of them is ready, of the newest revision that has ready
         replicas (no gap in a rollout); none that is ejected at `now` or in `avoid`."""
         candidates = [
             r for r in self.routes(function) if r.replica_id not in avoid and r.ejected_until <= now
         ]
-        if not candidates:
-            return []
-        current = [r for r in candidates if r.revision == revision]
-        if current:
+        current = [r for r in candidates if r.revision == target.revision]
+        if current or target.strict or not candidates:
             return current
         newest = max(r.revision for r in candidates)
         return [r for r in candidates if r.revision == newest]
@@ -112,7 +115,7 @@ class RouteTable:
     def pick(
         self,
         function: str,
-        revision: int,
+        target: Target,
         *,
         avoid: frozenset[str] = frozenset(),
         now: float = float("-inf"),
@@ -122,7 +125,7 @@ class RouteTable:
         sure = now <= self.shares_until
         open_ = [
             r
-            for r in self.serving(function, revision, avoid, now)
+            for r in self.serving(function, target, avoid, now)
             if r.has_room and (sure or r.limit == 0)
         ]
         if not open_:
@@ -132,10 +135,10 @@ class RouteTable:
         self._turn += 1
         return tied[self._turn % len(tied)]
 
-    def relay_to(self, function: str, revision: int, now: float) -> str | None:
+    def relay_to(self, function: str, target: Target, now: float) -> str | None:
         """The peer api to relay a call to: one holding a slot of a serving replica, when
         this instance holds none (None: serve or wait here)."""
-        serving = self.serving(function, revision, frozenset(), now)
+        serving = self.serving(function, target, frozenset(), now)
         if self.membership is None or not serving:
             return None
         peer = self.membership.relay_to(((r.replica_id, r.limit) for r in serving), self._relays)

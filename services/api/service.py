@@ -23,6 +23,7 @@ from services.api.relay import peer_proof
 from services.api.secret_routes import SecretRoutes
 from services.api.settings import Settings
 from services.api.token_routes import TokenRoutes
+from services.api.traffic_routes import TrafficRoutes
 from services.api.upstream import Upstream
 from services.api.view import ApiView
 from services.common.clock import SYSTEM_CLOCK, Clock, Every
@@ -65,6 +66,11 @@ class Api:
         secrets = SecretRoutes(self.view, control.read_json, control.record, settings.sealing_key)
         control.more.extend(secrets.routes())
         control.seal_for = secrets.seal_for
+        control.more.extend(
+            TrafficRoutes(
+                self.view, control.read_json, control.record, control.function_or_404
+            ).routes()
+        )
         ctx.metrics_reader = control.may_read_metrics  # the api's port is its public one
         upstream = Upstream(connect_timeout_s=settings.connect_timeout_s)
         self.view.left = upstream.forget
@@ -158,14 +164,16 @@ class Api:
             await asyncio.sleep(interval)
             ctx.liveness.beat("request-stats", within_s=max(60.0, 10 * interval))
             now = self.clock.now()
-            for name in list(self.proxy.windows):
+            for key in list(self.proxy.windows):
+                name, revision = key
                 if self.view.function(name) is None:
-                    del self.proxy.windows[name]
+                    del self.proxy.windows[key]
                     continue
-                snap = self.proxy.windows[name].snapshot(now)
+                snap = self.proxy.windows[key].snapshot(now)
                 waiting = self.proxy.waiting.get(name)
                 stats = RequestStats(
                     function=name,
+                    revision=revision,
                     api_instance=ctx.settings.instance,
                     interval_s=interval,
                     requests=snap.requests,
@@ -174,6 +182,7 @@ class Api:
                     peak_concurrency=snap.peak_concurrency,
                     queue_depth=waiting.count if waiting else 0,
                     latency_buckets=snap.latency_buckets,
+                    latency_fine=snap.latency_fine,
                 )
                 await ctx.producer.send(ctx.producer.envelope(stats))
 

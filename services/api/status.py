@@ -47,4 +47,34 @@ def function_status(view: ApiView, function: FunctionView) -> dict[str, Any]:
         "failures": {"since_last_ready": failures.since_ready, "last": failures.last},
         "pending": {"replicas": function.pending, "reason": function.pending_reason},
         "secrets": {s.name: s.version for s in function.sealed.get(function.revision, ())},
+        "traffic": traffic_status(function),
+    }
+
+
+def traffic_status(function: FunctionView) -> dict[str, Any]:
+    """The split, the tags and the canary in progress, as the api reports them."""
+    traffic = function.traffic
+    rollout = function.rollout
+    canary = None
+    if rollout is not None:
+        analysis = rollout.analysis
+        canary = {
+            "revision": rollout.canary,
+            "stable": rollout.stable,
+            "step": rollout.step,
+            "steps": list(function.revisions[rollout.canary].canary_steps),
+            "percent": rollout.percent,
+            "analysis": None
+            if analysis is None
+            else {
+                "decision": analysis.decision,
+                "step": analysis.step,
+                "reason": analysis.reason,
+                "inputs": analysis.inputs,
+            },
+        }
+    return {
+        "split": [{"revision": r, "percent": p} for r, p in sorted(traffic.shares().items())],
+        "tags": dict(sorted(traffic.tags.items())),
+        "canary": canary,
     }

@@ -16,14 +16,18 @@ from events.projections.functions import FunctionView
 from events.projections.world import World
 from events.topics import CONTAINER_STATS, DEMAND, READS, REQUEST_STATS
 from events.types import (
+    CanaryAnalysed,
     ColdStartDemand,
     ContainerStats,
     FunctionDeleted,
     FunctionDeployed,
+    FunctionRolledBack,
     FunctionUpdated,
     RequestStats,
+    RevisionTagged,
     ScaleDecision,
     ScaleRequested,
+    TrafficSplit,
 )
 from services.autoscaler.decide import Observed, ScalerMemory, decide_function
 from services.autoscaler.settings import Settings
@@ -40,7 +44,17 @@ READY = Gauge("shoal_autoscaler_ready_replicas", "Ready replicas", ["function"])
 PANIC = Gauge("shoal_autoscaler_panic", "1 while the function is in panic mode", ["function"])
 HORIZON_S = 3600
 METRICS = (RequestStats, ContainerStats, ColdStartDemand)
-SPEC_CHANGES = (FunctionDeployed, FunctionUpdated, ScaleRequested, FunctionDeleted)
+SPEC_CHANGES = (
+    FunctionDeployed,
+    FunctionUpdated,
+    ScaleRequested,
+    FunctionDeleted,
+    TrafficSplit,
+    RevisionTagged,
+    CanaryAnalysed,
+    FunctionRolledBack,
+)
+"""What changes a decision at once: the spec, a manual count, or how calls are shared."""
 METRIC_TOPICS = (REQUEST_STATS, CONTAINER_STATS, DEMAND)
 
 
@@ -202,7 +216,8 @@ class Autoscaler:
         DESIRED.labels(view.name).set(decision.desired)
         READY.labels(view.name).set(ready)
         PANIC.labels(view.name).set(int(decision.panic))
-        if decision.desired == view.desired:
+        per_revision = view.traffic.replicas(decision.desired)
+        if decision.desired == view.desired and per_revision == view.desired_split:
             return
         cause = (
             self.spec_causes.get(view.name) if decision.cause == "spec" else metrics.last_stats_id
@@ -217,6 +232,7 @@ class Autoscaler:
                 panic=decision.panic,
                 reason=decision.reason,
                 inputs=decision.inputs,
+                per_revision=per_revision,
                 epoch=ctx.epoch,
             ),
             causation_id=cause,
@@ -226,6 +242,7 @@ class Autoscaler:
             function=view.name,
             previous=previous,
             desired=decision.desired,
+            per_revision=per_revision,
             reason=decision.reason,
             event_id=envelope.id,
         )

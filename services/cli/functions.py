@@ -14,6 +14,7 @@ import yaml
 from services.cli.api_client import ApiClient, CliError
 from services.cli.output import emit, output_option, waiting
 from services.cli.spec_flags import given, spec_flags
+from services.cli.traffic import traffic_facts
 from services.common.labels import LABEL_FUNCTION, LABEL_REPLICA
 
 LIST_COLUMNS = (
@@ -153,6 +154,7 @@ def describe(name: str, output: str) -> None:
         ("failures since ready", status["failures"]["since_last_ready"]),
         ("last failure", status["failures"]["last"] or None),
         ("pending", status["pending"]["reason"] or None),
+        *traffic_facts(status["traffic"]),
     ]
     for key, value in facts:
         click.echo(f"{key + ':':<22}{'-' if value is None else value}")

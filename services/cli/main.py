@@ -19,7 +19,16 @@ import docker
 from events.bus import ensure_topics
 from events.errors import BusUnavailable
 from events.settings import BusSettings
-from services.cli import functions, history, kafka, lab, nodes, secret_commands, tokens
+from services.cli import (
+    functions,
+    history,
+    kafka,
+    lab,
+    nodes,
+    secret_commands,
+    tokens,
+    traffic,
+)
 from services.common.labels import LABEL_NODE
 from services.common.sealing import KEY_VARIABLE, make_key
 from services.common.settings import env_int
@@ -233,6 +242,9 @@ for command in (
     functions.invoke,
     functions.scale,
     functions.rollback,
+    traffic.traffic,
+    traffic.tag,
+    traffic.untag,
     functions.logs,
     nodes.nodes,
     history.top,

@@ -43,6 +43,9 @@ def _option(field: Any) -> tuple[list[str], dict[str, Any]]:
     elif isinstance(kind, _inspect.DictType | _inspect.ListType):
         settings["multiple"] = True
         settings["help"] += ", repeatable"
+        item = getattr(kind, "item_type", None)
+        if isinstance(item, _inspect.IntType):
+            settings["type"] = _bounded(item, click.IntRange)
     return decls, settings
 
 

@@ -4,6 +4,7 @@ that come back, rolls failing revisions back and repairs drift, each as an event
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from functools import partial
 
 from prometheus_client import Counter, Gauge
@@ -12,7 +13,7 @@ from events.envelope import Envelope
 from events.projections.functions import FunctionView
 from events.projections.nodes import NodeView
 from events.projections.world import World
-from events.topics import READS
+from events.topics import READS, REQUEST_STATS
 from events.types import (
     DriftRepaired,
     FunctionRolledBack,
@@ -20,6 +21,7 @@ from events.types import (
     NodeLost,
     NodeReturned,
     Payload,
+    RequestStats,
     StopReplica,
 )
 from services.common.clock import SYSTEM_CLOCK, Clock, Every, Hearing
@@ -39,6 +41,7 @@ from services.healer.policy import (
     returned_nodes,
     rollback_for,
 )
+from services.healer.rollouts import HORIZON_S, Rollouts
 from services.healer.settings import Settings
 
 AFTER_DEAFNESS = 2
@@ -72,6 +75,7 @@ class Healer:
         """No node is declared lost while most of them are silent (a disruption)."""
         self.last_heard = float("-inf")
         """When this healer last heard any event, on its own clock."""
+        self.rollouts = Rollouts(self.world, publish=self._publish_rollout, epoch=self._epoch)
 
     def apply(self, envelope: Envelope) -> None:
         heard = self.hearing.heard(envelope)
@@ -88,13 +92,18 @@ class Healer:
                     "heard nothing for a while; every node gets time", deaf_s=deaf_s
                 )
         self.last_heard = max(self.last_heard, heard)
-        self.world.apply(envelope, heard)
+        if isinstance(envelope.data, RequestStats):
+            self.rollouts.heard(envelope.data, heard, live=self.hearing.live)
+        else:
+            self.world.apply(envelope, heard)
 
     def _epoch(self) -> int:
         return self.ctx.epoch if self.ctx is not None else 0
 
     async def on_ready(self, ctx: ServiceContext) -> None:
-        self.world.shift(self.hearing.go_live())
+        offset = self.hearing.go_live()
+        self.world.shift(offset)
+        self.rollouts.calls.shift(offset)
         self.ctx = ctx
         self.journal = Journal(ctx.producer, apply=self.apply, clock=self.clock)
         self.isolation = Isolation("healer", self.journal, ctx.log)
@@ -111,7 +120,7 @@ class Healer:
         """Forget what ended long ago (a standby too, which decides nothing)."""
         now = self.clock.now()
         if self.pruning.due(now):
-            self.world.prune(now - FORGET_AFTER_S)
+            self.rollouts.calls.forget(set(self.world.prune(now - FORGET_AFTER_S)))
 
     async def after_poll(self, ctx: ServiceContext) -> None:
         await self.housekeep(ctx)
@@ -179,6 +188,8 @@ class Healer:
                 epoch=self._epoch(),
             )
             await self._decide(rolled, "rollback", function=view.name, reason=rollback.reason)
+        else:
+            await self.rollouts.judge(view, now)
 
     async def _declare_lost(self, loss: NodeLoss) -> None:
         view = self.world.nodes.nodes[loss.node]
@@ -262,8 +273,21 @@ class Healer:
         self.ctx.log.info("repair", kind=kind, event_id=envelope.id, type=envelope.type, **why)
         return envelope
 
+    async def _publish_rollout(self, payload: Payload, causation_id: str | None) -> Envelope:
+        kind = "canary_abort" if isinstance(payload, FunctionRolledBack) else "canary"
+        return await self._decide(
+            payload, kind, causation_id=causation_id, function=getattr(payload, "function", "")
+        )
+
     async def run(self, ctx: ServiceContext) -> None:
-        await run_service(ctx, self, elected=lambda: self.world.fence.newest("healer"))
+        """Request stats older than the canaries' horizon are not read back at all."""
+        since = self.clock.wall() - timedelta(seconds=HORIZON_S)
+        await run_service(
+            ctx,
+            self,
+            since={REQUEST_STATS: since},
+            elected=lambda: self.world.fence.newest("healer"),
+        )
 
 
 def main() -> None:

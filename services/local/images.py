@@ -16,7 +16,7 @@ from services.local.paths import REPO_ROOT
 HERE = REPO_ROOT / "deploy" / "images"
 BUSYBOX = Path("/bin/busybox")
 BASE = "shoal-test/base:1"
-IMAGES = ("hello", "cpu", "sleep", "crash", "never-ready", "memhog", "flood")
+IMAGES = ("hello", "cpu", "sleep", "crash", "never-ready", "memhog", "flood", "fail", "slow")
 APPLETS: tuple[str, ...] = (
     "sh",
     "httpd",

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from events.lifecycle import ReplicaState
 from events.projections.failures import RevisionRecord
+from events.projections.functions import FunctionView
 from events.projections.replicas import ReplicaView
 from events.types import FunctionSpec
 from services.scheduler.placement import Candidate, NodeRoom, Placer, choose_victims
@@ -25,6 +26,44 @@ class FunctionPlan:
     """(replica, reason) to drain."""
     pending: int = 0
     pending_reason: str = ""
+
+    def merge(self, other: FunctionPlan) -> None:
+        """Add another revision's plan to this one."""
+        self.starts += other.starts
+        self.drains += other.drains
+        if other.pending:
+            self.pending += other.pending
+            self.pending_reason = self.pending_reason or other.pending_reason
+
+
+def revision_targets(
+    view: FunctionView, live: list[ReplicaView]
+) -> list[tuple[int, int | None, list[ReplicaView]]]:
+    """(revision, desired, its replicas) for each revision that runs: the latest alone
+    while calls go to it only, else each revision with a share or a tag, with the
+    replicas the last decision gave it (shared as the autoscaler shares them, while it
+    has not decided since the traffic changed). Replicas of revisions that run no more go with
+    the revision that takes the most calls, which replaces them before they drain."""
+    traffic = view.traffic
+    if view.deleted or traffic.plain() or view.desired is None:
+        return [(view.revision, view.desired, live)]
+    kept = traffic.kept()
+    shared = {r: n for r, n in view.desired_split.items() if r in kept and r in view.revisions}
+    if set(shared) != kept:  # the traffic changed since the decision: share it the same way
+        shared = traffic.replicas(view.desired)
+    primary = traffic.primary() if traffic.primary() in shared else max(shared)
+    return [
+        (
+            revision,
+            desired,
+            [
+                r
+                for r in live
+                if r.revision == revision or (revision == primary and r.revision not in shared)
+            ],
+        )
+        for revision, desired in sorted(shared.items())
+    ]
 
 
 def _ready(replica: ReplicaView) -> bool:

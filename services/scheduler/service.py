@@ -23,7 +23,7 @@ from services.common.journal import Journal
 from services.common.loop import run_service
 from services.common.runtime import ServiceContext, run
 from services.scheduler.placement import Placer
-from services.scheduler.plan import FunctionPlan, plan_function
+from services.scheduler.plan import FunctionPlan, plan_function, revision_targets
 from services.scheduler.rooms import Rooms
 from services.scheduler.settings import Settings
 
@@ -132,18 +132,22 @@ class Scheduler:
     async def _plan(self, view: FunctionView, now: float, acks: list[asyncio.Future[Any]]) -> None:
         planned_at = time.perf_counter()
         name = view.name
-        plan = plan_function(
-            function=name,
-            spec=None if view.deleted else view.spec,
-            revision=view.revision,
-            desired=view.desired,
-            replicas=self.world.replicas.live_of(name),
-            rooms=self.rooms.rooms,
-            placer=self.placer,
-            failures=self.world.failures.of(name, view.revision),
-            now=now,
-            new_replica_id=f"{name}-{view.revision}-{uuid.uuid4().hex[:6]}",
-        )
+        live = self.world.replicas.live_of(name)
+        plan = FunctionPlan()
+        for revision, desired, replicas in revision_targets(view, live):
+            part = plan_function(
+                function=name,
+                spec=None if view.deleted else view.revisions[revision],
+                revision=revision,
+                desired=desired,
+                replicas=replicas,
+                rooms=self.rooms.rooms,
+                placer=self.placer,
+                failures=self.world.failures.of(name, revision),
+                now=now,
+                new_replica_id=f"{name}-{revision}-{uuid.uuid4().hex[:6]}",
+            )
+            plan.merge(part)
         for replica_id, revision, node in plan.starts:
             start = StartReplica(
                 node=node,

@@ -12,6 +12,9 @@ from services.api.forwarding import (
     without_shoal_cookies,
 )
 from services.api.routing import EJECT_BASE_S, EJECT_MAX_S, Route, RouteTable
+from services.api.traffic import Target
+
+LATEST = Target(1, strict=False)
 
 
 @pytest.mark.parametrize(
@@ -111,7 +114,7 @@ def test_a_refusing_replica_leaves_routing_for_longer_at_each_refusal_in_a_row()
     table.add("f", dead)
     table.add("f", live)
     assert dead.eject(10.0) == 10.0 + EJECT_BASE_S
-    assert {table.pick("f", 1, now=10.5).replica_id for _ in range(4)} == {"live"}
+    assert {table.pick("f", LATEST, now=10.5).replica_id for _ in range(4)} == {"live"}
     assert table.returns_at("f", 10.5) == 10.0 + EJECT_BASE_S
     assert table.returns_at("f", 11.0) is None
     assert dead.eject(11.0) == 11.0 + 2 * EJECT_BASE_S

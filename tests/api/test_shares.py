@@ -12,7 +12,10 @@ from services.api.relay import peer_proof, relay_headers, relayed_by_peer
 from services.api.routing import Route, RouteTable
 from services.api.settings import Settings
 from services.api.shares import Membership, slot_holders, slots_owned
+from services.api.traffic import Target
 from services.common.settings import SettingsError
+
+LATEST = Target(1, strict=False)
 
 REPLICAS = [f"r-{i:04x}" for i in range(200)]
 
@@ -58,7 +61,7 @@ def test_two_instances_together_never_exceed_a_replicas_limit() -> None:
     tables = [_table("api-1", URLS), _table("api-2", URLS)]
     taken: dict[str, int] = {}
     for table in tables:
-        while (route := table.pick("f", 1, now=0.0)) is not None:
+        while (route := table.pick("f", LATEST, now=0.0)) is not None:
             route.outstanding += 1
             taken[route.replica_id] = taken.get(route.replica_id, 0) + 1
     assert taken == {"r-a": 1, "r-b": 1, "r-c": 1}
@@ -66,14 +69,14 @@ def test_two_instances_together_never_exceed_a_replicas_limit() -> None:
 
 def test_no_limited_slot_is_used_past_the_lease_nor_before_a_membership() -> None:
     table = _table("api-1", {"api-1": URLS["api-1"]}, until=10.0)
-    assert table.pick("f", 1, now=9.0) is not None
-    assert table.pick("f", 1, now=10.5) is None
+    assert table.pick("f", LATEST, now=9.0) is not None
+    assert table.pick("f", LATEST, now=10.5) is None
     table.add("f", Route("r-free", 1, "n", "http://127.0.0.1:2", limit=0))
-    assert table.pick("f", 1, now=10.5).replica_id == "r-free"  # type: ignore[union-attr]
+    assert table.pick("f", LATEST, now=10.5).replica_id == "r-free"  # type: ignore[union-attr]
     fresh = RouteTable()
     fresh.reshare(Membership("api-1"), until=float("-inf"))
     fresh.add("g", Route("r-1", 1, "n", "http://127.0.0.1:1", limit=2))
-    assert fresh.pick("g", 1, now=0.0) is None
+    assert fresh.pick("g", LATEST, now=0.0) is None
 
 
 def test_an_instance_without_a_slot_relays_to_one_that_has() -> None:

@@ -25,6 +25,25 @@ def sample_payloads() -> list[t.Payload]:
             function="hello", from_revision=2, to_revision=1, reason="revision 2 crashed 3 times"
         ),
         t.ScaleRequested(function="hello", replicas=3),
+        t.TrafficSplit(
+            function="hello",
+            targets=[
+                t.TrafficTarget(revision=1, percent=90),
+                t.TrafficTarget(revision=2, percent=10),
+            ],
+            requested_by="alice",
+        ),
+        t.RevisionTagged(function="hello", tag="canary", revision=2),
+        t.CanaryAnalysed(
+            function="hello",
+            revision=2,
+            stable=1,
+            step=2,
+            percent=25,
+            decision="promote",
+            reason="step 1 held",
+            inputs={"canary_requests": 40, "canary_error_ratio": 0.0},
+        ),
         t.RequestStats(
             function="hello",
             api_instance="api-1",

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from events.lifecycle import ReplicaState
 from events.projections.failures import RevisionRecord
+from events.projections.functions import FunctionView
 from events.projections.replicas import ReplicaView
+from events.projections.traffic import Rollout
 from events.types import FunctionSpec
 from services.scheduler.placement import NodeRoom, Placer
-from services.scheduler.plan import FunctionPlan, plan_function
+from services.scheduler.plan import FunctionPlan, plan_function, revision_targets
 
 SPEC = FunctionSpec(name="f", image="i", cpu=0.5, memory_mb=128)
 
@@ -179,3 +183,49 @@ def test_a_crash_looping_function_backs_off_exponentially() -> None:
     assert len(plan([], 1, failures=failures, now=102.5).starts) == 1
     assert crash_loop(4, 0).back_off_until() == 4.0
     assert crash_loop(30, 0).back_off_until() == 60.0
+
+
+def view_with(**fields: object) -> FunctionView:
+    spec1, spec2 = SPEC, msgspec.structs.replace(SPEC, image="i2", rollout="canary")
+    view = FunctionView(
+        name="f", spec=spec2, revision=2, revisions={1: spec1, 2: spec2}, first_revision=1
+    )
+    for name, value in fields.items():
+        setattr(view, name, value)
+    return view
+
+
+def test_all_calls_to_the_latest_plan_it_alone_with_every_replica() -> None:
+    live = [replica("old", revision=1), replica("new", revision=2)]
+    assert revision_targets(view_with(desired=3), live) == [(2, 3, live)]
+
+
+def test_a_canary_runs_beside_the_stable_revision_which_keeps_its_replicas() -> None:
+    stable = [replica("s1"), replica("s2", node="b")]
+    view = view_with(desired=2, rollout=Rollout(canary=2, stable=1, step=1, percent=5))
+    targets = revision_targets(view, stable)
+    assert targets == [(1, 2, stable), (2, 1, [])]
+    canary = plan([], 1, revision=2)
+    assert len(canary.starts) == 1 and not plan(stable, 2).drains
+
+
+def test_the_decisions_share_is_used_while_it_names_the_revisions_that_run() -> None:
+    view = view_with(
+        desired=4,
+        split={1: 50, 2: 50},
+        desired_split={1: 3, 2: 2},
+    )
+    assert [(r, n) for r, n, _ in revision_targets(view, [])] == [(1, 3), (2, 2)]
+    view.split = {1: 90, 2: 10}
+    view.tags = {"t": 2}
+    view.desired_split = {1: 4}  # from before the tag: shared again, as the autoscaler does
+    assert [(r, n) for r, n, _ in revision_targets(view, [])] == [(1, 4), (2, 1)]
+
+
+def test_replicas_of_revisions_that_no_longer_run_go_with_the_largest_share() -> None:
+    gone = replica("gone", revision=1)
+    view = view_with(desired=2, split={2: 100}, tags={"t": 2})
+    view.revisions[3] = SPEC
+    view.split = {2: 80, 3: 20}
+    targets = {r: reps for r, _, reps in revision_targets(view, [gone])}
+    assert targets == {2: [gone], 3: []}

@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
 
+REVISION = "Shoal-Revision"
+
 
 @dataclass
 class Load:
     statuses: Counter[int] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
+    answers: list[tuple[float, int, str]] = field(default_factory=list)
+    """(wall-clock time, status, the revision that answered) of each answer."""
+
+    def revisions(self, since: float = 0.0, until: float = float("inf")) -> Counter[str]:
+        """Answers per revision (its Shoal-Revision header) between two times."""
+        return Counter(r for t, _, r in self.answers if since <= t <= until)
+
+    def failed_share(self, since: float, until: float) -> tuple[int, int]:
+        """(failed, all) answers between two wall-clock times."""
+        window = [s for t, s, _ in self.answers if since <= t <= until]
+        return sum(1 for s in window if s != 200), len(window)
 
     @property
     def total(self) -> int:
@@ -58,6 +72,7 @@ async def steady_load(url: str, workers: int = 4, pause_s: float = 0.01) -> Asyn
             async with http.get(url) as reply:
                 body = await reply.read()
                 load.statuses[reply.status] += 1
+                load.answers.append((time.time(), reply.status, reply.headers.get(REVISION, "")))
                 if reply.status != 200:
                     load.failures.append(f"{reply.status} {body[:200]!r}")
         except aiohttp.ClientError as exc:

@@ -34,7 +34,7 @@ function renderFunctions() {
     el("td", { text: name }), el("td", { class: "revision", text: f.revision }),
     el("td", { class: "desired", text: text(f.desired) }), el("td", { class: "ready", text: f.ready }),
     el("td", { class: "rps", text: text(f.rps) }), el("td", { class: "concurrency", text: text(f.concurrency) }),
-    el("td", { class: "cpu", text: text(f.cpu_pct) }),
+    el("td", { class: "cpu", text: text(f.cpu_pct) }), el("td", { class: "traffic", text: f.traffic }),
   ])));
 }
 
