@@ -40,6 +40,9 @@ MAX_REPLICAS_LIMIT = 1000
 MAX_SECRETS = 8
 SECRETS_PATH = "/var/shoal/secrets"
 """Where a replica finds its secrets: SECRETS_PATH/NAME/KEY, one file per key."""
+DEFAULT_CPU_REQUEST = 0.05
+"""What a replica reserves on its node unless its spec says: most replicas idle most of
+the time (Knative requests none; Kubernetes separates requests from limits)."""
 MAX_BODY_LIMIT = 64 << 20
 """The platform's cap on a function's request body (the api reads a body whole)."""
 ScalingMetric = Literal["concurrency", "rps", "cpu"]
@@ -102,10 +105,23 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
     args: Annotated[
         list[Word], _meta("Arguments of the entrypoint", flag="--arg", max_length=64)
     ] = []
-    cpu: Annotated[float, _meta("CPUs per replica", ge=0.01, le=64)] = 0.5
+    cpu: Annotated[
+        float, _meta("CPUs per replica, at most (the limit Docker enforces)", ge=0.01, le=64)
+    ] = 0.5
+    cpu_request: Annotated[
+        Annotated[float, msgspec.Meta(ge=0, le=64)] | None,
+        _meta(
+            f"CPUs a replica's node reserves for it (default: {DEFAULT_CPU_REQUEST:g}, or "
+            "the limit if it is lower)"
+        ),
+    ] = None
     memory_mb: Annotated[int, _meta("Memory per replica, MB", flag="--memory", ge=8, le=65536)] = (
         128
     )
+    memory_request_mb: Annotated[
+        Annotated[int, msgspec.Meta(ge=1, le=65536)] | None,
+        _meta("Memory a replica's node reserves for it, MB (default: the limit)"),
+    ] = None
     readiness_path: Annotated[
         str,
         _meta(
@@ -135,6 +151,14 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
         float,
         _meta("Longest pause within a response, seconds (0: the call's)", ge=0, le=3600),
     ] = 0.0
+    stop_grace_s: Annotated[
+        float,
+        _meta(
+            "Seconds a replica has to exit after SIGTERM before it is killed",
+            ge=0,
+            le=3600,
+        ),
+    ] = 10.0
     max_body_bytes: Annotated[
         int,
         _meta("Largest request body a call may send, bytes", ge=0, le=MAX_BODY_LIMIT),
@@ -271,6 +295,16 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
         bool, _meta("The root filesystem is read-only (/tmp is a writable tmpfs)")
     ] = True
 
+    @property
+    def requested_cpu(self) -> float:
+        """The CPUs placement reserves for one replica."""
+        return min(self.cpu, DEFAULT_CPU_REQUEST) if self.cpu_request is None else self.cpu_request
+
+    @property
+    def requested_memory_mb(self) -> int:
+        """The memory placement reserves for one replica (never more than its limit)."""
+        return self.memory_mb if self.memory_request_mb is None else self.memory_request_mb
+
     def __post_init__(self) -> None:
         problems = spec_problems(self.__getattribute__)
         if problems:
@@ -289,6 +323,12 @@ def spec_problems(value: Callable[[str], Any]) -> list[tuple[str, str]]:
     start, whole = value("response_start_timeout_s"), value("request_timeout_s")
     if start > whole:
         problems.append(("response_start_timeout_s", f"{start} is above request_timeout_s"))
+    cpu, cpu_request = value("cpu"), value("cpu_request")
+    if cpu_request is not None and cpu_request > cpu:
+        problems.append(("cpu_request", f"{cpu_request} is above cpu {cpu}"))
+    memory, memory_request = value("memory_mb"), value("memory_request_mb")
+    if memory_request is not None and memory_request > memory:
+        problems.append(("memory_request_mb", f"{memory_request} is above memory_mb {memory}"))
     steps = value("canary_steps")
     if any(later <= earlier for earlier, later in itertools.pairwise(steps)):
         problems.append(("canary_steps", f"{steps} does not rise at every step"))

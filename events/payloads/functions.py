@@ -119,7 +119,7 @@ class ScaleDecision(FunctionScoped, frozen=True, kw_only=True):
     panic: bool
     reason: Text
     inputs: Annotated[dict[InputName, Measure], msgspec.Meta(max_length=64)] = {}
-    per_revision: Annotated[dict[PosInt, NonNegInt], msgspec.Meta(max_length=16)] = {}
+    per_revision: Annotated[dict[PosInt, NonNegInt], msgspec.Meta(max_length=32)] = {}
     """How the desired replicas are shared between the revisions that take traffic
     (empty: all of `revision`)."""
     epoch: NonNegInt = 0

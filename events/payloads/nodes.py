@@ -37,8 +37,14 @@ class NodeHeartbeat(NodeScoped, frozen=True, kw_only=True):
     seq: NonNegInt
     capacity: NodeCapacity
     used_cpus: NonNegFloat
+    """CPUs its replicas request (what placement reserves)."""
     used_memory_mb: NonNegFloat
+    """Memory its replicas request, MB."""
     replicas: NonNegInt
+    cpu_cores_used: NonNegFloat = 0.0
+    """CPUs its replicas used, as last measured."""
+    memory_mb_used: NonNegFloat = 0.0
+    """Memory its replicas used, MB, as last measured."""
     replica_ids: Annotated[list[ReplicaId], msgspec.Meta(max_length=5000)] = []
     """The replicas the agent runs (starting, ready or draining), for drift repair; none
     while it cannot see its container engine."""

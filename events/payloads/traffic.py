@@ -12,7 +12,7 @@ from events.spec import DNS_LABEL
 
 Percent = Annotated[int, msgspec.Meta(ge=0, le=100)]
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=DNS_LABEL)]
-MAX_TARGETS = 16
+MAX_TARGETS = 8
 CanaryDecision = Literal["promote", "wait", "abort"]
 
 

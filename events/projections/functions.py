@@ -28,7 +28,9 @@ from events.types import (
     TrafficSplit,
 )
 
-MAX_TAGS = 16
+MAX_TAGS = 8
+"""With MAX_TARGETS revisions in a split and a canary, at most 17 revisions run: within
+what a scale decision can share its count between (`ScaleDecision.per_revision`)."""
 
 
 @dataclass(slots=True)
@@ -80,8 +82,8 @@ class FunctionsProjection:
     pendings: dict[str, PlacementPending] = field(default_factory=dict)
     retired: dict[str, int] = field(default_factory=dict)
     """Functions deleted and forgotten -> their newest revision."""
-    analyses: dict[str, CanaryAnalysed] = field(default_factory=dict)
-    """The latest canary judgement of each function (it may be read before its revision)."""
+    promotions: dict[str, CanaryAnalysed] = field(default_factory=dict)
+    """The furthest canary promotion of each function (it may be read before its revision)."""
 
     def shift(self, offset: float) -> None:
         """Move every time this projection heard something by `offset` seconds."""
@@ -104,7 +106,7 @@ class FunctionsProjection:
             self.retired[name] = max(self.functions.pop(name).revisions)
             self.decisions.pop(name, None)
             self.pendings.pop(name, None)
-            self.analyses.pop(name, None)
+            self.promotions.pop(name, None)
         return gone
 
     def live(self, name: str) -> FunctionView | None:
@@ -127,8 +129,8 @@ class FunctionsProjection:
             self.pendings[event.function] = event
             self._take_pending(event.function)
         else:
-            if isinstance(event, CanaryAnalysed):
-                self._keep_analysis(event)
+            if isinstance(event, CanaryAnalysed) and event.decision == "promote":
+                self._keep_promotion(event)
             view = self.functions.get(event.function)  # type: ignore[attr-defined]
             if view is not None and not view.deleted:
                 _change(view, event, now)
@@ -158,17 +160,17 @@ class FunctionsProjection:
         if event.revision >= view.revision and event.revision not in view.rolled_back:
             if event.revision > view.revision:
                 _new_revision(view, event, now)
-                early = self.analyses.get(view.name)
+                early = self.promotions.get(view.name)
                 if early is not None and early.revision == event.revision:
                     _analysed(view, early, now)
             view.revision, view.spec = event.revision, event.spec
         # A new spec or new scaling settings hand the count back to the autoscaler.
         view.pinned_replicas = None
 
-    def _keep_analysis(self, event: CanaryAnalysed) -> None:
-        kept = self.analyses.get(event.function)
-        if kept is None or (event.revision, event.step) >= (kept.revision, kept.step):
-            self.analyses[event.function] = event
+    def _keep_promotion(self, event: CanaryAnalysed) -> None:
+        kept = self.promotions.get(event.function)
+        if kept is None or (event.revision, event.step) > (kept.revision, kept.step):
+            self.promotions[event.function] = event
 
     def _take_decision(self, name: str) -> None:
         view, found = self.functions.get(name), self.decisions.get(name)
@@ -206,6 +208,7 @@ def _new_revision(
 def _change(view: FunctionView, event: Payload, now: float) -> None:
     if isinstance(event, FunctionDeleted):
         view.deleted, view.deleted_heard_at = True, now
+        view.rollout = None
     elif isinstance(event, FunctionRolledBack):
         view.rolled_back.add(event.from_revision)
         if view.revision == event.from_revision and event.to_revision in view.revisions:
@@ -213,10 +216,11 @@ def _change(view: FunctionView, event: Payload, now: float) -> None:
             view.spec = view.revisions[event.to_revision]
             view.rollback_reason = event.reason
             view.rollout, view.split = None, {}
+        view.tags = {t: r for t, r in view.tags.items() if r != event.from_revision}
     elif isinstance(event, ScaleRequested):
         view.pinned_replicas = event.replicas
     elif isinstance(event, TrafficSplit):
-        if all(t.revision in view.revisions for t in event.targets):
+        if all(_routable(view, t.revision) for t in event.targets):
             view.rollout = None
             split = {t.revision: t.percent for t in event.targets if t.percent}
             view.split = {} if split == {view.revision: 100} else split
@@ -229,8 +233,13 @@ def _change(view: FunctionView, event: Payload, now: float) -> None:
 def _tag(view: FunctionView, event: RevisionTagged) -> None:
     if not event.revision:
         view.tags.pop(event.tag, None)
-    elif event.revision in view.revisions and (event.tag in view.tags or len(view.tags) < MAX_TAGS):
+    elif _routable(view, event.revision) and (event.tag in view.tags or len(view.tags) < MAX_TAGS):
         view.tags[event.tag] = event.revision
+
+
+def _routable(view: FunctionView, revision: int) -> bool:
+    """Whether calls may be sent to the revision: one of this incarnation, not rolled back."""
+    return revision in view.revisions and revision not in view.rolled_back
 
 
 def _analysed(view: FunctionView, event: CanaryAnalysed, now: float) -> None:

@@ -59,6 +59,8 @@ class NodeView:
     """The time written in the newest heartbeat (for display)."""
     used_cpus: float = 0.0
     used_memory_mb: float = 0.0
+    cpu_cores_used: float = 0.0
+    memory_mb_used: float = 0.0
     replicas: int = 0
     recent: list[Beat] = field(default_factory=list)
     """The newest heartbeats, oldest first."""
@@ -141,6 +143,7 @@ class NodesProjection:
             view.capacity = beat.capacity
         view.last_heartbeat_at = at
         view.used_cpus, view.used_memory_mb = beat.used_cpus, beat.used_memory_mb
+        view.cpu_cores_used, view.memory_mb_used = beat.cpu_cores_used, beat.memory_mb_used
         view.replicas = beat.replicas
         heard = Beat(seq=beat.seq, replica_ids=frozenset(beat.replica_ids), heard_at=now)
         view.recent = [*view.recent[1 - RECENT_BEATS :], heard]

@@ -135,7 +135,8 @@ class ReplicasProjection:
             )
             if not view.commanded:
                 view.commanded, view.commanded_heard_at = True, now
-                view.cpu, view.memory_mb = event.spec.cpu, float(event.spec.memory_mb)
+                view.cpu = event.spec.requested_cpu
+                view.memory_mb = float(event.spec.requested_memory_mb)
             self._end_if_node_lost(view, now)
             return view.function
         known = self.replicas.get(event.replica_id)

@@ -349,6 +349,8 @@ class ControlPlane:
                         "capacity": msgspec.to_builtins(n.capacity) if n.capacity else None,
                         "used_cpus": n.used_cpus,
                         "used_memory_mb": n.used_memory_mb,
+                        "cpu_cores_used": n.cpu_cores_used,
+                        "memory_mb_used": n.memory_mb_used,
                         "replicas": n.replicas,
                         "condition": n.condition,
                         "lost": n.lost,

@@ -82,7 +82,7 @@ class Series:
     requests: float = 0.0
     """Requests reported since the last point, from every api instance."""
     concurrency: dict[str, float] = field(default_factory=dict)
-    """api instance -> its latest mean concurrency."""
+    """"api instance/revision" -> its latest mean concurrency."""
     cpu: dict[str, tuple[float, float]] = field(default_factory=dict)
     """replica -> (time, CPU fraction of its limit)."""
 
@@ -108,7 +108,7 @@ class Dashboard:
         if isinstance(data, RequestStats):
             series = self._series(data.function)
             series.requests += data.requests
-            series.concurrency[data.api_instance] = data.mean_concurrency
+            series.concurrency[f"{data.api_instance}/{data.revision}"] = data.mean_concurrency
             return
         if isinstance(data, ContainerStats):
             self._series(data.function).cpu[data.replica_id] = (

@@ -259,7 +259,7 @@ class FunctionProxy:
         if function is None:
             said = " while the request waited" if waited else ""
             raise NoReplica(error(410, f"function {name!r} was deleted{said}", function=name))
-        target = call.to if call.to.strict else Target(function.revision, strict=False)
+        target = Target(function.revision, strict=False) if call.to.latest else call.to
         route = self.view.routes.pick(name, target, avoid=avoid, now=self.clock())
         if route is not None:
             route.outstanding += 1

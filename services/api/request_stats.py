@@ -52,6 +52,10 @@ class RequestWindow:
         self.buckets[bisect.bisect_left(LATENCY_BOUNDS_MS, latency_ms)] += 1
         self.fine[bisect.bisect_left(FINE_LATENCY_BOUNDS_MS, latency_ms)] += 1
 
+    def idle(self, snap: Snapshot) -> bool:
+        """Whether nothing happened in the snapshot's interval and nothing is in flight."""
+        return not (snap.requests or snap.mean_concurrency or self.in_flight)
+
     def snapshot(self, now: float) -> Snapshot:
         """What happened since the last snapshot; starts the next interval at `now`."""
         self._advance(now)

@@ -166,10 +166,14 @@ class Api:
             now = self.clock.now()
             for key in list(self.proxy.windows):
                 name, revision = key
-                if self.view.function(name) is None:
+                function = self.view.function(name)
+                if function is None:
                     del self.proxy.windows[key]
                     continue
-                snap = self.proxy.windows[key].snapshot(now)
+                window = self.proxy.windows[key]
+                snap = window.snapshot(now)
+                if revision not in function.traffic.kept() and window.idle(snap):
+                    del self.proxy.windows[key]  # said zero once: a revision that serves no more
                 waiting = self.proxy.waiting.get(name)
                 stats = RequestStats(
                     function=name,

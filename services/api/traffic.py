@@ -22,14 +22,16 @@ class UnknownTag(Exception):
 
 @dataclass(frozen=True)
 class Target:
-    """Where a call goes: `revision` only when `strict`, else `revision` (the latest) or,
-    while it has no ready replica, the newest that has."""
+    """Where a call goes: `revision` only when `strict`, else `revision` or, while it has
+    no ready replica, the newest that has; `latest`: whichever revision is the latest when
+    a replica is picked (`revision` is the latest when the call came)."""
 
     revision: int
     strict: bool
+    latest: bool = False
 
 
-LATEST = Target(0, strict=False)
+LATEST = Target(0, strict=False, latest=True)
 """The function's latest revision, whichever it is when a replica is picked."""
 
 
@@ -54,7 +56,7 @@ class Chooser:
             return Target(revision, strict=True)
         shares = traffic.shares()
         if len(shares) == 1 and traffic.revision in shares:
-            return Target(traffic.revision, strict=False)
+            return Target(traffic.revision, strict=False, latest=True)
         open_ = {r: p for r, p in shares.items() if r in routed}
         if not open_:
             return Target(traffic.primary(), strict=False)

@@ -103,7 +103,8 @@ class Autoscaler:
                 self.observe(envelope, heard)
             return
         changed = self.world.apply(envelope, heard) is not None
-        if changed and isinstance(data, SPEC_CHANGES):
+        waits = isinstance(data, CanaryAnalysed) and data.decision == "wait"
+        if changed and isinstance(data, SPEC_CHANGES) and not waits:
             if not isinstance(data, FunctionDeleted):
                 self.spec_causes[data.function] = envelope.id
             self.urgent.add(data.function)

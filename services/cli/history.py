@@ -242,13 +242,14 @@ def top_rows(api: ApiClient, window_s: float) -> list[dict[str, Any]]:
     since = datetime.now(UTC) - timedelta(seconds=window_s)
     stats = read((REQUEST_STATS, CONTAINER_STATS), since=since)
     requests: dict[str, float] = defaultdict(float)
-    concurrency: dict[str, list[float]] = defaultdict(list)
+    concurrency: dict[str, float] = defaultdict(float)
+    """Function -> calls in flight x seconds, summed over every api instance and revision."""
     usage: dict[str, dict[str, ContainerStats]] = defaultdict(dict)
     for envelope in sorted(stats, key=lambda e: e.time):
         data = envelope.data
         if isinstance(data, RequestStats):
             requests[data.function] += data.requests
-            concurrency[data.function].append(data.mean_concurrency)
+            concurrency[data.function] += data.mean_concurrency * data.interval_s
         elif isinstance(data, ContainerStats):
             usage[data.function][data.replica_id] = data
     rows = []
@@ -261,9 +262,7 @@ def top_rows(api: ApiClient, window_s: float) -> list[dict[str, Any]]:
                 "ready": f["ready"],
                 "desired": f["desired"],
                 "rps": round(requests.get(name, 0.0) / window_s, 1),
-                "concurrency": round(sum(concurrency[name]) / len(concurrency[name]), 1)
-                if concurrency.get(name)
-                else 0.0,
+                "concurrency": round(concurrency.get(name, 0.0) / window_s, 1),
                 "cpu_pct": round(100 * sum(s.cpu_fraction for s in latest) / len(latest), 1)
                 if latest
                 else None,

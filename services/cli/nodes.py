@@ -14,7 +14,7 @@ COLUMNS = (
     ("CPUS", "cpus"),
     ("MEMORY MB", "memory"),
     ("REPLICAS", "replicas"),
-    ("LAST HEARTBEAT", "last_heartbeat_at"),
+    ("HEARD (UTC)", "last_heartbeat_at"),
 )
 
 
@@ -30,15 +30,20 @@ def nodes(ctx: click.Context, output: str) -> None:
 @nodes.command(name="ls")
 @output_option
 def list_nodes(output: str) -> None:
-    """List the nodes with their condition and load."""
+    """List the nodes with their condition and load: CPUs and memory requested /
+    allocatable (used, as last measured)."""
     found = ApiClient.from_env().call("GET", "/nodes")["nodes"]
     rows = [
         {
             **n,
-            "cpus": f"{n['used_cpus']:g}/{n['capacity']['cpus']:g}" if n["capacity"] else None,
-            "memory": f"{n['used_memory_mb']:g}/{n['capacity']['memory_mb']}"
+            "cpus": f"{n['used_cpus']:g}/{n['capacity']['cpus']:g} ({n['cpu_cores_used']:.2f})"
             if n["capacity"]
             else None,
+            "memory": f"{n['used_memory_mb']:g}/{n['capacity']['memory_mb']} "
+            f"({n['memory_mb_used']:.0f})"
+            if n["capacity"]
+            else None,
+            "last_heartbeat_at": (n["last_heartbeat_at"] or "")[11:19] or None,  # UTC time of day
         }
         for n in found
     ]

@@ -151,7 +151,9 @@ def rollback_for(
     ]
     if not healthy:
         return None
-    target = max(healthy)
+    rollout = view.rollout
+    stable = rollout.stable if rollout is not None and rollout.canary == current else None
+    target = stable if stable in healthy else max(healthy)
     return Rollback(
         function=view.name,
         from_revision=current,

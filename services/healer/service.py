@@ -93,7 +93,7 @@ class Healer:
                 )
         self.last_heard = max(self.last_heard, heard)
         if isinstance(envelope.data, RequestStats):
-            self.rollouts.heard(envelope.data, heard, live=self.hearing.live)
+            self.rollouts.heard(envelope.data, heard, envelope.id, live=self.hearing.live)
         else:
             self.world.apply(envelope, heard)
 
@@ -146,6 +146,7 @@ class Healer:
             await decide(f"node/{back.node}", now, partial(self._welcome_back, back))
         for view in list(self.world.functions.functions.values()):
             await decide(view.name, now, partial(self._judge, view, now))
+        self.rollouts.tidy()
         if reconcile:
             for node in nodes:
                 await decide(f"node/{node.node}", now, partial(self._reconcile, node))

@@ -95,7 +95,7 @@ class NodeAgent:
     @property
     def capacity(self) -> NodeCapacity:
         return NodeCapacity(
-            cpus=self.settings.cpus,
+            cpus=round(self.settings.cpus * self.settings.cpu_overcommit, 3),
             memory_mb=self.settings.memory_mb,
             max_replicas=self.settings.max_replicas,
         )
@@ -284,7 +284,7 @@ class NodeAgent:
     async def _stop(self, replica: Replica, reason: str, cause: str | None) -> None:
         replica.stopping = True
         replica.state = transition(replica.state, ReplicaState.STOPPED)
-        await self.runtime.stop(replica.replica_id, timeout_s=self.settings.stop_timeout_s)
+        await self.runtime.stop(replica.replica_id, timeout_s=replica.command.spec.stop_grace_s)
         self._forget(replica)
         await self.publish(
             self._event(ReplicaStopped, replica.command, reason=reason),
@@ -356,21 +356,25 @@ class NodeAgent:
             self.replicas[running.replica_id] = replica
             self.log.info("adopting replica", replica=running.replica_id, function=command.function)
             self._spawn(replica, self._await_ready(replica, None))
-        for running, wanted in plan.remove:
-            await self.runtime.stop(running.replica_id, timeout_s=self.settings.stop_timeout_s)
-            self.done.add(running.replica_id)
-            if wanted is None:
-                reason = "orphan removed: no command wants it"
-                await self.publish(self._event(ReplicaStopped, running, reason=reason), None)
-            else:
-                reason = "container stopped while the agent was away"
-                failed = self._event(ReplicaFailed, running, reason=reason, cause="platform")
-                await self.publish(failed, None)
+        await asyncio.gather(*(self._remove(running, wanted) for running, wanted in plan.remove))
         for command in plan.gone:
             self.done.add(command.replica_id)
             self.commands.pop(command.replica_id, None)
             reason = "container gone while the agent was away"
             failed = self._event(ReplicaFailed, command, reason=reason, cause="platform")
+            await self.publish(failed, None)
+
+    async def _remove(self, running: Running, wanted: StartReplica | None) -> None:
+        """Stop a container no command wants here (all of them at once, each within its
+        grace), and say so."""
+        await self.runtime.stop(running.replica_id, timeout_s=self.settings.stop_timeout_s)
+        self.done.add(running.replica_id)
+        if wanted is None:
+            reason = "orphan removed: no command wants it"
+            await self.publish(self._event(ReplicaStopped, running, reason=reason), None)
+        else:
+            reason = "container stopped while the agent was away"
+            failed = self._event(ReplicaFailed, running, reason=reason, cause="platform")
             await self.publish(failed, None)
 
     async def after_runtime_restart(self) -> list[str]:

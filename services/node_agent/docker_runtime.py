@@ -7,13 +7,11 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import docker
-import requests
-from docker.errors import APIError, DockerException, ImageNotFound, NotFound
-from prometheus_client import Counter
+from docker.errors import APIError, ImageNotFound, NotFound
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from events.bounds import printable
@@ -27,9 +25,9 @@ from services.common.labels import (
     LABEL_REPLICA,
     LABEL_REVISION,
 )
+from services.node_agent.docker_calls import LANES, DockerCalls, ensure_replica_network
 from services.node_agent.runtime import Exit, Resync, Running, RuntimeStartError
 from services.node_agent.sandbox import (
-    NETWORK_OPTIONS,
     ImageFacts,
     Sandbox,
     container_name,
@@ -40,43 +38,12 @@ from services.node_agent.secret_files import SecretFiles, secrets_dir_of
 from services.node_agent.usage import CpuSample, Usage, cpu_sample, memory_used, usage_between
 
 log = logging.getLogger("shoal.node.docker")
-T = TypeVar("T")
 LOG_LINES = 20
 LOG_BYTES = 64 * 1024
 """The most of a dying container's log tail read: a log of one endless line stays small."""
 LOG_LINE_CHARS = 400
-
-DOCKER_ERRORS = Counter(
-    "shoal_node_docker_errors_total", "Docker Engine calls that failed", ["operation", "error"]
-)
-
-
-def unreachable(exc: BaseException) -> bool:
-    """Whether a failed call means the engine cannot be reached (not that it refused)."""
-    if isinstance(exc, APIError):
-        return False
-    if isinstance(exc, requests.exceptions.ConnectionError | ConnectionError | FileNotFoundError):
-        return True
-    return isinstance(exc, DockerException) and "connection" in str(exc).lower()
-
-
-def ensure_replica_network(client: Any, name: str, labels: dict[str, str]) -> None:
-    """The replicas' bridge with inter-container traffic off, made if missing (a blocking
-    SDK call); one of that name that lets replicas reach one another is refused."""
-    found = [n for n in client.networks.list(names=[name]) if n.name == name]
-    for network in found:
-        options = network.attrs.get("Options") or {}
-        if any(options.get(key) != value for key, value in NETWORK_OPTIONS.items()):
-            raise RuntimeStartError(
-                f"the network {name} lets replicas reach one another; remove it "
-                "(docker network rm) and the node-agent makes it again"
-            )
-    if not found:
-        try:
-            client.networks.create(name, driver="bridge", options=NETWORK_OPTIONS, labels=labels)
-        except APIError as exc:
-            if exc.status_code != 409:  # made meanwhile by another agent of this host
-                raise
+KILL_WAIT_S = 5.0
+"""How long a stop waits for the death of what SIGKILL was sent to, before removing it."""
 
 
 class DockerRuntime:
@@ -99,28 +66,22 @@ class DockerRuntime:
         self.address = address
         self.network = network
         self.call_timeout_s = call_timeout_s
-        self._client = docker.from_env(timeout=int(call_timeout_s))
-        self.available = True
-        """Whether the engine answered the last call (False from a refused connection until
-        any call succeeds)."""
+        self._client = docker.from_env(
+            timeout=int(call_timeout_s), max_pool_size=sum(LANES.values()) + 2
+        )
+        self._call = DockerCalls(call_timeout_s)
+        self._dying: dict[str, asyncio.Future[None]] = {}
+        """Replicas told to stop: the events stream says here when each died."""
         self._streamed = False
         self._cpu: dict[str, CpuSample] = {}
         self._closed = threading.Event()
         self._stream: Any = None
 
-    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """A blocking SDK call, off the event loop, with a timeout."""
-        try:
-            found = await asyncio.wait_for(
-                asyncio.to_thread(fn, *args, **kwargs), timeout=self.call_timeout_s
-            )
-        except Exception as exc:
-            DOCKER_ERRORS.labels(getattr(fn, "__name__", "call"), type(exc).__name__).inc()
-            if unreachable(exc):
-                self.available = False
-            raise
-        self.available = True
-        return found
+    @property
+    def available(self) -> bool:
+        """Whether the engine answered the last call (False from a refused connection until
+        any call succeeds)."""
+        return self._call.available
 
     async def start(self, command: StartReplica, *, port: int) -> str:
         """Create and start the replica's container, boxed in (see `sandbox`); an image
@@ -156,10 +117,10 @@ class DockerRuntime:
         if container is None:
             return
         try:
-            await self._call(container.start)
+            await self._call(container.start, kind="start")
         except Exception as exc:
             with contextlib.suppress(Exception):
-                await self._call(container.remove, force=True, v=True)
+                await self._call(container.remove, force=True, v=True, kind="stop")
             if isinstance(exc, APIError):
                 raise RuntimeStartError(f"docker could not start it: {exc.explanation}") from exc
             raise
@@ -169,7 +130,7 @@ class DockerRuntime:
         it on the same port. A leftover of a failed try is removed and made again."""
         for _ in range(2):
             try:
-                return await self._call(self._client.containers.create, **options)
+                return await self._call(self._client.containers.create, kind="start", **options)
             except APIError as exc:
                 if exc.status_code != 409:
                     self._network_ready = False  # the next start looks at the network again
@@ -179,20 +140,20 @@ class DockerRuntime:
             existing = await self._call(self._client.containers.get, options["name"])
             if existing.status == "running" and existing.labels.get(LABEL_PORT) == str(port):
                 return None
-            await self._call(existing.remove, force=True, v=True)
+            await self._call(existing.remove, force=True, v=True, kind="stop")
         raise RuntimeStartError(f"a container named {options['name']} keeps coming back")
 
     async def _ensure_network(self) -> None:
         """The replicas' bridge (see `ensure_replica_network`), looked at once per engine."""
         if not self._network_ready:
             name, labels = self.sandbox.network_name, {LABEL_NODE: self.node_id}
-            await self._call(ensure_replica_network, self._client, name, labels)
+            await self._call(ensure_replica_network, self._client, name, labels, kind="start")
             self._network_ready = True
 
     async def _image(self, reference: str) -> ImageFacts:
         """The image as the node has it now (asked at every start: a tag may move)."""
         try:
-            found = await self._call(self._client.images.get, reference)
+            found = await self._call(self._client.images.get, reference, kind="start")
         except ImageNotFound as exc:
             raise self._no_image(reference) from exc
         return ImageFacts.of(found.attrs)
@@ -215,15 +176,16 @@ class DockerRuntime:
         return True
 
     async def stop(self, replica_id: str, *, timeout_s: float) -> None:
+        """SIGTERM (to the container's init, which passes it on), the wait for its death
+        from the events stream (holding no thread), then removal, which kills what still
+        runs past `timeout_s`."""
         self._cpu.pop(replica_id, None)
         name = container_name(replica_id)
+        api = self._client.api
         try:
-            container = await self._call(self._client.containers.get, name)
-            await asyncio.wait_for(
-                asyncio.to_thread(container.stop, timeout=int(timeout_s)),
-                timeout=timeout_s + self.call_timeout_s,
-            )
-            await self._call(container.remove, force=True, v=True)
+            if timeout_s > 0:
+                await self._terminate(replica_id, name, timeout_s)
+            await self._call(api.remove_container, name, force=True, v=True, kind="stop")
         except NotFound:
             pass
         except APIError as exc:
@@ -231,6 +193,40 @@ class DockerRuntime:
                 raise
         finally:
             self.secret_files.remove(replica_id)
+
+    async def _terminate(self, replica_id: str, name: str, grace_s: float) -> None:
+        """SIGTERM, and past the grace SIGKILL, each followed by the wait for the death,
+        which holds no thread (the removal after it is then quick)."""
+        died = self._dying[replica_id] = asyncio.get_running_loop().create_future()
+        try:
+            for signal, wait_s in (("SIGTERM", grace_s), ("SIGKILL", KILL_WAIT_S)):
+                try:
+                    await self._call(self._client.api.kill, name, signal=signal, kind="stop")
+                except APIError as exc:
+                    if exc.status_code == 409:  # not running: nothing to wait for
+                        return
+                    raise
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._death(name, died), wait_s)
+                if died.done():
+                    return
+        finally:
+            self._dying.pop(replica_id, None)
+
+    async def _death(self, name: str, died: asyncio.Future[None]) -> None:
+        """Until the container is dead: told by the events stream, or, while no stream
+        runs (the engine reconnecting, a runtime used alone), seen by asking now and then."""
+        pause = 0.05
+        while not died.done():
+            if self._stream is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(died), 1.0)
+                continue
+            found = await self._call(self._client.api.inspect_container, name)
+            if not found["State"]["Running"]:
+                return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
     async def owned(self) -> list[Running]:
         containers = await self._call(
@@ -296,7 +292,7 @@ class DockerRuntime:
         """Whatever ended the stream (a dead daemon raises requests' ConnectionError, not a
         DockerException), wait for the engine with back-off, for as long as it takes."""
         self._close_stream()
-        self.available = False
+        self._call.available = False
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(Exception),
             wait=wait_exponential(multiplier=0.2, max=5),
@@ -337,6 +333,11 @@ class DockerRuntime:
         if replica_id is None:
             return None
         action = event.get("Action")
+        dying = self._dying.get(replica_id)
+        if dying is not None:  # told to stop by this agent: its end is no news
+            if action in ("die", "destroy") and not dying.done():
+                dying.set_result(None)
+            return None
         if action == "kill":  # the engine was told to signal it (docker kill/stop, shutdown)
             self._killed.add(replica_id)
             return None
@@ -367,7 +368,11 @@ class DockerRuntime:
     async def usage(self, replica_id: str, *, cpu_limit: float) -> Usage | None:
         try:
             stats = await self._call(
-                self._client.api.stats, container_name(replica_id), stream=False, one_shot=True
+                self._client.api.stats,
+                container_name(replica_id),
+                stream=False,
+                one_shot=True,
+                kind="stats",
             )
         except (NotFound, APIError):
             return None
@@ -384,3 +389,4 @@ class DockerRuntime:
         self._closed.set()
         self._close_stream()
         await asyncio.to_thread(self._client.close)
+        self._call.close()

@@ -21,6 +21,8 @@ class Replica:
     stopping: bool = False
     """A stop began."""
     endpoint: str = ""
+    used: tuple[float, float] = (0.0, 0.0)
+    """CPUs and memory (MB) it used, as last measured."""
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property

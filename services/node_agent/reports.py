@@ -29,6 +29,7 @@ async def report_usage(agent: NodeAgent) -> None:
             )
         if usage is None or replica.state is not ReplicaState.READY:
             return
+        replica.used = (usage.cpu_cores, usage.memory_bytes / 2**20)
         stats = ContainerStats(
             function=replica.command.function,
             revision=replica.command.revision,
@@ -68,8 +69,10 @@ def heartbeat(agent: NodeAgent) -> NodeHeartbeat:
         node=agent.node_id,
         seq=agent.heartbeats,
         capacity=agent.capacity,
-        used_cpus=sum(r.command.spec.cpu for r in live),
-        used_memory_mb=sum(r.command.spec.memory_mb for r in live),
+        used_cpus=round(sum(r.command.spec.requested_cpu for r in live), 6),
+        used_memory_mb=sum(r.command.spec.requested_memory_mb for r in live),
+        cpu_cores_used=round(sum(r.used[0] for r in live), 4),
+        memory_mb_used=round(sum(r.used[1] for r in live), 1),
         replicas=len(seen),
         replica_ids=sorted(r.command.replica_id for r in seen),
         runtime_ok=agent.runtime.available,

@@ -108,6 +108,7 @@ def container_options(
         "entrypoint": spec.command or None,
         "command": spec.args or None,
         "user": run_as(image.user),
+        "init": True,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges:true"],
         "read_only": spec.read_only_root,

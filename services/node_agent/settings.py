@@ -26,6 +26,8 @@ class Settings:
     runtime: Literal["docker", "sim"]
     address: str
     cpus: float
+    cpu_overcommit: float
+    """How many times its CPUs the node lets its replicas request (never its memory)."""
     memory_mb: int
     max_replicas: int
     port_first: int
@@ -66,6 +68,7 @@ class Settings:
             runtime=runtime,  # type: ignore[arg-type]
             address=environ.get("SHOAL_NODE_ADDRESS", "127.0.0.1"),
             cpus=env_float(environ, "SHOAL_NODE_CPUS", float(os.cpu_count() or 1)),
+            cpu_overcommit=env_float(environ, "SHOAL_NODE_CPU_OVERCOMMIT", 1.0, minimum=1.0),
             memory_mb=env_int(environ, "SHOAL_NODE_MEMORY_MB", _host_memory_mb()),
             max_replicas=env_int(environ, "SHOAL_NODE_MAX_REPLICAS", 500),
             port_first=first,

@@ -182,7 +182,9 @@ def _scale_up(
     placer, rooms = placement
     for n in range(missing):
         replica_id = f"{prefix}-{n}"
-        chosen = placer.place(rooms, function, spec.cpu, spec.memory_mb, replica_id=replica_id)
+        chosen = placer.place(
+            rooms, function, spec.requested_cpu, spec.requested_memory_mb, replica_id=replica_id
+        )
         if isinstance(chosen, str):
             plan.pending, plan.pending_reason = missing - n, chosen
             return

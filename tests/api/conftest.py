@@ -202,6 +202,24 @@ async def announce_at(
     )
 
 
+async def wait_states(
+    http: aiohttp.ClientSession,
+    api: ServiceProcess,
+    function: str,
+    states: dict[str, str],
+    timeout_s: float = 15.0,
+) -> None:
+    """Until the api's status shows each named replica in its state."""
+    for _ in range(int(timeout_s / 0.05)):
+        async with http.get(f"{api.url}/v1/functions/{function}", headers=AUTH) as reply:
+            if reply.status == 200:
+                seen = {r["id"]: r["state"] for r in (await reply.json())["replicas"]}
+                if all(seen.get(r) == state for r, state in states.items()):
+                    return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{function}'s replicas never were {states}")
+
+
 async def wait_routed(
     http: aiohttp.ClientSession,
     api: ServiceProcess,

@@ -23,6 +23,7 @@ from tests.api.conftest import (
     deploy,
     routed,
     wait_routed,
+    wait_states,
 )
 from tests.support.event_log import EventLog
 from tests.support.ports import free_port
@@ -196,7 +197,7 @@ async def test_draining_stops_new_requests_while_in_flight_ones_finish(
     await agent_events.publish(
         ReplicaDraining(function="drain", revision=1, replica_id="drain-r1", node="n1")
     )
-    await wait_routed(http, api, "drain", 1)
+    await wait_states(http, api, "drain", {"drain-r1": "draining", "drain-r2": "ready"})
     for _ in range(5):
         async with http.get(f"{api.url}/fn/drain/") as reply:
             assert (await reply.json())["replica"] == "drain-r2"

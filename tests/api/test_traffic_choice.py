@@ -53,7 +53,7 @@ def test_tags_are_strict_and_an_unknown_tag_is_refused() -> None:
 
 
 def test_all_calls_to_the_latest_fall_back_during_a_rollout() -> None:
-    assert Chooser().target("f", traffic(), "", {3}) == Target(4, strict=False)
+    assert Chooser().target("f", traffic(), "", {3}) == Target(4, strict=False, latest=True)
     table = RouteTable()
     table.add("f", Route(replica_id="old", revision=3, node="n", endpoint="e", limit=0))
     assert table.pick("f", Target(4, strict=False)).replica_id == "old"  # type: ignore[union-attr]

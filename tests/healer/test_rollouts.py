@@ -5,6 +5,7 @@ and a waiting canary said at most every few seconds, only when its numbers chang
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from events.projections.world import World
 from events.types import (
     FINE_LATENCY_BOUNDS_MS,
     CanaryAnalysed,
+    FunctionDeleted,
     FunctionDeployed,
     FunctionRolledBack,
     FunctionSpec,
@@ -56,7 +58,7 @@ class Shell:
     async def tick(self, now: float) -> list[Payload]:
         self.now = now
         before = len(self.published)
-        view = self.world.function("f")
+        view = self.world.functions.functions.get("f")
         assert view is not None
         await self.rollouts.judge(view, now)
         return [e.data for e in self.published[before:]]
@@ -76,7 +78,7 @@ class Shell:
             queue_depth=0,
             latency_fine=fine,
         )
-        self.rollouts.heard(stats, now, live=True)
+        self.rollouts.heard(stats, now, uuid.uuid4().hex, live=True)
 
 
 @pytest.fixture
@@ -130,7 +132,8 @@ async def test_a_failing_canary_is_aborted_and_rolled_back_with_its_evidence(she
     view = shell.world.function("f")
     assert view is not None and view.revision == 1 and view.rollout is None
     assert await shell.tick(5) == []  # decided once
-    assert shell.rollouts.calls.samples == {}  # no canary: its calls are let go
+    shell.rollouts.tidy()
+    assert shell.rollouts.calls.seconds == {}  # no canary: its calls are let go
 
 
 async def test_calls_from_before_the_step_are_not_judged(shell: Shell) -> None:
@@ -142,3 +145,51 @@ async def test_calls_from_before_the_step_are_not_judged(shell: Shell) -> None:
     assert waiting.decision == "wait"  # type: ignore[attr-defined]
     assert waiting.inputs["canary_requests"] == 10  # type: ignore[attr-defined]
     assert await shell.tick(7) == []  # too early to promote, the same numbers
+
+
+async def test_an_abort_whose_rollback_was_lost_is_rolled_back_by_the_next_leader(
+    shell: Shell,
+) -> None:
+    ready(shell, 2)
+    await shell.tick(3)
+    abort = CanaryAnalysed(
+        function="f", revision=2, stable=1, step=1, percent=10, decision="abort", reason="5xx"
+    )
+    shell.apply(abort, 4)  # the healer that said it died before its rollback
+    (rolled,) = await shell.tick(4.5)
+    assert isinstance(rolled, FunctionRolledBack) and rolled.from_revision == 2
+    assert await shell.tick(5) == []
+
+
+def report(function: str, revision: int, requests: int, errors: int = 0) -> RequestStats:
+    return RequestStats(
+        function=function,
+        revision=revision,
+        api_instance="api",
+        interval_s=1,
+        requests=requests,
+        errors=errors,
+        mean_concurrency=1,
+        peak_concurrency=1,
+        queue_depth=0,
+    )
+
+
+async def test_calls_that_do_not_add_up_or_come_twice_are_not_counted(shell: Shell) -> None:
+    ready(shell, 2)
+    await shell.tick(3)
+    shell.rollouts.heard(report("f", 2, 5, errors=9), 4, "a", live=True)
+    shell.calls(2, 4, 10)
+    twice = report("f", 2, 7)
+    shell.rollouts.heard(twice, 4, "b", live=True)
+    shell.rollouts.heard(twice, 4, "b", live=True)
+    assert shell.rollouts.calls.tally("f", 2, 3).requests == 17
+    shell.rollouts.heard(report("ghost", 1, 7), 4, "c", live=True)
+    assert ("ghost", 1) not in shell.rollouts.calls.seconds
+
+
+async def test_a_deleted_functions_canary_is_judged_no_more(shell: Shell) -> None:
+    ready(shell, 2)
+    await shell.tick(3)
+    shell.apply(FunctionDeleted(function="f"), 3.5)
+    assert await shell.tick(4) == [] and await shell.tick(10) == []

@@ -141,8 +141,14 @@ async def test_the_agent_joins_heartbeats_and_reports_container_usage(
     beats = await events.wait_for(
         NodeHeartbeat, lambda e: e.node == agent.node_id and e.replicas == 1, timeout_s=10
     )
-    assert beats[0].used_cpus == pytest.approx(0.5)
+    assert beats[0].used_cpus == pytest.approx(0.05), "requested: the default, below its limit"
     assert beats[0].used_memory_mb == 32
+    measured = await events.wait_for(
+        NodeHeartbeat,
+        lambda e: e.node == agent.node_id and e.replicas == 1 and e.memory_mb_used > 0,
+        timeout_s=15,
+    )
+    assert 0 < measured[0].memory_mb_used <= 32
 
 
 async def test_a_repeated_start_command_runs_one_container(

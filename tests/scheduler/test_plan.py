@@ -100,6 +100,17 @@ def test_a_scale_down_drains_the_surplus() -> None:
     assert all("scaled down to 1" in why for _, why in p.drains)
 
 
+def test_placement_reserves_the_request_not_the_limit() -> None:
+    def node() -> dict[str, NodeRoom]:
+        return {"a": NodeRoom(node="a", cpus=1, memory_mb=4096, max_replicas=100, schedulable=True)}
+
+    assert len(plan([], 20, nodes=node()).starts) == 20  # 20 x 0.05 requested, 20 x 0.5 limit
+    asked = msgspec.structs.replace(SPEC, cpu_request=0.5, memory_request_mb=64)
+    p = plan([], 3, nodes=node(), spec=asked)
+    assert len(p.starts) == 2 and p.pending == 1
+    assert asked.requested_cpu == 0.5 and asked.requested_memory_mb == 64
+
+
 def test_a_deleted_function_drains_everything() -> None:
     p = plan([replica("r1"), replica("r2")], 2, spec=None)
     assert drained(p) == ["r1", "r2"]
@@ -160,8 +171,8 @@ def test_replicas_on_a_draining_node_move_one_at_a_time() -> None:
 
 
 def test_no_feasible_node_leaves_replicas_pending_with_the_reason() -> None:
-    tiny = {"a": NodeRoom(node="a", cpus=0.2, memory_mb=4096, max_replicas=5, schedulable=True)}
-    p = plan([], 2, nodes=tiny)
+    tiny = {"a": NodeRoom(node="a", cpus=0.02, memory_mb=4096, max_replicas=5, schedulable=True)}
+    p = plan([], 2, nodes=tiny)  # each requests 0.05 CPU (its limit is 0.5)
     assert p.starts == []
     assert p.pending == 2
     assert "not enough CPU" in p.pending_reason

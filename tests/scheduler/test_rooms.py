@@ -47,7 +47,7 @@ def live(s: Scheduler) -> list[str]:
 def test_commanded_replicas_hold_room_until_they_end() -> None:
     s = fold(scheduler(), start("r1"), start("r1"))
     assert live(s) == ["r1"]
-    assert s.rooms.rooms["a"].used_cpus == 0.5, "a repeated command reserves once"
+    assert s.rooms.rooms["a"].used_cpus == 0.05, "a repeated command reserves once (its request)"
     fold(s, ReplicaStopped(function="f", revision=1, replica_id="r1", node="a"))
     assert live(s) == []
     assert s.rooms.rooms["a"].used_cpus == 0.0

@@ -1,0 +1,89 @@
+"""Calls to the Docker Engine through the docker SDK: blocking, so each runs in threads
+of its own kind (a lane), with a timeout; and the replicas' network, made once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, Literal, TypeVar
+
+import requests
+from docker.errors import APIError, DockerException
+from prometheus_client import Counter
+
+from services.node_agent.runtime import RuntimeStartError
+from services.node_agent.sandbox import NETWORK_OPTIONS
+
+T = TypeVar("T")
+DOCKER_ERRORS = Counter(
+    "shoal_node_docker_errors_total", "Docker Engine calls that failed", ["operation", "error"]
+)
+Kind = Literal["start", "stop", "read", "stats"]
+LANES: dict[Kind, int] = {"start": 8, "stop": 8, "read": 4, "stats": 2}
+"""Threads per kind of Docker call: each kind waits only behind its own, so stops in flight
+never delay a start, nor a storm of stats the crash watcher's reads. A stop holds a thread
+only for its two short calls (the signal, then the removal), never for its grace."""
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether a failed call means the engine cannot be reached (not that it refused)."""
+    if isinstance(exc, APIError):
+        return False
+    if isinstance(exc, requests.exceptions.ConnectionError | ConnectionError | FileNotFoundError):
+        return True
+    return isinstance(exc, DockerException) and "connection" in str(exc).lower()
+
+
+def ensure_replica_network(client: Any, name: str, labels: dict[str, str]) -> None:
+    """The replicas' bridge with inter-container traffic off, made if missing (a blocking
+    SDK call); one of that name that lets replicas reach one another is refused."""
+    found = [n for n in client.networks.list(names=[name]) if n.name == name]
+    for network in found:
+        options = network.attrs.get("Options") or {}
+        if any(options.get(key) != value for key, value in NETWORK_OPTIONS.items()):
+            raise RuntimeStartError(
+                f"the network {name} lets replicas reach one another; remove it "
+                "(docker network rm) and the node-agent makes it again"
+            )
+    if not found:
+        try:
+            client.networks.create(name, driver="bridge", options=NETWORK_OPTIONS, labels=labels)
+        except APIError as exc:
+            if exc.status_code != 409:  # made meanwhile by another agent of this host
+                raise
+
+
+class DockerCalls:
+    """Blocking SDK calls, each in its kind's lane, within a timeout; it keeps whether the
+    engine answered the last one."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.available = True
+        self._lanes = {
+            kind: ThreadPoolExecutor(threads, thread_name_prefix=f"docker-{kind}")
+            for kind, threads in LANES.items()
+        }
+
+    async def __call__(
+        self, fn: Callable[..., T], *args: Any, kind: Kind = "read", **kwargs: Any
+    ) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            found = await asyncio.wait_for(
+                loop.run_in_executor(self._lanes[kind], partial(fn, *args, **kwargs)),
+                timeout=self.timeout_s,
+            )
+        except Exception as exc:
+            DOCKER_ERRORS.labels(getattr(fn, "__name__", "call"), type(exc).__name__).inc()
+            if unreachable(exc):
+                self.available = False
+            raise
+        self.available = True
+        return found
+
+    def close(self) -> None:
+        for lane in self._lanes.values():
+            lane.shutdown(wait=False, cancel_futures=True)
