@@ -49,10 +49,30 @@ def ensure_replica_network(client: Any, name: str, labels: dict[str, str]) -> No
             )
     if not found:
         try:
-            client.networks.create(name, driver="bridge", options=NETWORK_OPTIONS, labels=labels)
+            client.networks.create(
+                name,
+                driver="bridge",
+                options=NETWORK_OPTIONS,
+                labels=labels,
+                check_duplicate=True,
+            )
         except APIError as exc:
             if exc.status_code != 409:  # made meanwhile by another agent of this host
                 raise
+    for extra in sorted(found, key=lambda n: n.attrs.get("Created", ""))[1:]:
+        remove_duplicate(extra)
+
+
+def remove_duplicate(network: Any) -> None:
+    """A second network of the replicas' name (engines before API 1.44 let two agents of a
+    host race to make one each), removed unless a container uses it: a name that matches
+    two networks makes every start fail as ambiguous."""
+    try:
+        network.reload()
+        if not network.attrs.get("Containers"):
+            network.remove()
+    except APIError:
+        pass  # removed meanwhile, or a container joined it: the next look decides again
 
 
 class DockerCalls:

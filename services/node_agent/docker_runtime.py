@@ -61,6 +61,7 @@ class DockerRuntime:
         self.secret_files = secret_files or SecretFiles(secrets_dir_of(node_id), None)
         self.sandbox = sandbox or Sandbox()
         self._network_ready = False
+        self._network_lock = asyncio.Lock()
         self._killed: set[str] = set()
         """Replicas the engine was told to signal: their death is not their own doing."""
         self.address = address
@@ -145,10 +146,11 @@ class DockerRuntime:
 
     async def _ensure_network(self) -> None:
         """The replicas' bridge (see `ensure_replica_network`), looked at once per engine."""
-        if not self._network_ready:
-            name, labels = self.sandbox.network_name, {LABEL_NODE: self.node_id}
-            await self._call(ensure_replica_network, self._client, name, labels, kind="start")
-            self._network_ready = True
+        async with self._network_lock:  # concurrent first starts would each make one
+            if not self._network_ready:
+                name, labels = self.sandbox.network_name, {LABEL_NODE: self.node_id}
+                await self._call(ensure_replica_network, self._client, name, labels, kind="start")
+                self._network_ready = True
 
     async def _image(self, reference: str) -> ImageFacts:
         """The image as the node has it now (asked at every start: a tag may move)."""

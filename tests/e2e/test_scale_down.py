@@ -76,6 +76,6 @@ async def test_a_crash_during_a_scale_down_of_50_slow_stops_is_repaired_within_2
     assert repaired_s <= 2.0, f"the crash was repaired in {repaired_s:.2f} s"
     assert len(stopped) == MANY - 1
     # Stops waiting in lanes, as when each held a thread through its grace, would take
-    # 49 / 8 graces (60 s and more); the engine itself tears 49 bridged containers down in
-    # about 5 s on this machine.
-    assert all_stopped_s < 2 * GRACE_S, f"49 stops took {all_stopped_s:.1f} s"
+    # 7 rounds of 8 graces (70 s and more); the engine itself tears 49 bridged containers
+    # down in 5 s on this machine alone and in up to 15 s under CI's load (21.1 s seen).
+    assert all_stopped_s < 4 * GRACE_S, f"49 stops took {all_stopped_s:.1f} s"
