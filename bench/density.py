@@ -56,10 +56,15 @@ def dockerd_pid() -> int:
     raise RuntimeError("no dockerd process")
 
 
-def raw_engine(client: Any, count: int) -> tuple[float, float]:
+def raw_engine(client: Any, count: int, network: str) -> tuple[float, float]:
     """Seconds to start `count` containers straight through the engine, and to remove them."""
 
     def start(n: int) -> Any:
+        where: dict[str, Any] = (
+            {"network_mode": "host", "environment": {"PORT": str(20000 + n), "HOST": "127.0.0.1"}}
+            if network == "host"
+            else {"ports": {"8080/tcp": ("127.0.0.1", None)}}
+        )
         return client.containers.run(
             "shoal-test/hello:1",
             name=f"density-raw-{n}",
@@ -67,8 +72,8 @@ def raw_engine(client: Any, count: int) -> tuple[float, float]:
             init=True,
             nano_cpus=100_000_000,
             mem_limit="16m",
-            ports={"8080/tcp": ("127.0.0.1", None)},
             labels={"dev.shoal.bench": "density"},
+            **where,
         )
 
     began = time.monotonic()
@@ -88,10 +93,11 @@ async def containers_left(client: Any, function: str) -> int:
     return len(found)
 
 
-async def run(count: int) -> dict[str, Any]:
+async def run(count: int, network: str) -> dict[str, Any]:
     client = docker.from_env(timeout=120)
-    raw_start_s, raw_remove_s = await asyncio.to_thread(raw_engine, client, count)
+    raw_start_s, raw_remove_s = await asyncio.to_thread(raw_engine, client, count, network)
     options = {
+        "SHOAL_NODE_NETWORK": network,
         "SHOAL_NODE_MAX_REPLICAS": str(count + 50),
         "SHOAL_AUTOSCALER_MAX_REPLICAS": str(count),
         "SHOAL_NODE_PORT_FIRST": "30000",  # `shoal up`'s range: run it with the platform down
@@ -126,6 +132,7 @@ async def run(count: int) -> dict[str, Any]:
             all_gone_s = time.monotonic() - decided
     return {
         "replicas": count,
+        "network": network,
         "all_ready_s": round(all_ready_s, 2),
         "start_rate": round(count / all_ready_s, 1),
         "all_gone_s": round(all_gone_s, 2),
@@ -138,6 +145,7 @@ async def run(count: int) -> dict[str, Any]:
 
 def report(found: dict[str, Any]) -> None:
     n = found["replicas"]
+    print(f"network: {found['network']}")
     print(f"{'':<38}{'Shoal':>12}{'engine alone':>14}")
     started = f"{n} replicas started and ready (s)"
     print(f"{started:<38}{found['all_ready_s']:>12}{found['raw_start_s']:>14}")
@@ -155,8 +163,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="200 replicas")
     parser.add_argument("--replicas", type=int, default=1000)
+    parser.add_argument(
+        "--network",
+        choices=("bridge", "host"),
+        default="bridge",
+        help="bridge: each replica in its own network, its port published (the default); "
+        "host: the host's network, for trusted code",
+    )
     args = parser.parse_args()
-    report(asyncio.run(run(200 if args.quick else args.replicas)))
+    report(asyncio.run(run(200 if args.quick else args.replicas, args.network)))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ class NodeJoined(NodeScoped, frozen=True, kw_only=True):
 
 class NodeHeartbeat(NodeScoped, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dev.shoal.node.heartbeat"
-    SCHEMA: ClassVar[str] = "1.1"
+    SCHEMA: ClassVar[str] = "1.2"
     seq: NonNegInt
     capacity: NodeCapacity
     used_cpus: NonNegFloat
@@ -50,6 +50,9 @@ class NodeHeartbeat(NodeScoped, frozen=True, kw_only=True):
     while it cannot see its container engine."""
     runtime_ok: bool = True
     """Whether the agent can reach its container engine."""
+    busy_ids: Annotated[list[ReplicaId], msgspec.Meta(max_length=5000)] = []
+    """Of `replica_ids`, those that had a connection open or used CPU when last looked at:
+    a scale-down stops the others first."""
 
 
 class NodeLost(NodeScoped, frozen=True, kw_only=True):

@@ -62,6 +62,8 @@ class NodeView:
     cpu_cores_used: float = 0.0
     memory_mb_used: float = 0.0
     replicas: int = 0
+    busy: frozenset[str] = frozenset()
+    """Its replicas that were in use at the newest heartbeat."""
     recent: list[Beat] = field(default_factory=list)
     """The newest heartbeats, oldest first."""
 
@@ -144,7 +146,7 @@ class NodesProjection:
         view.last_heartbeat_at = at
         view.used_cpus, view.used_memory_mb = beat.used_cpus, beat.used_memory_mb
         view.cpu_cores_used, view.memory_mb_used = beat.cpu_cores_used, beat.memory_mb_used
-        view.replicas = beat.replicas
+        view.replicas, view.busy = beat.replicas, frozenset(beat.busy_ids)
         heard = Beat(seq=beat.seq, replica_ids=frozenset(beat.replica_ids), heard_at=now)
         view.recent = [*view.recent[1 - RECENT_BEATS :], heard]
 

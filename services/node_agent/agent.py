@@ -34,6 +34,7 @@ from events.types import (
 from services.common.clock import Clock
 from services.common.logs import StructLog
 from services.node_agent.converge import converge
+from services.node_agent.leaving import stop_surely, wait_drained
 from services.node_agent.ports import PortAllocator, PortsExhausted
 from services.node_agent.probe import wait_until_ready
 from services.node_agent.reconcile import plan_reconcile
@@ -277,14 +278,15 @@ class NodeAgent:
     async def _drain(self, replica: Replica, drain_s: float, reason: str, cause: str) -> None:
         replica.state = transition(replica.state, ReplicaState.DRAINING)
         await self.publish(self._event(ReplicaDraining, replica.command), cause)
-        await asyncio.sleep(drain_s)
+        min_s, replica_id = self.settings.min_drain_s, replica.replica_id
+        await wait_drained(self.runtime, replica_id, drain_s=drain_s, min_s=min_s, clock=self.clock)
         if replica.state is ReplicaState.DRAINING:
             await self._stop(replica, reason or "drained", cause)
 
     async def _stop(self, replica: Replica, reason: str, cause: str | None) -> None:
         replica.stopping = True
         replica.state = transition(replica.state, ReplicaState.STOPPED)
-        await self.runtime.stop(replica.replica_id, timeout_s=replica.command.spec.stop_grace_s)
+        await stop_surely(self.runtime, replica, self.log)
         self._forget(replica)
         await self.publish(
             self._event(ReplicaStopped, replica.command, reason=reason),
@@ -383,10 +385,8 @@ class NodeAgent:
         running = {r.replica_id for r in await self.runtime.owned() if r.running}
         lost = []
         for replica in list(self.replicas.values()):
-            if replica.replica_id not in running and replica.state in (
-                ReplicaState.STARTING,
-                ReplicaState.READY,
-            ):
+            gone = replica.replica_id not in running
+            if gone and replica.state in (ReplicaState.STARTING, ReplicaState.READY):
                 lost.append(replica.replica_id)
                 reason = "container lost while the container engine restarted"
                 await self._fail(replica, reason, None, by="platform")

@@ -7,7 +7,8 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import docker
@@ -17,14 +18,8 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 from events.bounds import printable
 from events.spec import spec_identity
 from events.types import StartReplica
-from services.common.labels import (
-    LABEL_FUNCTION,
-    LABEL_GENERATION,
-    LABEL_NODE,
-    LABEL_PORT,
-    LABEL_REPLICA,
-    LABEL_REVISION,
-)
+from services.common.labels import LABEL_NODE, LABEL_PORT, LABEL_REPLICA
+from services.node_agent.connections import ConnectionTables, Listener, listener_of
 from services.node_agent.docker_calls import LANES, DockerCalls, ensure_replica_network
 from services.node_agent.runtime import Exit, Resync, Running, RuntimeStartError
 from services.node_agent.sandbox import (
@@ -33,6 +28,7 @@ from services.node_agent.sandbox import (
     container_name,
     container_options,
     run_as,
+    running_of,
 )
 from services.node_agent.secret_files import SecretFiles, secrets_dir_of
 from services.node_agent.usage import CpuSample, Usage, cpu_sample, memory_used, usage_between
@@ -56,6 +52,7 @@ class DockerRuntime:
         sandbox: Sandbox | None = None,
         secret_files: SecretFiles | None = None,
         call_timeout_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.node_id = node_id
         self.secret_files = secret_files or SecretFiles(secrets_dir_of(node_id), None)
@@ -75,6 +72,8 @@ class DockerRuntime:
         """Replicas told to stop: the events stream says here when each died."""
         self._streamed = False
         self._cpu: dict[str, CpuSample] = {}
+        self._listeners: dict[str, Listener] = {}
+        self._tables = ConnectionTables(clock)
         self._closed = threading.Event()
         self._stream: Any = None
 
@@ -131,7 +130,7 @@ class DockerRuntime:
         it on the same port. A leftover of a failed try is removed and made again."""
         for _ in range(2):
             try:
-                return await self._call(self._client.containers.create, kind="start", **options)
+                return await self._call(self._client.containers.create, kind="create", **options)
             except APIError as exc:
                 if exc.status_code != 409:
                     self._network_ready = False  # the next start looks at the network again
@@ -149,13 +148,13 @@ class DockerRuntime:
         async with self._network_lock:  # concurrent first starts would each make one
             if not self._network_ready:
                 name, labels = self.sandbox.network_name, {LABEL_NODE: self.node_id}
-                await self._call(ensure_replica_network, self._client, name, labels, kind="start")
+                await self._call(ensure_replica_network, self._client, name, labels, kind="create")
                 self._network_ready = True
 
     async def _image(self, reference: str) -> ImageFacts:
         """The image as the node has it now (asked at every start: a tag may move)."""
         try:
-            found = await self._call(self._client.images.get, reference, kind="start")
+            found = await self._call(self._client.images.get, reference, kind="create")
         except ImageNotFound as exc:
             raise self._no_image(reference) from exc
         return ImageFacts.of(found.attrs)
@@ -182,6 +181,7 @@ class DockerRuntime:
         from the events stream (holding no thread), then removal, which kills what still
         runs past `timeout_s`."""
         self._cpu.pop(replica_id, None)
+        self._listeners.pop(replica_id, None)
         name = container_name(replica_id)
         api = self._client.api
         try:
@@ -238,23 +238,14 @@ class DockerRuntime:
         )
         owned = []
         for container in containers:
-            labels = container.labels
-            try:
-                owned.append(
-                    Running(
-                        replica_id=labels[LABEL_REPLICA],
-                        function=labels[LABEL_FUNCTION],
-                        revision=int(labels[LABEL_REVISION]),
-                        port=int(labels[LABEL_PORT]),
-                        running=container.status == "running",
-                        node_generation=int(labels.get(LABEL_GENERATION, "0")),
-                    )
-                )
-            except (KeyError, ValueError):
+            found = running_of(container.labels, container.status)
+            if found is None:
                 log.warning(
                     "container with partial shoal labels",
                     extra={"fields": {"container": container.name}},
                 )
+            else:
+                owned.append(found)
         self.secret_files.sweep({r.replica_id for r in owned})
         return owned
 
@@ -386,6 +377,19 @@ class DockerRuntime:
         if before is None:
             return None
         return usage_between(before, sample, cpu_limit=cpu_limit, memory=memory_used(stats))
+
+    async def connections(self, replica_id: str) -> int | None:
+        """Connections open to the replica now (None: it cannot be told)."""
+        listener = self._listeners.get(replica_id)
+        if listener is None:
+            try:
+                found = await self._call(self._client.containers.get, container_name(replica_id))
+            except (NotFound, APIError):
+                return None
+            if (listener := listener_of(found.attrs)) is None:
+                return None
+            self._listeners[replica_id] = listener
+        return self._tables.open_to(listener)
 
     async def close(self) -> None:
         self._closed.set()

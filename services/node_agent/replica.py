@@ -23,6 +23,8 @@ class Replica:
     endpoint: str = ""
     used: tuple[float, float] = (0.0, 0.0)
     """CPUs and memory (MB) it used, as last measured."""
+    busy: bool = False
+    """In use at the last look (a connection open to it, or CPU used)."""
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property

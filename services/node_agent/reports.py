@@ -11,6 +11,7 @@ from events.bounds import within_bounds
 from events.lifecycle import LIVE, ReplicaState
 from events.types import ContainerStats, NodeHeartbeat, NodeRuntimeChanged
 from services.node_agent.agent import NodeAgent
+from services.node_agent.leaving import is_busy
 from services.node_agent.replica import Replica
 
 STATS_CONCURRENCY = 16
@@ -27,6 +28,8 @@ async def report_usage(agent: NodeAgent) -> None:
             usage = await agent.runtime.usage(
                 replica.replica_id, cpu_limit=replica.command.spec.cpu
             )
+            connections = await agent.runtime.connections(replica.replica_id)
+        replica.busy = is_busy(connections, usage.cpu_cores if usage else 0.0)
         if usage is None or replica.state is not ReplicaState.READY:
             return
         replica.used = (usage.cpu_cores, usage.memory_bytes / 2**20)
@@ -75,5 +78,6 @@ def heartbeat(agent: NodeAgent) -> NodeHeartbeat:
         memory_mb_used=round(sum(r.used[1] for r in live), 1),
         replicas=len(seen),
         replica_ids=sorted(r.command.replica_id for r in seen),
+        busy_ids=sorted(r.command.replica_id for r in seen if r.busy),
         runtime_ok=agent.runtime.available,
     )

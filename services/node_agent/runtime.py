@@ -73,4 +73,7 @@ class ReplicaRuntime(Protocol):
     async def usage(self, replica_id: str, *, cpu_limit: float) -> Usage | None:
         """CPU and memory since the last call for this replica; None on the first."""
 
+    async def connections(self, replica_id: str) -> int | None:
+        """Connections open to the replica now; None when the runtime cannot tell."""
+
     async def close(self) -> None: ...

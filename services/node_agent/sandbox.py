@@ -23,6 +23,7 @@ from services.common.labels import (
     LABEL_REPLICA,
     LABEL_REVISION,
 )
+from services.node_agent.runtime import Running
 
 NOBODY = "65534:65534"
 REPLICA_NETWORK = "shoal-replicas"
@@ -133,3 +134,18 @@ def container_options(
         options["network"] = sandbox.network_name
         options["ports"] = {f"{spec.port}/tcp": (address, port)}
     return options
+
+
+def running_of(labels: dict[str, str], status: str) -> Running | None:
+    """A replica container as its labels tell (None when Shoal's labels are partial)."""
+    try:
+        return Running(
+            replica_id=labels[LABEL_REPLICA],
+            function=labels[LABEL_FUNCTION],
+            revision=int(labels[LABEL_REVISION]),
+            port=int(labels[LABEL_PORT]),
+            running=status == "running",
+            node_generation=int(labels.get(LABEL_GENERATION, "0")),
+        )
+    except (KeyError, ValueError):
+        return None

@@ -36,6 +36,9 @@ class Settings:
     heartbeat_s: float
     stats_s: float
     stop_timeout_s: float
+    min_drain_s: float
+    """The least a drain lasts (the time routers take to hear of it) before it ends for
+    want of connections; the scheduler's drain time is the most."""
     probe_interval_s: float
     sim_ready_delay_s: float
     sim_cpu_fraction: float
@@ -77,6 +80,7 @@ class Settings:
             heartbeat_s=env_float(environ, "SHOAL_NODE_HEARTBEAT_S", 1.0, minimum=0.001),
             stats_s=env_float(environ, "SHOAL_NODE_STATS_S", 5.0, minimum=0.001),
             stop_timeout_s=env_float(environ, "SHOAL_NODE_STOP_TIMEOUT_S", 10.0),
+            min_drain_s=env_float(environ, "SHOAL_NODE_MIN_DRAIN_S", 0.5),
             probe_interval_s=env_float(environ, "SHOAL_NODE_PROBE_INTERVAL_S", 0.01, minimum=0.001),
             sim_ready_delay_s=env_float(environ, "SHOAL_NODE_SIM_READY_DELAY_S", 0.2),
             sim_cpu_fraction=env_float(environ, "SHOAL_NODE_SIM_CPU_FRACTION", 0.0),

@@ -82,5 +82,8 @@ class SimRuntime:
             memory_limit_bytes=replica.command.spec.memory_mb << 20,
         )
 
+    async def connections(self, replica_id: str) -> int | None:
+        return None  # pretend replicas take no calls: a drain lasts its whole time
+
     async def close(self) -> None:
         self._exits.put_nowait(None)

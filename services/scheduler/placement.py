@@ -26,6 +26,8 @@ class NodeRoom:
     used_memory_mb: float = 0.0
     replicas: int = 0
     by_function: dict[str, int] = field(default_factory=dict)
+    busy: frozenset[str] = frozenset()
+    """Its replicas in use at its newest heartbeat (a scale-down stops the others first)."""
     held: dict[str, tuple[str, float, float]] = field(default_factory=dict)
     """Replica id -> (function, CPU, memory) reserved for it."""
 
@@ -134,12 +136,14 @@ def choose_victims(
     candidates: list[Candidate], rooms: dict[str, NodeRoom], count: int
 ) -> list[Candidate]:
     """Which replicas go in a scale-down: those on unschedulable (cordoned) nodes first,
-    then not-yet-ready ones, then those on the most loaded nodes."""
+    then not-yet-ready ones, then idle ones (no connection open, no CPU used at their
+    node's newest heartbeat), then those on the most loaded nodes."""
 
-    def order(c: Candidate) -> tuple[int, int, float, str]:
+    def order(c: Candidate) -> tuple[int, int, int, float, str]:
         room = rooms.get(c.node)
         schedulable = room.schedulable if room else False
+        busy = c.replica_id in room.busy if room else False
         load = (room.used_cpus / room.cpus) if room and room.cpus else 0.0
-        return (int(schedulable), int(c.ready), -load, c.replica_id)
+        return (int(schedulable), int(c.ready), int(busy), -load, c.replica_id)
 
     return sorted(candidates, key=order)[:count]

@@ -40,6 +40,7 @@ class Rooms:
         if view.capacity is not None:
             room.cpus, room.memory_mb = view.capacity.cpus, view.capacity.memory_mb
             room.max_replicas = view.capacity.max_replicas
+        room.busy = view.busy
         heard = view.heard_at
         fresh = heard is not None and now - heard <= stale_s
         before = (room.schedulable, room.evacuating)

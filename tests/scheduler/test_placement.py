@@ -98,6 +98,20 @@ def test_victims_come_from_cordoned_nodes_then_unready_then_the_most_loaded() ->
     assert order == ["r-cordoned", "r-new", "r-busy", "r-idle"]
 
 
+def test_idle_replicas_go_before_busy_ones_even_on_a_less_loaded_node() -> None:
+    loaded = room("loaded", used_cpus=3)
+    loaded.busy = frozenset({"r-serving"})
+    rooms = {"loaded": loaded, "quiet": room("quiet")}
+    candidates = [
+        Candidate("r-serving", "loaded", True),
+        Candidate("r-quiet", "quiet", True),
+        Candidate("r-idle", "loaded", True),
+    ]
+    order = [c.replica_id for c in choose_victims(candidates, rooms, 3)]
+    assert order == ["r-idle", "r-quiet", "r-serving"]
+    assert [c.replica_id for c in choose_victims(candidates, rooms, 1)] == ["r-idle"]
+
+
 def test_holding_room_again_for_the_same_replica_reserves_once() -> None:
     r = room("a")
     r.reserve("r1", "f", 0.5, 128)

@@ -3,6 +3,8 @@ which nodes take or keep replicas."""
 
 from __future__ import annotations
 
+import msgspec
+
 from events.envelope import new_envelope
 from events.types import (
     FunctionSpec,
@@ -76,3 +78,20 @@ def test_a_lost_node_takes_its_replicas_and_their_room_with_it() -> None:
     s = fold(scheduler(), start("r1"), start("r2", node="b"), lost)
     assert live(s) == ["r2"]
     assert s.rooms.rooms["a"].used_cpus == 0.0 and s.rooms.rooms["a"].evacuating
+
+
+def test_a_heartbeat_tells_which_replicas_are_in_use() -> None:
+    beat = NodeHeartbeat(
+        node="a",
+        seq=1,
+        capacity=CAP,
+        used_cpus=0,
+        used_memory_mb=0,
+        replicas=2,
+        replica_ids=["r1", "r2"],
+        busy_ids=["r2"],
+    )
+    s = fold(scheduler(), beat)
+    assert s.rooms.rooms["a"].busy == {"r2"}
+    fold(s, NodeHeartbeat(**{**msgspec.structs.asdict(beat), "seq": 2, "busy_ids": []}))
+    assert s.rooms.rooms["a"].busy == frozenset(), "the newest heartbeat says"
