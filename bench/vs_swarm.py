@@ -12,6 +12,8 @@ the host's network, both polled every 0.2 s:
   with its defaults, one task at a time, stop-first) until all 10 run the new version and
   no old one runs.
 
+Shoal starts a replica whose CPU limit is below 0.5 with 0.5 CPU until it is ready (its
+startup boost; Swarm has none); `--startup-cpu 0` starts it at its limit, as Swarm does.
 Medians of 3 trials (`--quick`: 1 trial, 20 replicas and an update of 5, to end within two
 minutes). The ratios are Swarm's time divided by Shoal's: above 1, Shoal is faster."""
 
@@ -157,7 +159,7 @@ async def all_new(side: Side, n: int) -> bool:
     return await side.ready() >= n and await side.running() == n
 
 
-async def run(trials: int, many: int, updated: int) -> dict[str, Any]:
+async def run(trials: int, many: int, updated: int, startup_cpu: float) -> dict[str, Any]:
     times: dict[str, dict[str, list[float]]] = {"swarm": {}, "shoal": {}}
     docker_client = docker.from_env()
     with (
@@ -169,6 +171,7 @@ async def run(trials: int, many: int, updated: int) -> dict[str, Any]:
             "SHOAL_NODE_ADDRESS": engine.address,
             "SHOAL_NODE_NETWORK": "host",
             "SHOAL_NODE_MAX_REPLICAS": "200",
+            "SHOAL_NODE_STARTUP_CPU": str(startup_cpu),
         }
         async with (
             bench_platform("vs", **options) as (platform, _),
@@ -186,7 +189,7 @@ async def run(trials: int, many: int, updated: int) -> dict[str, Any]:
                         times[key].setdefault(row, []).append(seconds)
             for side in sides.values():
                 side.close()
-    return figures(times, trials, many, updated)
+    return {**figures(times, trials, many, updated), "startup_cpu": startup_cpu}
 
 
 def figures(
@@ -211,7 +214,9 @@ def report(found: dict[str, Any]) -> None:
         "crash": "crash -> replacement serving (s)",
         "update": f"rolling update of {updated} (s)",
     }
-    print(f"medians of {found['trials']} trial(s)")
+    print(
+        f"medians of {found['trials']} trial(s); Shoal's startup boost {found['startup_cpu']:g} CPU"
+    )
     print(f"{'':<36}{'Swarm':>10}{'Shoal':>10}{'Swarm/Shoal':>13}")
     for row in ROWS:
         swarm, shoal = found[f"swarm_{row}_s"], found[f"shoal_{row}_s"]
@@ -223,11 +228,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="1 trial, 20 replicas, update of 5")
     parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument(
+        "--startup-cpu",
+        type=float,
+        default=0.5,
+        help="Shoal's startup boost (SHOAL_NODE_STARTUP_CPU); 0 starts at the limit, as Swarm",
+    )
     args = parser.parse_args()
-    if args.quick:
-        report(asyncio.run(run(1, 20, 5)))
-    else:
-        report(asyncio.run(run(args.trials, 50, 10)))
+    trials, many, updated = (1, 20, 5) if args.quick else (args.trials, 50, 10)
+    report(asyncio.run(run(trials, many, updated, args.startup_cpu)))
 
 
 if __name__ == "__main__":

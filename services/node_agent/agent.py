@@ -41,6 +41,7 @@ from services.node_agent.reconcile import plan_reconcile
 from services.node_agent.replica import Replica, exit_reason
 from services.node_agent.runtime import Exit, ReplicaRuntime, Running, RuntimeStartError
 from services.node_agent.settings import Settings
+from services.node_agent.startup import not_ready, settled
 
 Cause = Literal["function", "platform"]
 
@@ -249,12 +250,10 @@ class NodeAgent:
         if replica.state is not ReplicaState.STARTING:
             return
         if not ready:
-            await self._fail(
-                replica,
-                f"not ready within {replica.command.ready_timeout_s:g} s "
-                f"(probe {spec.readiness_path or 'tcp'} on {replica.endpoint})",
-                cause,
-            )
+            await self._fail(replica, not_ready(replica), cause)
+            return
+        if (why := await settled(self.runtime, replica)) is not None:
+            await self._fail(replica, why, cause, by="platform")
             return
         replica.state = transition(replica.state, ReplicaState.READY)
         START_SECONDS.observe(self.clock.now() - replica.commanded_at)

@@ -20,13 +20,20 @@ from events.spec import spec_identity
 from events.types import StartReplica
 from services.common.labels import LABEL_NODE, LABEL_PORT, LABEL_REPLICA
 from services.node_agent.connections import ConnectionTables, Listener, listener_of
-from services.node_agent.docker_calls import LANES, DockerCalls, ensure_replica_network
+from services.node_agent.docker_calls import (
+    LANES,
+    DockerCalls,
+    ensure_replica_network,
+    event_filters,
+    read_events,
+)
 from services.node_agent.runtime import Exit, Resync, Running, RuntimeStartError
 from services.node_agent.sandbox import (
     ImageFacts,
     Sandbox,
     container_name,
     container_options,
+    cpu_quota,
     run_as,
     running_of,
 )
@@ -269,8 +276,15 @@ class DockerRuntime:
         """Exits from one events stream (its own queue), until it ends or fails."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue()
+        try:
+            filters = event_filters(self.node_id)
+            events = await self._call(self._client.events, decode=True, filters=filters)
+        except Exception:
+            await asyncio.sleep(0.5)  # the caller waits for the engine, then tries again
+            return
+        self._stream = events
         reader = threading.Thread(
-            target=self._read_events, args=(loop, queue), name="docker-events", daemon=True
+            target=read_events, args=(events, loop, queue), name="docker-events", daemon=True
         )
         reader.start()
         while True:
@@ -298,27 +312,6 @@ class DockerRuntime:
         if stream is not None:
             with contextlib.suppress(Exception):
                 stream.close()
-
-    def _read_events(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        queue: asyncio.Queue[dict[str, Any] | BaseException],
-    ) -> None:
-        try:
-            self._stream = self._client.events(
-                decode=True,
-                filters={
-                    "type": "container",
-                    "label": f"{LABEL_NODE}={self.node_id}",
-                    "event": ["kill", "die", "destroy"],
-                },
-            )
-            for event in self._stream:
-                loop.call_soon_threadsafe(queue.put_nowait, event)
-            loop.call_soon_threadsafe(queue.put_nowait, ConnectionError("events stream ended"))
-        except Exception as exc:
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
 
     async def _exit_of(self, event: dict[str, Any]) -> Exit | None:
         attributes = event.get("Actor", {}).get("Attributes", {})
@@ -377,6 +370,12 @@ class DockerRuntime:
         if before is None:
             return None
         return usage_between(before, sample, cpu_limit=cpu_limit, memory=memory_used(stats))
+
+    async def settle(self, replica_id: str, *, cpu: float) -> None:
+        """Put the replica's own CPU limit in force (it may have started with the startup
+        boost, of this run's setting or of an earlier one's)."""
+        update, name = self._client.api.update_container, container_name(replica_id)
+        await self._call(update, name, cpu_quota=cpu_quota(cpu), kind="create")
 
     async def connections(self, replica_id: str) -> int | None:
         """Connections open to the replica now (None: it cannot be told)."""

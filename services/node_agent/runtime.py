@@ -73,6 +73,9 @@ class ReplicaRuntime(Protocol):
     async def usage(self, replica_id: str, *, cpu_limit: float) -> Usage | None:
         """CPU and memory since the last call for this replica; None on the first."""
 
+    async def settle(self, replica_id: str, *, cpu: float) -> None:
+        """The replica's own CPU limit in force, once it is ready (after a startup boost)."""
+
     async def connections(self, replica_id: str) -> int | None:
         """Connections open to the replica now; None when the runtime cannot tell."""
 

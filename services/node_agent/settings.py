@@ -90,6 +90,7 @@ class Settings:
                 log_max_bytes=env_int(environ, "SHOAL_NODE_LOG_MAX_BYTES", 1 << 20, minimum=1024),
                 log_files=env_int(environ, "SHOAL_NODE_LOG_FILES", 2, minimum=1),
                 network_name=network_name,
+                startup_cpu=env_float(environ, "SHOAL_NODE_STARTUP_CPU", 0.5, minimum=0.0),
             ),
             secrets_dir=Path(environ["SHOAL_NODE_SECRETS_DIR"])
             if environ.get("SHOAL_NODE_SECRETS_DIR")

@@ -82,6 +82,9 @@ class SimRuntime:
             memory_limit_bytes=replica.command.spec.memory_mb << 20,
         )
 
+    async def settle(self, replica_id: str, *, cpu: float) -> None:
+        pass  # a pretend replica has no limit to lower
+
     async def connections(self, replica_id: str) -> int | None:
         return None  # pretend replicas take no calls: a drain lasts its whole time
 

@@ -76,7 +76,7 @@ async def test_a_replica_starts_answers_http_drains_and_stops(
 
     attrs = docker_client.api.inspect_container(container_name("hello-1-a"))
     host = attrs["HostConfig"]
-    assert host["NanoCpus"] == 250_000_000
+    assert (host["CpuPeriod"], host["CpuQuota"]) == (100_000, 25_000), "its own limit once ready"
     assert host["Memory"] == 48 * 2**20
     assert host["MemorySwap"] == 48 * 2**20
     assert host["RestartPolicy"]["Name"] == "no"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from services.common.labels import LABEL_NODE
+from services.common.labels import LABEL_NODE, LABEL_REPLICA
 from services.node_agent.docker_runtime import DockerRuntime, container_name
 from services.node_agent.runtime import RuntimeStartError
 from services.node_agent.sandbox import (
@@ -171,3 +171,20 @@ async def test_a_replica_network_that_lets_replicas_talk_is_refused(
     finally:
         await runtime.close()
         network.remove()
+
+
+async def test_a_replica_starts_with_the_startup_boost_and_is_settled_to_its_limit(
+    runtime: DockerRuntime, docker_client: Any, images: dict[str, str]
+) -> None:
+    container = await started(runtime, docker_client, images["hello"], cpu=0.01)
+    host = container.attrs["HostConfig"]
+    assert (host["CpuPeriod"], host["CpuQuota"]) == (100_000, 50_000), "0.5 CPU until ready"
+    replica = container.labels[LABEL_REPLICA]
+    await runtime.settle(replica, cpu=0.01)
+    container.reload()
+    assert container.attrs["HostConfig"]["CpuQuota"] == 1_000
+    roomy = await started(runtime, docker_client, images["hello"], cpu=2)
+    assert roomy.attrs["HostConfig"]["CpuQuota"] == 200_000, "a limit above the boost is kept"
+    await runtime.settle(roomy.labels[LABEL_REPLICA], cpu=2)
+    roomy.reload()
+    assert roomy.attrs["HostConfig"]["CpuQuota"] == 200_000
