@@ -42,7 +42,12 @@ async def wait_drained(
     began, quiet = clock.now(), 0
     while not drain_over(clock.now() - began, drain_s=drain_s, min_s=min_s, quiet_looks=quiet):
         await asyncio.sleep(max(0.0, min(LOOK_S, drain_s - (clock.now() - began))))
-        quiet = quiet + 1 if await runtime.connections(replica_id) == 0 else 0
+        left = max(0.01, drain_s - (clock.now() - began))
+        try:  # a look slow to answer (the engine busy) never lengthens the drain
+            seen = await asyncio.wait_for(runtime.connections(replica_id), timeout=left)
+        except TimeoutError:
+            seen = None
+        quiet = quiet + 1 if seen == 0 else 0
 
 
 async def stop_surely(runtime: ReplicaRuntime, replica: Replica, log: StructLog) -> None:

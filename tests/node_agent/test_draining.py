@@ -3,6 +3,7 @@ tables say (parsed from /proc-style text, read once per namespace and age)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -95,10 +96,11 @@ def test_a_drain_ends_when_quiet_after_its_least_time_or_at_its_most() -> None:
 
 
 class Connections:
-    def __init__(self, answer: int | None) -> None:
-        self.answer = answer
+    def __init__(self, answer: int | None, delay_s: float = 0.0) -> None:
+        self.answer, self.delay_s = answer, delay_s
 
     async def connections(self, replica_id: str) -> int | None:
+        await asyncio.sleep(self.delay_s)
         return self.answer
 
 
@@ -118,3 +120,11 @@ async def test_a_drain_waits_for_no_connection_or_its_whole_time(
     )
     took = time.monotonic() - began
     assert lasts[0] <= took < lasts[1], f"the drain lasted {took:.2f} s"
+
+
+async def test_a_look_slow_to_answer_does_not_lengthen_the_drain() -> None:
+    began = time.monotonic()
+    slow = Connections(0, delay_s=10)
+    await wait_drained(slow, "r1", drain_s=1.0, min_s=0.3, clock=SYSTEM_CLOCK)  # type: ignore[arg-type]
+    took = time.monotonic() - began
+    assert 1.0 <= took < 3.0, f"the drain lasted {took:.2f} s"

@@ -24,7 +24,10 @@ pytestmark = pytest.mark.docker
 
 DEAF = ["/bin/sh", "-c", "trap '' TERM; exec httpd -f -p ${HOST}:${PORT} -h /www"]
 """busybox httpd that ignores SIGTERM (an ignored signal stays ignored across exec)."""
-GRACE_S = 4.0
+GRACE_S = 6.0
+TEARDOWN_S = 4.5
+"""The engine's own teardown of a dozen killed containers: under 1 s alone, 3.3 s seen under
+CI's load. Stops that held a stop lane's thread through their grace would take two graces."""
 
 
 @pytest.fixture(params=["events", "no events"])
@@ -93,7 +96,8 @@ async def test_stops_in_flight_hold_no_thread_and_delay_no_start(
     await stops
     all_stopped_s = time.monotonic() - began
     assert start_during_s < max(1.0, 3 * start_s), (start_during_s, start_s)
-    assert GRACE_S <= all_stopped_s < GRACE_S + 3, f"{len(deaf)} stops took {all_stopped_s:.1f} s"
+    took = f"{len(deaf)} stops took {all_stopped_s:.1f} s"
+    assert GRACE_S <= all_stopped_s < GRACE_S + TEARDOWN_S < 2 * GRACE_S, took
     assert all(gone(docker_client, r) for r in deaf)
     for replica in (baseline, late):
         await runtime.stop(replica, timeout_s=1)
