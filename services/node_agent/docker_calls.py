@@ -13,7 +13,6 @@ import requests
 from docker.errors import APIError, DockerException
 from prometheus_client import Counter
 
-from services.common.labels import LABEL_NODE
 from services.node_agent.runtime import RuntimeStartError
 from services.node_agent.sandbox import NETWORK_OPTIONS
 
@@ -118,28 +117,3 @@ class DockerCalls:
     def close(self) -> None:
         for lane in self._lanes.values():
             lane.shutdown(wait=False, cancel_futures=True)
-
-
-def event_filters(node_id: str) -> dict[str, Any]:
-    """The node's replica containers' signals, deaths and removals."""
-    return {
-        "type": "container",
-        "label": f"{LABEL_NODE}={node_id}",
-        "event": ["kill", "die", "destroy"],
-    }
-
-
-def read_events(
-    stream: Any,
-    loop: asyncio.AbstractEventLoop,
-    queue: asyncio.Queue[dict[str, Any] | BaseException],
-) -> None:
-    """Hand an events stream's items to the loop (in a thread of its own: the stream
-    blocks); its end or failure is the last item."""
-    try:
-        for event in stream:
-            loop.call_soon_threadsafe(queue.put_nowait, event)
-        loop.call_soon_threadsafe(queue.put_nowait, ConnectionError("events stream ended"))
-    except Exception as exc:
-        if not loop.is_closed():
-            loop.call_soon_threadsafe(queue.put_nowait, exc)

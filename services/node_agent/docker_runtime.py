@@ -15,18 +15,12 @@ import docker
 from docker.errors import APIError, ImageNotFound, NotFound
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from events.bounds import printable
 from events.spec import spec_identity
-from events.types import StartReplica
+from events.types import LAST_LOG_LINES, StartReplica
 from services.common.labels import LABEL_NODE, LABEL_PORT, LABEL_REPLICA
 from services.node_agent.connections import ConnectionTables, Listener, listener_of
-from services.node_agent.docker_calls import (
-    LANES,
-    DockerCalls,
-    ensure_replica_network,
-    event_filters,
-    read_events,
-)
+from services.node_agent.docker_calls import LANES, DockerCalls, ensure_replica_network
+from services.node_agent.engine_events import DeathNotes, event_filters, last_lines, read_events
 from services.node_agent.runtime import Exit, Resync, Running, RuntimeStartError
 from services.node_agent.sandbox import (
     ImageFacts,
@@ -41,10 +35,6 @@ from services.node_agent.secret_files import SecretFiles, secrets_dir_of
 from services.node_agent.usage import CpuSample, Usage, cpu_sample, memory_used, usage_between
 
 log = logging.getLogger("shoal.node.docker")
-LOG_LINES = 20
-LOG_BYTES = 64 * 1024
-"""The most of a dying container's log tail read: a log of one endless line stays small."""
-LOG_LINE_CHARS = 400
 KILL_WAIT_S = 5.0
 """How long a stop waits for the death of what SIGKILL was sent to, before removing it."""
 
@@ -66,8 +56,7 @@ class DockerRuntime:
         self.sandbox = sandbox or Sandbox()
         self._network_ready = False
         self._network_lock = asyncio.Lock()
-        self._killed: set[str] = set()
-        """Replicas the engine was told to signal: their death is not their own doing."""
+        self._deaths = DeathNotes()
         self.address = address
         self.network = network
         self.call_timeout_s = call_timeout_s
@@ -324,32 +313,34 @@ class DockerRuntime:
             if action in ("die", "destroy") and not dying.done():
                 dying.set_result(None)
             return None
-        if action == "kill":  # the engine was told to signal it (docker kill/stop, shutdown)
-            self._killed.add(replica_id)
+        death = self._deaths.fold(replica_id, str(action), attributes)
+        if death is None:
             return None
-        killed = replica_id in self._killed
-        self._killed.discard(replica_id)
-        if action == "destroy":
+        if death.removed:
             return Exit(
                 replica_id=replica_id, exit_code=None, oom_killed=False, last_logs=[], removed=True
             )
-        code = str(attributes.get("exitCode", ""))
-        exit_code = int(code) if code.lstrip("-").isdigit() and len(code) < 12 else None
-        oom_killed, lines = False, []
-        with contextlib.suppress(Exception):
-            container = await self._call(self._client.containers.get, container_name(replica_id))
-            oom_killed = bool(container.attrs["State"].get("OOMKilled"))
-            raw = await self._call(container.logs, tail=LOG_LINES)
-            text = raw[-LOG_BYTES:].decode(errors="replace")
-            lines = [printable(line)[:LOG_LINE_CHARS] for line in text.splitlines()[-LOG_LINES:]]
+        oom_killed = death.oom
+        if death.unexplained_kill:
+            with contextlib.suppress(Exception):
+                found = await self._call(self._client.api.inspect_container, event.get("id"))
+                oom_killed = bool(found["State"].get("OOMKilled"))
         return Exit(
             replica_id=replica_id,
-            exit_code=exit_code,
+            exit_code=death.exit_code,
             oom_killed=oom_killed,
-            last_logs=lines,
+            last_logs=await self._last_logs(replica_id),
             removed=False,
-            killed=killed,
+            killed=death.killed,
         )
+
+    async def _last_logs(self, replica_id: str) -> list[str]:
+        """The container's last log lines (none if the engine cannot tell)."""
+        name = container_name(replica_id)
+        try:
+            return last_lines(await self._call(self._client.api.logs, name, tail=LAST_LOG_LINES))
+        except Exception:
+            return []
 
     async def usage(self, replica_id: str, *, cpu_limit: float) -> Usage | None:
         try:

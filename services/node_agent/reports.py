@@ -25,6 +25,8 @@ async def report_usage(agent: NodeAgent) -> None:
 
     async def one(replica: Replica) -> None:
         async with limit:
+            if replica.state is not ReplicaState.READY:  # stopping meanwhile: the engine
+                return  # takes a second to tell a stopping container's use
             usage = await agent.runtime.usage(
                 replica.replica_id, cpu_limit=replica.command.spec.cpu
             )
