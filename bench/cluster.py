@@ -1,7 +1,10 @@
 """The lab (`shoal lab`, 3 hosts and 3 brokers, each in a network namespace of its own) under
 faults: a host cut off from the network (its replicas ready elsewhere: p50 and max over
-the rounds), a broker SIGKILLed while a producer sends one event at a time (the longest
-wait for an acknowledgement, and how many acknowledged events were not read back), and
+the rounds), a broker SIGKILLed while a producer sends one event at a time and a
+function's minimum changes every second (the control plane's pause: the slowest change
+from its request to the autoscaler's decision on the log, against the same before the
+kill; the longest wait for an acknowledgement, and how many acknowledged events were not
+read back), and
 events per second through the bus with acks=all on a topic of replication factor 3
 against one of replication factor 1, from the same run. `--quick`: one round of each."""
 
@@ -14,6 +17,8 @@ import statistics
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +29,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from events.bus import EventProducer
 from events.history import read_all
 from events.settings import BusSettings
-from events.topics import DEMAND
+from events.topics import DEMAND, SCALE
+from events.types import ScaleDecision
 from services.local.lab import Lab, saved_test_images
 from services.local.lab_net import LabPlan
+from tests.support.event_log import EventLog
 from tests.support.lab_calls import control, lab_ready, produce_acked, ready_on, until, when
 
 PLAN = LabPlan(3, 3, tag="blab", subnet="10.235.0")
@@ -52,24 +59,60 @@ async def node_loss(lab: Lab, rounds: int) -> list[float]:
     return took
 
 
-async def broker_loss(lab: Lab, bus: BusSettings, rounds: int) -> tuple[float, int]:
-    """SIGKILL a broker while events are sent; the longest ack wait, and acked ids lost."""
+async def broker_loss(lab: Lab, bus: BusSettings, rounds: int) -> dict[str, Any]:
+    """SIGKILL a broker while events are sent one at a time and a function's minimum flips
+    every second: the longest ack wait, acked ids not read back, and the seconds from
+    each flip to the autoscaler's decision on the log (before the kill, and around it)."""
     producer = EventProducer(bus, source="/shoal/bench/cluster")
     await producer.start()
     acked: list[str] = []
-    longest = 0.0
+    longest, before, around = 0.0, [], []
     try:
-        for n in range(rounds):
-            victim = f"b{n % lab.plan.brokers + 1}"
-            sending = asyncio.create_task(produce_acked(producer, acked, seconds=10))
-            await asyncio.sleep(2)
-            await asyncio.to_thread(lab.kill, victim)
-            longest = max(longest, await sending)
-            await asyncio.to_thread(lab.start, victim, {})
+        async with EventLog(bus, [SCALE]) as log:
+            await log.wait_for(ScaleDecision, pulse)
+            for n in range(rounds):
+                victim = f"b{n % lab.plan.brokers + 1}"
+                sending = asyncio.create_task(produce_acked(producer, acked, seconds=10))
+                before += await decision_times(lab, log, seconds=2)
+                flips = asyncio.create_task(decision_times(lab, log, seconds=10))
+                await asyncio.to_thread(lab.kill, victim)
+                around += await flips
+                longest = max(longest, await sending)
+                await asyncio.to_thread(lab.start, victim, {})
     finally:
         await producer.stop()
     read = {e.id for e in await read_all(bus, [DEMAND]) if e.source == "/shoal/bench/cluster"}
-    return longest, len(set(acked) - read)
+    lost = len(set(acked) - read)
+    return {"ack_wait": longest, "lost": lost, "decision_before": before, "decision": around}
+
+
+async def decision_times(lab: Lab, log: EventLog, seconds: float) -> list[float]:
+    """Every second for `seconds`, the minimum of "pulse" flipped between 1 and 2; per flip,
+    the seconds from its request to the autoscaler's decision for it (by the log's times)."""
+    took = []
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        target = 2 if log.of(ScaleDecision, pulse)[-1].desired == 1 else 1
+        asked = datetime.now(UTC)
+        await control(lab, "PATCH", "/functions/pulse", {"min_replicas": target})
+        decided = await until(partial(decision_of, log, target, asked), 60, "decided")
+        took.append((decided - asked).total_seconds())
+        await asyncio.sleep(max(0.0, 1.0 - took[-1]))
+    return took
+
+
+def pulse(decision: ScaleDecision) -> bool:
+    return decision.function == "pulse"
+
+
+async def decision_of(log: EventLog, desired: int, after: datetime) -> datetime | None:
+    """When the first decision for "pulse" of `desired` after a time was made."""
+    for event in log.events:
+        data = event.data
+        if isinstance(data, ScaleDecision) and pulse(data) and data.desired == desired:
+            if event.time is not None and event.time > after:
+                return event.time
+    return None
 
 
 async def rate(bus: BusSettings, replication: int) -> float:
@@ -106,11 +149,13 @@ async def run(rounds: int, home: Path) -> dict[str, Any]:
         await control(lab, "POST", "/functions", {**spec, "cpu": 0.1, "memory_mb": 32}, 201)
         await control(lab, "POST", f"/nodes/{PLAN.host(1).name}/uncordon", expect=202)
         losses = await node_loss(lab, rounds)
-        pause, lost = await broker_loss(lab, bus, rounds)
+        pulse = {"name": "pulse", "image": "shoal-test/hello:1", "cpu": 0.1, "memory_mb": 32}
+        await control(lab, "POST", "/functions", {**pulse, "min_replicas": 1}, 201)
+        brokers = await broker_loss(lab, bus, rounds)
         rates = {n: await rate(bus, n) for n in (1, 3)}
     finally:
         await asyncio.to_thread(lab.down)
-    return {"node_loss": losses, "pause": pause, "lost": lost, "rates": rates}
+    return {"node_loss": losses, "rates": rates, **brokers}
 
 
 def report(found: dict[str, Any]) -> None:
@@ -118,7 +163,10 @@ def report(found: dict[str, Any]) -> None:
     print(f"{'what':<38} {'value':>10}")
     print(f"{'node loss -> ready elsewhere p50 (s)':<38} {statistics.median(losses):>10.2f}")
     print(f"{'node loss -> ready elsewhere max (s)':<38} {max(losses):>10.2f}")
-    print(f"{'broker loss: longest ack wait (s)':<38} {found['pause']:>10.2f}")
+    before, around = found["decision_before"], found["decision"]
+    print(f"{'decision after a change, p50 (s)':<38} {statistics.median(before):>10.2f}")
+    print(f"{'broker loss: slowest decision (s)':<38} {max(around):>10.2f}")
+    print(f"{'broker loss: longest ack wait (s)':<38} {found['ack_wait']:>10.2f}")
     print(f"{'acknowledged events not read back':<38} {found['lost']:>10}")
     print(f"{'events/s, replication 1 (baseline)':<38} {found['rates'][1]:>10.0f}")
     print(f"{'events/s, replication 3':<38} {found['rates'][3]:>10.0f}")
@@ -127,7 +175,9 @@ def report(found: dict[str, Any]) -> None:
             {
                 "node_loss_ready_s_p50": round(statistics.median(losses), 3),
                 "node_loss_ready_s_max": round(max(losses), 3),
-                "broker_loss_pause_s": round(found["pause"], 3),
+                "broker_loss_pause_s": round(max(around), 3),
+                "decision_s_p50_baseline": round(statistics.median(before), 3),
+                "broker_loss_ack_wait_s": round(found["ack_wait"], 3),
                 "acked_lost": found["lost"],
                 "events_per_s_rf1": round(found["rates"][1]),
                 "events_per_s_rf3": round(found["rates"][3]),

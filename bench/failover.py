@@ -22,7 +22,6 @@ from bench.chaos import (
     deciders,
     deploy,
     kill_and_restart,
-    ratio,
     ready,
     replace,
     stop_added,
@@ -80,7 +79,7 @@ def report(found: dict[str, Any]) -> None:
     every = [t for took in failovers.values() for t in took]
     load: Load = found["load"]
     failed = load.total - load.statuses.get(200, 0) + len(load.failures)
-    print(f"load: {load.total} requests, {failed} failed, success ratio {ratio(load):.5f}")
+    print(f"load: {load.total} requests, {failed} failed, success ratio {load.success_ratio():.5f}")
     violations = found["check"].violations
     print(f"shoal audit --check: {sum(found['check'].checked.values())} checked, "
           f"{len(violations)} violation(s)")  # fmt: skip
@@ -91,7 +90,7 @@ def report(found: dict[str, Any]) -> None:
             {
                 "failover_s_p50": round(statistics.median(every), 3),
                 "failover_s_max": round(max(every), 3),
-                "success_ratio": round(ratio(load), 6),
+                "success_ratio": round(load.success_ratio(), 6),
                 "violations": len(violations),
                 "kills": len(every),
                 "restart_s_p50": round(statistics.median(found["restarts"].values()), 3),

@@ -32,7 +32,7 @@ from events.types import (
 )
 from services.common.labels import LABEL_NODE
 from services.local.images import ensure_test_images
-from services.node_agent.docker_runtime import ensure_replica_network
+from services.node_agent.docker_calls import ensure_replica_network
 from services.node_agent.sandbox import REPLICA_NETWORK
 from tests.support.event_log import EventLog
 from tests.support.ports import free_port

@@ -27,7 +27,7 @@ from bench.broker import kafka_bus
 from events.bus import EventProducer, ensure_topics
 from events.types import ReplicaReady
 from services.local.images import ensure_test_images
-from services.node_agent.docker_runtime import ensure_replica_network
+from services.node_agent.docker_calls import ensure_replica_network
 from services.node_agent.sandbox import REPLICA_NETWORK
 from tests.support.ports import free_port
 from tests.support.service_process import ServiceProcess

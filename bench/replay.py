@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bench.broker import kafka_bus
 from events.bus import EventProducer, ensure_topics
@@ -73,7 +74,7 @@ def history(total: int) -> Iterator[Envelope]:
         name = f"fn-{life % FUNCTIONS}"
         node = f"node-{life % NODES}"
         rid = f"{name}-1-{life:08x}"
-        replica = {"function": name, "revision": 1, "replica_id": rid, "node": node}
+        replica: dict[str, Any] = {"function": name, "revision": 1, "replica_id": rid, "node": node}
         if life % 4 == 0:
             yield at(
                 ScaleDecision(
@@ -215,8 +216,8 @@ def main() -> None:
         ("read from Kafka + fold (fresh process)", rebuilt["events"], rebuilt["seconds"]),
         ("fold alone, in memory", folded, fold_s),
     ):
-        rate = float(events) / float(seconds)  # type: ignore[arg-type]
-        print(f"{step:<44} {events:>10} {float(seconds):>8.2f} {rate:>10,.0f}")  # type: ignore[arg-type]
+        rate = float(events) / float(seconds)
+        print(f"{step:<44} {events:>10} {float(seconds):>8.2f} {rate:>10,.0f}")
     print(
         f"rebuilt: {rebuilt['functions']} functions, {rebuilt['nodes']} nodes, "
         f"{rebuilt['live_replicas']} live replicas; peak RSS {rebuilt['peak_rss_mb']:.0f} MB; "
@@ -226,10 +227,10 @@ def main() -> None:
         json.dumps(
             {
                 "events": rebuilt["events"],
-                "seconds": round(float(rebuilt["seconds"]), 3),  # type: ignore[arg-type]
+                "seconds": round(float(rebuilt["seconds"]), 3),
                 "seconds_per_million": round(per_million, 3),
                 "fold_only_seconds_per_million": round(fold_per_million, 3),
-                "peak_rss_mb": round(float(rebuilt["peak_rss_mb"]), 1),  # type: ignore[arg-type]
+                "peak_rss_mb": round(float(rebuilt["peak_rss_mb"]), 1),
             }
         )
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import configparser
+import importlib
 import json
 import subprocess
 import sys
@@ -35,6 +36,13 @@ def test_ruff_finds_nothing() -> None:
 def test_code_is_formatted() -> None:
     result = run_tool("ruff", "format", "--check", ".")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_benchmark_imports() -> None:
+    """No test runs the benchmarks: each must at least import (a name removed from a
+    module that one imports broke bench.failover once)."""
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        importlib.import_module(f"bench.{path.stem}")
 
 
 def test_mypy_strict_finds_nothing() -> None:

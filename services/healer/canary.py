@@ -13,9 +13,10 @@ from typing import Literal
 from events.spec import FunctionSpec
 from events.types import FINE_LATENCY_BOUNDS_MS
 
-LATENCY_SLACK_MS = 10.0
-"""A canary is not slow for latency within this of the stable's p95, whatever the ratio
-(1 ms against 3 ms is noise, and the latency buckets are coarse)."""
+LATENCY_SLACK_MS = 50.0
+"""A canary is not slow for latency within this of the stable's p95, whatever the ratio:
+1 ms against 3 ms is noise, and so was a healthy canary's 27 ms against 12 ms on a busy
+machine (fresh replicas, coarse buckets); Flagger's usual bounds are hundreds of ms."""
 
 
 @dataclass

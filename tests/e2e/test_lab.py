@@ -3,15 +3,16 @@ own with its own address, the hosts with their own Docker Engine and node-agent,
 authenticated bus with replication factor 3 and min.insync.replicas 2. A function served
 from hosts 2 and 3 answers every call made through the api on host 1; a broker killed
 under load and during a deploy loses no acknowledged event and stops nothing; a host
-cut off has its replicas replaced elsewhere with no failed call, and stops what moved
-away when it is healed; killing the host of the leading scheduler hands the lead to the
-other host's."""
+cut off is lost within its node timeout and has its replicas replaced elsewhere with no
+failed call, and once healed runs none of the replicas that moved away; killing the host
+of the leading scheduler hands the lead to the other host's."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,7 +21,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from events.bus import EventProducer
 from events.history import read_all
 from events.settings import BusSettings
-from events.topics import DEMAND
+from events.topics import DEMAND, NODES
+from events.types import NodeLost
+from services.common.labels import LABEL_REPLICA
 from services.local.lab import Lab, saved_test_images
 from services.local.lab_net import LabPlan
 from tests.support.invariants import assert_log_holds
@@ -38,6 +41,9 @@ from tests.support.load import steady_load
 
 pytestmark = [pytest.mark.kafka, pytest.mark.docker]
 PLAN = LabPlan(3, 3, tag="tlab", subnet="10.234.0")
+HEARTBEAT_AND_TICK_S = 2.0
+"""A node is lost `timeout_s` after its last heartbeat (every 1 s), at the healer's next
+tick (every 0.25 s): from the cut, within the timeout and this."""
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +88,9 @@ async def test_a_broker_killed_under_load_loses_no_acknowledged_event(
         async with steady_load(f"{api(lab)}/fn/spread/") as load:
             sending = asyncio.create_task(produce_acked(producer, acked, seconds=12, at_least=40))
             await asyncio.sleep(2)
-            await asyncio.to_thread(lab.kill, "b1")
             spec = {"image": "shoal-test/hello:1", "min_replicas": 2, "env": {"V": "2"}}
             await control(lab, "PUT", "/functions/spread", {"name": "spread", **spec}, 200)
+            await asyncio.to_thread(lab.kill, "b1")  # the rollout under way
             await until(lambda: rolled_to(lab, "spread", 2), 60, "the deploy completes")
             await sending
         load.assert_no_failures()
@@ -120,12 +126,15 @@ async def in_sync_everywhere(bus: BusSettings, *, broker: int) -> bool:
 async def test_a_host_cut_off_is_replaced_and_stops_what_moved_when_healed(
     lab: Lab, bus: BusSettings
 ) -> None:
-    cut, other = lab.plan.host(2).name, lab.plan.host(3).name
+    cut = lab.plan.host(2).name
     await control(lab, "POST", f"/nodes/{lab.plan.host(1).name}/uncordon", expect=202)
+    status = await control(lab, "GET", "/functions/spread")
+    moved = {r["id"] for r in status["replicas"] if r["node"] == cut}
+    assert moved, status["replicas"]
     async with steady_load(f"{api(lab)}/fn/spread/") as load:
         await asyncio.to_thread(lab.cut, "h2", off=True)
-        cut_at = time.monotonic()
-        moved = await until(
+        cut_at, cut_wall = time.monotonic(), datetime.now(UTC)
+        await until(
             lambda: when(ready_on(lab, "spread"), lambda n: len(n) == 2 and cut not in n),
             30,
             "the cut host's replica ready elsewhere",
@@ -134,10 +143,25 @@ async def test_a_host_cut_off_is_replaced_and_stops_what_moved_when_healed(
         await asyncio.to_thread(lab.cut, "h2", off=False)
         await asyncio.sleep(8)  # the host heartbeats again and stops what moved away
     load.assert_no_failures()
-    assert other in moved and replaced_s < 15, (moved, replaced_s)
+    assert replaced_s < 15, replaced_s
+    losses = [
+        (e.time, e.data)
+        for e in await read_all(bus, [NODES])
+        if isinstance(e.data, NodeLost) and e.data.node == cut and e.time and e.time > cut_wall
+    ]
+    assert losses, f"no NodeLost of {cut}"
+    lost_at, lost = min(losses, key=lambda found: found[0])
+    lost_s = (lost_at - cut_wall).total_seconds()
+    assert lost_s <= lost.timeout_s + HEARTBEAT_AND_TICK_S, f"NodeLost after {lost_s:.1f} s"
     nodes = await control(lab, "GET", "/nodes")
     back = next(n for n in nodes["nodes"] if n["node"] == cut)
     assert not back["lost"], back
+    engine = lab.engine(2).client()
+    try:
+        still = [c.labels.get(LABEL_REPLICA) for c in engine.containers.list()]
+    finally:
+        engine.close()
+    assert not moved & set(still), f"{moved & set(still)} run on {cut} and elsewhere"
     await assert_log_holds(bus, grace_s=5)
 
 

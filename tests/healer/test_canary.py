@@ -70,10 +70,10 @@ CASES = [
         25,
     ),
     (
-        "p95 slower but within 10 ms: promote",
+        "p95 3x the stable's but within 50 ms of it: promote",
         1,
-        tally(60, latency_ms=4),
-        tally(300, latency_ms=1),
+        tally(60, latency_ms=40),
+        tally(300, latency_ms=12),
         31,
         "promote",
         2,

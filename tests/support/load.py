@@ -34,6 +34,11 @@ class Load:
     def total(self) -> int:
         return sum(self.statuses.values())
 
+    def success_ratio(self) -> float:
+        """Answers of 200 among all calls, those that got no answer included."""
+        calls = self.total + len(self.failures)
+        return self.statuses.get(200, 0) / calls if calls else 0.0
+
     def assert_no_failures(self) -> None:
         bad = {code: n for code, n in self.statuses.items() if code != 200}
         assert not bad and not self.failures, (
