@@ -280,6 +280,15 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
             le=100,
         ),
     ] = 2.0
+    canary_latency_slack_ms: Annotated[
+        float,
+        _meta(
+            "A canary's p95 within this many ms of the current revision's is never too slow",
+            scaling=True,
+            ge=0,
+            le=60_000,
+        ),
+    ] = 50.0
     secrets: Annotated[
         list[Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=DNS_LABEL)]],
         _meta(

@@ -13,11 +13,6 @@ from typing import Literal
 from events.spec import FunctionSpec
 from events.types import FINE_LATENCY_BOUNDS_MS
 
-LATENCY_SLACK_MS = 50.0
-"""A canary is not slow for latency within this of the stable's p95, whatever the ratio:
-1 ms against 3 ms is noise, and so was a healthy canary's 27 ms against 12 ms on a busy
-machine (fresh replicas, coarse buckets); Flagger's usual bounds are hundreds of ms."""
-
 
 @dataclass
 class Tally:
@@ -60,6 +55,10 @@ class Policy:
     min_requests: int
     max_error_increase: float
     max_latency_ratio: float
+    latency_slack_ms: float
+    """A canary is not slow for latency within this of the stable's p95, whatever the
+    ratio: 1 ms against 3 ms is noise, and so was a healthy canary's 27 ms against 12 ms
+    on a busy machine (fresh replicas, coarse buckets)."""
 
     @classmethod
     def of(cls, spec: FunctionSpec) -> Policy:
@@ -69,6 +68,7 @@ class Policy:
             min_requests=spec.canary_min_requests,
             max_error_increase=spec.canary_max_error_increase,
             max_latency_ratio=spec.canary_max_latency_ratio,
+            latency_slack_ms=spec.canary_latency_slack_ms,
         )
 
     def share_after(self, step: int) -> int:
@@ -138,7 +138,7 @@ def _latency(policy: Policy, canary: Tally, stable: Tally) -> str:
     if stable.requests < policy.min_requests:
         return ""
     mine, theirs = canary.quantile_ms(0.95), stable.quantile_ms(0.95)
-    if mine <= theirs * policy.max_latency_ratio or mine - theirs <= LATENCY_SLACK_MS:
+    if mine <= theirs * policy.max_latency_ratio or mine - theirs <= policy.latency_slack_ms:
         return ""
     return (
         f"p95 latency {mine:.0f} ms against the current revision's {theirs:.0f} ms "

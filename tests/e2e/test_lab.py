@@ -21,13 +21,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 from events.bus import EventProducer
 from events.history import read_all
 from events.settings import BusSettings
-from events.topics import DEMAND, NODES
+from events.topics import DEMAND, NODES, partition_for
 from events.types import NodeLost
 from services.common.labels import LABEL_REPLICA
 from services.local.lab import Lab, saved_test_images
 from services.local.lab_net import LabPlan
 from tests.support.invariants import assert_log_holds
 from tests.support.lab_calls import (
+    PROBE,
     api,
     control,
     lab_ready,
@@ -84,13 +85,14 @@ async def test_a_broker_killed_under_load_loses_no_acknowledged_event(
     producer = EventProducer(bus, source="/shoal/test/lab")
     await producer.start()
     acked: list[str] = []
+    victim = await leader_of(bus, DEMAND.name(bus.namespace), PROBE)  # the probe's events' broker
     try:
         async with steady_load(f"{api(lab)}/fn/spread/") as load:
             sending = asyncio.create_task(produce_acked(producer, acked, seconds=12, at_least=40))
             await asyncio.sleep(2)
             spec = {"image": "shoal-test/hello:1", "min_replicas": 2, "env": {"V": "2"}}
             await control(lab, "PUT", "/functions/spread", {"name": "spread", **spec}, 200)
-            await asyncio.to_thread(lab.kill, "b1")  # the rollout under way
+            await asyncio.to_thread(lab.kill, f"b{victim}")  # the rollout under way
             await until(lambda: rolled_to(lab, "spread", 2), 60, "the deploy completes")
             await sending
         load.assert_no_failures()
@@ -99,8 +101,8 @@ async def test_a_broker_killed_under_load_loses_no_acknowledged_event(
     read = {e.id for e in await read_all(bus, [DEMAND]) if e.source == "/shoal/test/lab"}
     assert len(acked) >= 40
     assert not set(acked) - read, f"{len(set(acked) - read)} acknowledged events lost"
-    await asyncio.to_thread(lab.start, "b1", {})
-    await until(lambda: in_sync_everywhere(bus, broker=1), 60, "b1 back in every ISR")
+    await asyncio.to_thread(lab.start, f"b{victim}", {})
+    await until(lambda: in_sync_everywhere(bus, broker=victim), 60, "back in every ISR")
     await assert_log_holds(bus, grace_s=5)
 
 
@@ -109,6 +111,18 @@ async def rolled_to(lab: Lab, name: str, revision: int) -> bool:
     status = await control(lab, "GET", f"/functions/{name}")
     ready = [r for r in status["replicas"] if r["state"] == "ready"]
     return len(ready) == 2 and all(r["revision"] == revision for r in ready)
+
+
+async def leader_of(bus: BusSettings, topic: str, key: str) -> int:
+    """The broker that leads the partition of a topic that a key goes to."""
+    admin = AIOKafkaAdminClient(**bus.client_kwargs())
+    await admin.start()
+    try:
+        (found,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = {p["partition"]: p["leader"] for p in found["partitions"]}
+    return int(partitions[partition_for(key, len(partitions))])
 
 
 async def in_sync_everywhere(bus: BusSettings, *, broker: int) -> bool:

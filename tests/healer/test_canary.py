@@ -155,6 +155,17 @@ def test_abort_reasons_name_the_numbers() -> None:
     assert slow.inputs["canary_p95_ms"] > 2 * slow.inputs["stable_p95_ms"]
 
 
+def test_a_fast_function_is_judged_on_latency_with_a_slack_of_its_own() -> None:
+    """3x slower but 28 ms more: within the default slack of 50 ms, beyond one of 5 ms."""
+    canary, stable = tally(60, latency_ms=40), tally(300, latency_ms=12)
+    spec = FunctionSpec(name="f", image="i:1", rollout="canary", canary_latency_slack_ms=5)
+    for policy, decision in ((POLICY, "promote"), (Policy.of(spec), "abort")):
+        verdict = analyse(
+            policy, step=1, percent=5, canary=canary, stable=stable, started_at=0, now=31
+        )
+        assert verdict.decision == decision, verdict.reason
+
+
 def test_the_first_step_waits_for_a_ready_canary() -> None:
     assert first_step(POLICY, canary_ready=False) is None
     started = first_step(POLICY, canary_ready=True)

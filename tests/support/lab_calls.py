@@ -13,6 +13,9 @@ from events.bus import EventProducer
 from events.types import ColdStartDemand
 from services.local.lab import Lab
 
+PROBE = "lab-probe"
+"""The function named by the probe's demand events: the key that picks their partition."""
+
 
 def api(lab: Lab) -> str:
     return f"http://{lab.plan.host(1).address}:8080"
@@ -84,7 +87,7 @@ async def produce_acked(
     started = time.monotonic()
     while not _enough(time.monotonic() - started, len(acked), seconds, at_least):
         envelope = producer.envelope(
-            ColdStartDemand(function="lab-probe", api_instance="test", queued=len(acked))
+            ColdStartDemand(function=PROBE, api_instance="test", queued=len(acked))
         )
         sent = time.monotonic()
         await (await producer.send(envelope))
