@@ -34,6 +34,7 @@ from services.api.auth import Principal, bearer, is_shoal_token, principal_of, v
 from services.api.openapi import openapi_document
 from services.api.status import function_status
 from services.api.validation import (
+    BODY,
     Conflict,
     FieldError,
     InvalidInput,
@@ -168,7 +169,7 @@ class ControlPlane:
                 content_type="application/json",
             )
         try:
-            return msgspec.json.decode(raw)
+            return BODY.decode(raw)
         except (msgspec.DecodeError, RecursionError) as exc:
             raise web.HTTPBadRequest(
                 text=json.dumps({"error": f"the body is not JSON: {exc}"}),

@@ -168,3 +168,13 @@ def whole_number(body: Any, field: str, *, minimum: int = 0, maximum: int = 2**3
     if extra:
         raise InvalidInput([FieldError(k, "unknown field") for k in extra])
     return value
+
+
+def _json_number(literal: str) -> int | float:
+    value = float(literal)
+    return int(value) if value.is_integer() else value
+
+
+BODY = msgspec.json.Decoder(float_hook=_json_number)
+"""Request bodies as JSON Schema reads them: a number with no fraction is an integer
+(71.0 is the integer 71, so an integer field takes it)."""

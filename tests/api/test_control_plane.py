@@ -62,6 +62,20 @@ async def test_each_invalid_spec_is_refused_naming_the_field(
         assert field in {f["field"] for f in (await reply.json())["fields"]}
 
 
+async def test_whole_numbers_written_as_decimals_are_integers_as_json_schema_says(
+    api: ServiceProcess, http: aiohttp.ClientSession
+) -> None:
+    body = {"name": "decimals", "image": "i:1", "port": 8080.0, "canary_steps": [10.0, 50]}
+    async with http.post(f"{api.url}/v1/functions", json=body, headers=AUTH) as reply:
+        assert reply.status == 201, await reply.text()
+        spec = (await reply.json())["spec"]
+    assert (spec["port"], spec["canary_steps"]) == (8080, [10, 50])
+    fraction = {**body, "name": "fraction", "port": 8080.5}
+    async with http.post(f"{api.url}/v1/functions", json=fraction, headers=AUTH) as reply:
+        assert reply.status == 422
+        assert [f["field"] for f in (await reply.json())["fields"]] == ["port"]
+
+
 async def test_bad_bodies_get_400_and_413(api: ServiceProcess, http: aiohttp.ClientSession) -> None:
     async with http.post(f"{api.url}/v1/functions", data=b"{nope", headers=AUTH) as reply:
         assert reply.status == 400
