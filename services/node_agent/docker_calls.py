@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Any, Literal, TypeVar
 
 import requests
@@ -88,24 +87,21 @@ class DockerCalls:
             kind: ThreadPoolExecutor(threads, thread_name_prefix=f"docker-{kind}")
             for kind, threads in LANES.items()
         }
-        self._turns = {kind: asyncio.Semaphore(threads) for kind, threads in LANES.items()}
-        """A call waits its turn here, with no timeout: the timeout is the engine's time to
-        answer, not the queue's (a thousand stops queued would otherwise time out)."""
 
     async def __call__(
         self, fn: Callable[..., T], *args: Any, kind: Kind = "read", **kwargs: Any
     ) -> T:
         loop = asyncio.get_running_loop()
         name = getattr(fn, "__name__", "call")
+        began: asyncio.Future[None] = loop.create_future()
+
+        def run() -> T:
+            loop.call_soon_threadsafe(_settle, began)
+            return fn(*args, **kwargs)
+
+        work = loop.run_in_executor(self._lanes[kind], run)
         try:
-            async with self._turns[kind]:
-                work = loop.run_in_executor(self._lanes[kind], partial(fn, *args, **kwargs))
-                try:
-                    found = await asyncio.wait_for(work, timeout=self.timeout_s)
-                except TimeoutError:
-                    raise TimeoutError(
-                        f"the Docker Engine did not answer {name} within {self.timeout_s:g} s"
-                    ) from None
+            found = await self._answer(work, began, name)
         except Exception as exc:
             DOCKER_ERRORS.labels(name, type(exc).__name__).inc()
             if unreachable(exc):
@@ -114,6 +110,26 @@ class DockerCalls:
         self.available = True
         return found
 
+    async def _answer(self, work: asyncio.Future[T], began: asyncio.Future[None], name: str) -> T:
+        """The call's result once a thread of its lane took it (waiting for that has no
+        timeout: a thousand stops queued would otherwise time out), within the timeout."""
+        try:
+            await asyncio.wait((began, work), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            work.cancel()  # still queued, it never runs
+            raise
+        try:
+            return await asyncio.wait_for(work, timeout=self.timeout_s)
+        except TimeoutError:
+            raise TimeoutError(
+                f"the Docker Engine did not answer {name} within {self.timeout_s:g} s"
+            ) from None
+
     def close(self) -> None:
         for lane in self._lanes.values():
             lane.shutdown(wait=False, cancel_futures=True)
+
+
+def _settle(began: asyncio.Future[None]) -> None:
+    if not began.done():
+        began.set_result(None)
