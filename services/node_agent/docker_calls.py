@@ -112,18 +112,21 @@ class DockerCalls:
 
     async def _answer(self, work: asyncio.Future[T], began: asyncio.Future[None], name: str) -> T:
         """The call's result once a thread of its lane took it (waiting for that has no
-        timeout: a thousand stops queued would otherwise time out), within the timeout."""
+        timeout: a thousand stops queued would otherwise time out), within the timeout.
+        Not asyncio.wait_for: on Python 3.11 it returns a result that arrives with its
+        cancellation, and the caller's wait_for then waited for ever on a poll that went on."""
         try:
             await asyncio.wait((began, work), return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait((work,), timeout=self.timeout_s)
         except asyncio.CancelledError:
             work.cancel()  # still queued, it never runs
             raise
-        try:
-            return await asyncio.wait_for(work, timeout=self.timeout_s)
-        except TimeoutError:
+        if not done:
+            work.cancel()
             raise TimeoutError(
                 f"the Docker Engine did not answer {name} within {self.timeout_s:g} s"
-            ) from None
+            )
+        return work.result()
 
     def close(self) -> None:
         for lane in self._lanes.values():

@@ -4,6 +4,7 @@ time a call waits behind others of its kind; a call that overruns says which it 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -34,3 +35,29 @@ async def test_a_call_the_engine_does_not_answer_in_time_is_named() -> None:
             await calls(slow_sleep, 1.0, kind="read")
     finally:
         calls.close()
+
+
+async def test_a_call_cancelled_as_its_answer_arrives_is_cancelled() -> None:
+    """asyncio.wait_for on Python 3.11 returns an answer that arrives with the cancellation,
+    so a caller's bounded poll went on for ever; a cancelled call must end cancelled."""
+    calls = DockerCalls(timeout_s=5)
+    answered = threading.Event()
+
+    def answer() -> str:
+        answered.set()
+        return "answer"
+
+    swallowed = 0
+    try:
+        for turn in range(300):
+            answered.clear()
+            task = asyncio.create_task(calls(answer))
+            await asyncio.to_thread(answered.wait, 5)
+            for _ in range(turn % 4):
+                await asyncio.sleep(0)
+            if task.cancel():
+                ended = await asyncio.gather(task, return_exceptions=True)
+                swallowed += not isinstance(ended[0], asyncio.CancelledError)
+    finally:
+        calls.close()
+    assert swallowed == 0, f"{swallowed} cancellations swallowed"
