@@ -113,26 +113,26 @@ async def rolled_to(lab: Lab, name: str, revision: int) -> bool:
     return len(ready) == 2 and all(r["revision"] == revision for r in ready)
 
 
-async def leader_of(bus: BusSettings, topic: str, key: str) -> int:
-    """The broker that leads the partition of a topic that a key goes to."""
+async def described(bus: BusSettings, topics: list[str] | None = None) -> list[Any]:
+    """Kafka's description of some topics (all without a list): partitions, leaders, ISRs."""
     admin = AIOKafkaAdminClient(**bus.client_kwargs())
     await admin.start()
     try:
-        (found,) = await admin.describe_topics([topic])
+        return list(await admin.describe_topics(topics))
     finally:
         await admin.close()
+
+
+async def leader_of(bus: BusSettings, topic: str, key: str) -> int:
+    """The broker that leads the partition of a topic that a key goes to."""
+    (found,) = await described(bus, [topic])
     partitions = {p["partition"]: p["leader"] for p in found["partitions"]}
     return int(partitions[partition_for(key, len(partitions))])
 
 
 async def in_sync_everywhere(bus: BusSettings, *, broker: int) -> bool:
     """Whether the broker is in the in-sync replicas of every partition it holds."""
-    admin = AIOKafkaAdminClient(**bus.client_kwargs())
-    await admin.start()
-    try:
-        topics = await admin.describe_topics()
-    finally:
-        await admin.close()
+    topics = await described(bus)
     held = [p for t in topics for p in t["partitions"] if broker in p["replicas"]]
     return bool(held) and all(broker in p["isr"] for p in held)
 
