@@ -156,6 +156,9 @@ HOMES: dict[type[t.Payload], tuple[Topic, ...]] = {
     t.TokenRevoked: (TOKENS,),
     t.SecretSet: (SECRETS,),
     t.SecretRemoved: (SECRETS,),
+    t.CommandsClaimed: (NODE_COMMANDS,),
+    t.NodeClaimed: (NODES,),
+    t.ScaleClaimed: (SCALE,),
 }
 """Where each event type may be written: the api's rollbacks (a user's) go with its other
 function events, the healer's (a repair) with the deciders' decisions."""

@@ -16,6 +16,7 @@ from events.payloads.base import (
     NodeScoped,
     Payload,
 )
+from events.payloads.claims import Claim, CommandsClaimed, NodeClaimed, ScaleClaimed
 from events.payloads.functions import (
     ColdStartDemand,
     ContainerStats,
@@ -69,7 +70,9 @@ __all__ = [
     "LAST_LOG_LINES",
     "LATENCY_BOUNDS_MS",
     "CanaryAnalysed",
+    "Claim",
     "ColdStartDemand",
+    "CommandsClaimed",
     "ContainerStats",
     "DecisionFailed",
     "DrainReplica",
@@ -81,6 +84,7 @@ __all__ = [
     "FunctionSpec",
     "FunctionUpdated",
     "NodeCapacity",
+    "NodeClaimed",
     "NodeCordoned",
     "NodeDrainRequested",
     "NodeDrained",
@@ -102,6 +106,7 @@ __all__ = [
     "ReplicaStopped",
     "RequestStats",
     "RevisionTagged",
+    "ScaleClaimed",
     "ScaleDecision",
     "ScaleRequested",
     "ScalingMetric",
@@ -156,6 +161,9 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     TokenRevoked,
     SecretSet,
     SecretRemoved,
+    CommandsClaimed,
+    NodeClaimed,
+    ScaleClaimed,
 )
 
 PAYLOAD_BY_TYPE: dict[str, type[Payload]] = {p.TYPE: p for p in ALL_PAYLOADS}

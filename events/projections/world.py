@@ -24,12 +24,14 @@ from events.projections.secrets import SecretsProjection
 from events.projections.tokens import TokensProjection
 from events.types import (
     CanaryAnalysed,
+    CommandsClaimed,
     DrainReplica,
     DriftRepaired,
     FunctionDeleted,
     FunctionDeployed,
     FunctionRolledBack,
     FunctionUpdated,
+    NodeClaimed,
     NodeCordoned,
     NodeDrained,
     NodeDrainRequested,
@@ -48,6 +50,7 @@ from events.types import (
     ReplicaStarting,
     ReplicaStopped,
     RevisionTagged,
+    ScaleClaimed,
     ScaleDecision,
     ScaleRequested,
     SecretRemoved,
@@ -199,13 +202,17 @@ class World:
                 changes.replicas.add(ended.replica_id)
                 changes.functions.add(ended.function)
 
+    def _claim(self, envelope: Envelope, now: float, changes: Changes) -> None:
+        """A claim changes nothing but the fence, which `apply` has raised."""
+
 
 FENCED: dict[type[Payload], str] = {
-    **dict.fromkeys((StartReplica, DrainReplica, StopReplica), "command"),
-    **dict.fromkeys((ScaleDecision, FunctionRolledBack, CanaryAnalysed), "scale"),
-    **dict.fromkeys((NodeLost, NodeReturned, DriftRepaired), "node"),
+    **dict.fromkeys((StartReplica, DrainReplica, StopReplica, CommandsClaimed), "command"),
+    **dict.fromkeys((ScaleDecision, FunctionRolledBack, CanaryAnalysed, ScaleClaimed), "scale"),
+    **dict.fromkeys((NodeLost, NodeReturned, DriftRepaired, NodeClaimed), "node"),
 }
-"""The deciders' events a deposed leader could still send, by family (one topic each)."""
+"""The deciders' events a deposed leader could still send, by family (one topic each), and
+the claims (`events.payloads.claims`) by which a new leader fences them."""
 _Fold = Callable[[World, Envelope, float, Changes], None]
 _FOLDS: dict[type[Payload], _Fold] = {
     **dict.fromkeys(
@@ -245,4 +252,5 @@ _FOLDS: dict[type[Payload], _Fold] = {
     ),
     **dict.fromkeys((TokenCreated, TokenRevoked), World._token),
     **dict.fromkeys((SecretSet, SecretRemoved), World._secret),
+    **dict.fromkeys((CommandsClaimed, NodeClaimed, ScaleClaimed), World._claim),
 }

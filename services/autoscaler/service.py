@@ -25,6 +25,7 @@ from events.types import (
     FunctionUpdated,
     RequestStats,
     RevisionTagged,
+    ScaleClaimed,
     ScaleDecision,
     ScaleRequested,
     TrafficSplit,
@@ -256,6 +257,7 @@ class Autoscaler:
             self,
             since=dict.fromkeys(METRIC_TOPICS, since),
             elected=lambda: self.world.fence.newest("autoscaler"),
+            subjects=lambda: {ScaleClaimed: self.world.functions.functions.keys()},
         )
 
 

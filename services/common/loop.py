@@ -18,6 +18,7 @@ from events.envelope import Envelope
 from events.history import HistoryReader
 from events.projections.world import settle
 from events.topics import Topic
+from services.common.claims import NONE, Claims, Subjects, make_claims
 from services.common.leadership import Leadership
 from services.common.liveness import supervised
 from services.common.runtime import ServiceContext
@@ -122,10 +123,12 @@ async def run_service(
     *,
     since: Mapping[Topic, datetime] | None = None,
     elected: Callable[[], int] | None = None,
+    subjects: Callable[[], Subjects] = NONE,
 ) -> None:
     """Rebuild, become ready, then poll and act until the service is asked to stop. Topics
     named in `since` are read back only from then. An `elected` service (a decider; the
-    function gives the newest epoch of its role on the log) acts only while it leads."""
+    function gives the newest epoch of its role on the log) acts only while it leads, and
+    claims its `subjects` before it acts (`services.common.claims`)."""
     ends = await rebuild(
         ctx, name=service.name, topics=service.topics, apply=service.apply, since=since
     )
@@ -134,6 +137,7 @@ async def run_service(
     )
     await consumer.start()
     election: asyncio.Task[None] | None = None
+    turn = partial(_round, ctx, service, consumer, Claims(), subjects)
     resign = asyncio.Event()
     """Set once the last round is over: only then does a leader leave its group."""
     try:
@@ -144,7 +148,7 @@ async def run_service(
         failures = 0
         while not ctx.stop.is_set():
             try:
-                await _round(ctx, service, consumer)
+                await turn()
                 failures = 0
             except Exception as exc:  # the broker away, a publish refused: go on later
                 failures += 1
@@ -180,13 +184,24 @@ def _elect(
     return asyncio.create_task(supervised("leadership", run, log=ctx.log, stop=resign))
 
 
-async def _round(ctx: ServiceContext, service: EventService, consumer: LiveConsumer) -> None:
-    """One poll, then the service's turn; the loop's liveness beats at the end."""
+async def _round(
+    ctx: ServiceContext,
+    service: EventService,
+    consumer: LiveConsumer,
+    claims: Claims,
+    subjects: Callable[[], Subjects],
+) -> None:
+    """One poll, then the service's turn (a leader's after its claims); the loop's
+    liveness beats at the end."""
     await consumer.poll_once(timeout_ms=service.poll_ms)
     if consumer.stalled():
         ctx.log.warning("consumer stalled with records waiting; starting it again")
         await consumer.restart()
     if ctx.leadership is None or ctx.leadership.leading:
+        if ctx.leadership is not None:
+            made = await make_claims(ctx.producer, claims, ctx.leadership.epoch, subjects())
+            if made:
+                ctx.log.info("claimed", epoch=ctx.leadership.epoch, subjects=made)
         await service.after_poll(ctx)
     else:
         housekeep = getattr(service, "housekeep", None)

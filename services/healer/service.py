@@ -15,15 +15,19 @@ from events.projections.nodes import NodeView
 from events.projections.world import World
 from events.topics import READS, REQUEST_STATS
 from events.types import (
+    CommandsClaimed,
     DriftRepaired,
     FunctionRolledBack,
+    NodeClaimed,
     NodeLossSuspended,
     NodeLost,
     NodeReturned,
     Payload,
     RequestStats,
+    ScaleClaimed,
     StopReplica,
 )
+from services.common.claims import Subjects
 from services.common.clock import SYSTEM_CLOCK, Clock, Every, Hearing
 from services.common.forgetting import FORGET_AFTER_S, PRUNE_EVERY_S
 from services.common.isolation import Isolation
@@ -280,6 +284,13 @@ class Healer:
             payload, kind, causation_id=causation_id, function=getattr(payload, "function", "")
         )
 
+    def _subjects(self) -> Subjects:
+        """The healer stops replicas on nodes, declares nodes lost, and rolls functions
+        back."""
+        nodes = self.world.nodes.nodes.keys()
+        functions = self.world.functions.functions.keys()
+        return {CommandsClaimed: nodes, NodeClaimed: nodes, ScaleClaimed: functions}
+
     async def run(self, ctx: ServiceContext) -> None:
         """Request stats older than the canaries' horizon are not read back at all."""
         since = self.clock.wall() - timedelta(seconds=HORIZON_S)
@@ -288,6 +299,7 @@ class Healer:
             self,
             since={REQUEST_STATS: since},
             elected=lambda: self.world.fence.newest("healer"),
+            subjects=self._subjects,
         )
 
 

@@ -15,7 +15,14 @@ from events.envelope import Envelope
 from events.projections.functions import FunctionView
 from events.projections.world import Changes, World
 from events.topics import READS
-from events.types import DrainReplica, NodeDrained, Payload, PlacementPending, StartReplica
+from events.types import (
+    CommandsClaimed,
+    DrainReplica,
+    NodeDrained,
+    Payload,
+    PlacementPending,
+    StartReplica,
+)
 from services.common.clock import SYSTEM_CLOCK, Clock, Every, Hearing
 from services.common.forgetting import FORGET_AFTER_S, PRUNE_EVERY_S, forget_series
 from services.common.isolation import Isolation
@@ -198,7 +205,12 @@ class Scheduler:
         acks.append(acknowledged)
 
     async def run(self, ctx: ServiceContext) -> None:
-        await run_service(ctx, self, elected=lambda: self.world.fence.newest("scheduler"))
+        await run_service(
+            ctx,
+            self,
+            elected=lambda: self.world.fence.newest("scheduler"),
+            subjects=lambda: {CommandsClaimed: self.world.nodes.nodes.keys()},
+        )
 
 
 def main() -> None:

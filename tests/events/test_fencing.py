@@ -8,7 +8,17 @@ from datetime import UTC, datetime
 from events.envelope import new_envelope
 from events.fencing import Fence, role_of
 from events.projections.world import World
-from events.types import FunctionDeployed, FunctionSpec, ScaleDecision, StartReplica, StopReplica
+from events.types import (
+    CommandsClaimed,
+    FunctionDeployed,
+    FunctionSpec,
+    NodeClaimed,
+    NodeLost,
+    ScaleClaimed,
+    ScaleDecision,
+    StartReplica,
+    StopReplica,
+)
 
 SPEC = FunctionSpec(name="f", image="shoal-test/hello:1")
 AT = datetime(2026, 11, 26, tzinfo=UTC)
@@ -88,3 +98,36 @@ def test_a_deposed_autoscalers_decision_does_not_move_the_desired_count() -> Non
     assert decide(9, 1, old) is None
     view = world.function("f")
     assert view is not None and view.desired == 3
+
+
+def test_a_claim_fences_a_subject_its_claimant_has_decided_nothing_about() -> None:
+    """The successor claims n2 before deciding anything; the deposed leader's start there,
+    and its decisions about a claimed function, are refused; n3, not claimed, still obeys
+    it (a subject the successor did not know)."""
+    world = World()
+    old, new = "/shoal/scheduler/a", "/shoal/scheduler/b"
+    assert world.apply(new_envelope(start("r1", "n2", 1), source=old, at=AT), 0.0) is not None
+    claimed = world.apply(new_envelope(CommandsClaimed(node="n2", epoch=2), source=new, at=AT), 0)
+    assert claimed is not None and world.fence.newest("scheduler") == 2
+    assert world.apply(new_envelope(start("r2", "n2", 1), source=old, at=AT), 0.0) is None
+    assert world.apply(new_envelope(start("r3", "n3", 1), source=old, at=AT), 0.0) is not None
+    assert world.apply(new_envelope(start("r4", "n2", 2), source=new, at=AT), 0.0) is not None
+    assert world.replicas.get("r2") is None and world.replicas.get("r4") is not None
+    scale = "/shoal/autoscaler/b"
+    world.apply(new_envelope(ScaleClaimed(function="f", epoch=4), source=scale, at=AT), 0.0)
+    decision = ScaleDecision(
+        function="f", revision=1, previous=0, desired=5, panic=False, reason="r", epoch=3
+    )
+    assert world.apply(new_envelope(decision, source="/shoal/autoscaler/a", at=AT), 0.0) is None
+    lost = NodeLost(node="n2", last_heartbeat_at="x", timeout_s=3, evidence="e", epoch=1)
+    world.apply(new_envelope(NodeClaimed(node="n2", epoch=2), source="/shoal/healer/b", at=AT), 0)
+    assert world.apply(new_envelope(lost, source="/shoal/healer/a", at=AT), 0.0) is None
+
+
+def test_a_claim_of_another_role_or_family_fences_nothing_else() -> None:
+    world = World()
+    healer = "/shoal/healer/b"
+    world.apply(new_envelope(CommandsClaimed(node="n1", epoch=7), source=healer, at=AT), 0.0)
+    world.apply(new_envelope(NodeClaimed(node="n1", epoch=7), source=healer, at=AT), 0.0)
+    started = world.apply(new_envelope(start("r1", "n1", 1), source="/shoal/scheduler/a", at=AT), 0)
+    assert started is not None, "the scheduler's commands are fenced by its own role only"

@@ -35,3 +35,15 @@ async def leader_of(
         assert woken or len(found) < 2, "two instances lead at once"
         await asyncio.sleep(0.1)
     raise AssertionError(f"no {role} instance leads after {timeout_s} s")
+
+
+EPOCH = re.compile(r'^shoal_leader_epoch\{instance="([^"]+)",role="(\w+)"\} (\d+)\.0$', re.M)
+
+
+async def epoch_of(process: ServiceProcess, role: str) -> tuple[str, int]:
+    """The instance name of a leading process and the epoch it leads with."""
+    async with aiohttp.ClientSession() as http, http.get(f"{process.url}/metrics") as reply:
+        text = await reply.text()
+    found = [(name, int(epoch)) for name, r, epoch in EPOCH.findall(text) if r == role]
+    assert len(found) == 1, f"no single {role} epoch in {process.url}/metrics"
+    return found[0]
