@@ -16,6 +16,8 @@ from events.topics import LEADERS
 
 HEARTBEAT_API = 12
 """Kafka's api key of a Heartbeat request."""
+SYNC_GROUP_API = 14
+"""Kafka's api key of a SyncGroup request: answered without error, it ends a join."""
 
 
 def group_consumer(
@@ -71,15 +73,16 @@ def _watch_heartbeats(
     consumer: AIOKafkaConsumer, accepted: Callable[[float], None], clock: Callable[[], float]
 ) -> None:
     """Wrap the coordinator's requests (aiokafka says no other way whether a heartbeat was
-    accepted): a Heartbeat answered with no error counts, one answered "rebalancing"
-    (which aiokafka treats as fine) does not."""
+    accepted): a Heartbeat or SyncGroup answered with no error counts, a Heartbeat
+    answered "rebalancing" (which aiokafka treats as fine) does not."""
     coordinator = consumer._coordinator
     send = coordinator._send_req
 
     async def request(sent: Any) -> Any:
         sent_at = clock()
         answer = await send(sent)
-        if getattr(sent, "API_KEY", None) == HEARTBEAT_API and answer.error_code == 0:
+        kind = getattr(sent, "API_KEY", None)
+        if kind in (HEARTBEAT_API, SYNC_GROUP_API) and answer.error_code == 0:
             accepted(sent_at)
         return answer
 

@@ -7,11 +7,17 @@ the partition to another member; no store but Kafka is involved.
 The leader's epoch is the group's generation, raised above any epoch of its role already
 on the log: every command it sends carries it, and a node refuses a command of an older
 epoch than one it has seen from that role (`events.fencing`), so a deposed leader that
-still runs (paused, cut off) is not obeyed once its successor has spoken."""
+still runs (paused, cut off) is not obeyed once its successor has spoken.
+
+A leader also holds a lease, as the api's instances hold their shares: it acts only until
+`LEASE_SHARE` of a session after the last heartbeat (or join) the coordinator accepted,
+so one that is paused or cut off stops deciding before the group can have given its role
+to another, rather than when aiokafka gives its heartbeats up (about 30 s)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +35,8 @@ from events.topics import leader_group
 from services.common.groups import generation, group_consumer, stay_member
 from services.common.logs import StructLog
 
+LEASE_SHARE = 0.8
+"""The part of a session after an accepted heartbeat during which a leader acts."""
 LEADING = Gauge("shoal_leader", "1 while this instance leads its role", ["role", "instance"])
 EPOCH = Gauge("shoal_leader_epoch", "The epoch this instance leads with", ["role", "instance"])
 
@@ -44,6 +52,7 @@ class Leadership:
         floor: Callable[[], int] = lambda: 0,
         session_s: float = 2.5,
         beat: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bus, self.role, self.instance, self.log = bus, role, instance, log
         self.floor = floor
@@ -56,10 +65,31 @@ class Leadership:
         self.beat = beat
         """Said at every turn of a membership that works (an election that keeps failing
         stops saying it, and the service's /healthz fails)."""
+        self.clock = clock
+        self.heard = float("-inf")
+        """When the last heartbeat or join the coordinator accepted was sent."""
+        self.lapsed = False
+
+    def accepted(self, sent_at: float) -> None:
+        """The coordinator accepted a heartbeat (or a join) sent at `sent_at`."""
+        self.heard = max(self.heard, sent_at)
+
+    def leads(self) -> bool:
+        """Whether this instance may decide now: it leads, and its lease holds."""
+        if not self.leading:
+            return False
+        lapsed = self.clock() >= self.heard + self.session_s * LEASE_SHARE
+        if lapsed != self.lapsed:
+            self.lapsed = lapsed
+            LEADING.labels(self.role, self.instance).set(0 if lapsed else 1)
+            said = "lease lapsed; not deciding" if lapsed else "lease renewed"
+            self.log.warning(said, role=self.role, epoch=self.epoch)
+        return not lapsed
 
     def _won(self, generation: int) -> None:
         self.epoch = min(EPOCH_CEILING, max(generation, self.floor() + 1, self.epoch + 1))
         self.leading = self.assigned = True
+        self.lapsed = False
         LEADING.labels(self.role, self.instance).set(1)
         EPOCH.labels(self.role, self.instance).set(self.epoch)
         self.log.info("leading", role=self.role, epoch=self.epoch)
@@ -81,7 +111,15 @@ class Leadership:
         )
         try:
             listener = _Listener(self, consumer)
-            await stay_member(consumer, listener, bus=self.bus, stop=stop, beat=self.beat)
+            await stay_member(
+                consumer,
+                listener,
+                bus=self.bus,
+                stop=stop,
+                beat=self.beat,
+                accepted=self.accepted,
+                clock=self.clock,
+            )
         finally:
             self._lost()
             await consumer.stop()

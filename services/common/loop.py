@@ -197,7 +197,7 @@ async def _round(
     if consumer.stalled():
         ctx.log.warning("consumer stalled with records waiting; starting it again")
         await consumer.restart()
-    if ctx.leadership is None or ctx.leadership.leading:
+    if ctx.leadership is None or ctx.leadership.leads():
         if ctx.leadership is not None:
             made = await make_claims(ctx.producer, claims, ctx.leadership.epoch, subjects())
             if made:

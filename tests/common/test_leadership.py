@@ -1,5 +1,6 @@
 """An election that cannot work (no broker, a refused group) stops beating: after
-ELECTION_STALL_S the service's /healthz says so, and its supervisor restarts it."""
+ELECTION_STALL_S the service's /healthz says so, and its supervisor restarts it. A leader
+acts only while its lease holds."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import contextlib
 
 from events.settings import BusSettings
+from services.common.leadership import Leadership
 from services.common.liveness import Liveness
 from services.common.logs import StructLog
 from services.common.loop import ELECTION_STALL_S, _elect
@@ -36,3 +38,29 @@ async def test_an_election_that_never_works_is_a_stalled_loop() -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+
+
+def test_a_leader_decides_only_while_its_lease_holds() -> None:
+    """From the join that made it leader until LEASE_SHARE of a session after the last
+    heartbeat the coordinator accepted; a later heartbeat renews it."""
+    clock = FakeClock()
+    leadership = Leadership(
+        BusSettings(),
+        role="scheduler",
+        instance="a",
+        log=StructLog("t"),
+        session_s=2.5,
+        clock=clock.now,
+    )
+    assert not leadership.leads()
+    leadership.accepted(clock.now())  # the SyncGroup that assigned it the lead
+    leadership._won(generation=4)
+    assert leadership.leads() and leadership.epoch == 4
+    clock.advance(1.9)
+    assert leadership.leads()
+    clock.advance(0.2)  # 2.1 s > 0.8 of the session since the last accepted heartbeat
+    assert not leadership.leads() and leadership.leading, "still assigned, but not acting"
+    leadership.accepted(clock.now() - 1.0)
+    assert leadership.leads(), "a heartbeat sent 1 s ago was accepted: renewed"
+    leadership._lost()
+    assert not leadership.leads()

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from events.fencing import role_of
+from events.history import HISTORY_TOPICS, ReadCounts, read_all
 from events.projections.world import FENCED
 from events.settings import BusSettings
 from events.topics import NODE_COMMANDS, NODES, SCALE
@@ -146,6 +147,7 @@ async def test_a_paused_leader_is_deposed_and_not_obeyed_when_it_wakes(
         first = await leader_of("scheduler", cluster.scheduler, second)
         standby = second if first is cluster.scheduler else cluster.scheduler
         assert first.process is not None
+        deposed, _ = await epoch_of(first, "scheduler")
         first.process.send_signal(signal.SIGSTOP)
         try:
             assert await leader_of("scheduler", standby, timeout_s=10) is standby
@@ -153,11 +155,20 @@ async def test_a_paused_leader_is_deposed_and_not_obeyed_when_it_wakes(
             await asyncio.sleep(6)
         finally:
             first.process.send_signal(signal.SIGCONT)
+            woke = time.time()
         await scaled(cluster, "hello", 3)
         found = await leader_of("scheduler", first, standby, woken=True)
         assert found is standby, "the lead stays put"
         await asyncio.sleep(2)
         held = await assert_log_holds(bus, grace_s=0)
         assert held.checked["deposed not obeyed"] >= 3
+        # its lease had lapsed: it decided nothing at all once awake
+        log = await read_all(bus, HISTORY_TOPICS, ReadCounts())
+        said = [
+            e.type
+            for e in log
+            if e.source == f"/shoal/scheduler/{deposed}" and e.time.timestamp() > woke
+        ]
+        assert not said, f"the woken leader said {said}"
     finally:
         await second.stop()
