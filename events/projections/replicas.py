@@ -205,7 +205,15 @@ class ReplicasProjection:
                 leaving_heard_at=left_at,
             )
             self._index(view)
-        elif not view.revision:
+            return view
+        if not view.function and function:  # first heard of from a drift repair, which
+            live = view.live  # may not name the function: the command or report does
+            if live:
+                self._unindex(view)
+            view.function = function
+            if live:
+                self._index(view)
+        if not view.revision:
             view.revision = revision
         return view
 
