@@ -32,15 +32,14 @@ class Fence:
     def admits(self, family: str, subject: str, source: str, epoch: int) -> bool:
         """Whether an event may be obeyed: not of an older epoch than the newest seen about
         its subject from its role, nor of the same epoch from another instance (two leaders
-        that came to one epoch: the first to speak holds it), except at the ceiling, where
-        a leader is held after a forged epoch reached it. Epoch 0 is an unelected
+        that came to one epoch: the first to speak holds it). Epoch 0 is an unelected
         sender's (any instance of the api). A newer epoch becomes the one to beat."""
         if epoch > EPOCH_CEILING:
             return False
         role = role_of(source)
         key = (family, subject, role)
         newest, holder = self.highest.get(key, (0, source))
-        if epoch < newest or (0 < epoch == newest < EPOCH_CEILING and source != holder):
+        if epoch < newest or (epoch == newest and epoch > 0 and source != holder):
             return False
         self.highest[key] = (epoch, source)
         self.roles[role] = max(self.roles.get(role, 0), epoch)

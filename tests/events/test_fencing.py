@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from events.envelope import new_envelope
-from events.fencing import EPOCH_CEILING, Fence, role_of
+from events.fencing import Fence, role_of
 from events.projections.world import World
 from events.types import (
     CommandsClaimed,
@@ -131,11 +131,3 @@ def test_a_claim_of_another_role_or_family_fences_nothing_else() -> None:
     world.apply(new_envelope(NodeClaimed(node="n1", epoch=7), source=healer, at=AT), 0.0)
     started = world.apply(new_envelope(start("r1", "n1", 1), source="/shoal/scheduler/a", at=AT), 0)
     assert started is not None, "the scheduler's commands are fenced by its own role only"
-
-
-def test_a_forged_epoch_at_the_ceiling_fences_a_subject_only_until_the_next_election() -> None:
-    """The next leader is held at the ceiling, and is obeyed there whoever spoke first."""
-    fence = Fence()
-    assert fence.admits("command", "n1", "/shoal/scheduler/forger", EPOCH_CEILING)
-    assert not fence.admits("command", "n1", "/shoal/scheduler/old", 7)
-    assert fence.admits("command", "n1", "/shoal/scheduler/next", EPOCH_CEILING)
