@@ -97,6 +97,10 @@ class NodesProjection:
             found = self.nodes[node] = NodeView(node=node)
         return found
 
+    def joined(self) -> set[str]:
+        """The nodes that joined (not those only heard of, from a heartbeat or a loss)."""
+        return {name for name, view in self.nodes.items() if view.joined}
+
     def generation(self, node: str) -> int:
         """The generation a replica placed on `node` now belongs to."""
         found = self.nodes.get(node)

@@ -206,13 +206,9 @@ class ReplicasProjection:
             )
             self._index(view)
             return view
-        if not view.function and function:  # first heard of from a drift repair, which
-            live = view.live  # may not name the function: the command or report does
-            if live:
-                self._unindex(view)
-            view.function = function
-            if live:
-                self._index(view)
+        if not view.function and node == view.node:
+            view.function = function  # first heard of from a drift repair (ended, so not
+            # indexed), which may not name it: the node's command or report does
         if not view.revision:
             view.revision = revision
         return view

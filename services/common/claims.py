@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 from events.bus import EventProducer
 from events.types import Claim, CommandsClaimed, NodeClaimed, ScaleClaimed
@@ -54,6 +55,10 @@ class Claims:
             self.made.setdefault(type(made), set()).add(made.key)
 
 
+def _err(answer: object) -> TypeGuard[BaseException]:
+    return isinstance(answer, BaseException)
+
+
 async def make_claims(
     producer: EventProducer, claims: Claims, epoch: int, subjects: Subjects
 ) -> int:
@@ -62,6 +67,8 @@ async def make_claims(
     due = claims.due(epoch, subjects)
     if due:
         acks = [await producer.send(producer.envelope(c)) for c in due]
-        await asyncio.gather(*acks)
+        failed = [a for a in await asyncio.gather(*acks, return_exceptions=True) if _err(a)]
+        if failed:
+            raise failed[0]
         claims.note(due)
     return len(due)

@@ -202,6 +202,8 @@ async def _round(
             made = await make_claims(ctx.producer, claims, ctx.leadership.epoch, subjects())
             if made:
                 ctx.log.info("claimed", epoch=ctx.leadership.epoch, subjects=made)
+                if not ctx.leadership.leads():  # the lease lapsed while the log took them
+                    return
         await service.after_poll(ctx)
     else:
         housekeep = getattr(service, "housekeep", None)

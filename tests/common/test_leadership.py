@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
+from types import SimpleNamespace
 
 from events.settings import BusSettings
+from services.common.groups import _watch_heartbeats
 from services.common.leadership import Leadership
 from services.common.liveness import Liveness
 from services.common.logs import StructLog
@@ -64,3 +67,33 @@ def test_a_leader_decides_only_while_its_lease_holds() -> None:
     assert leadership.leads(), "a heartbeat sent 1 s ago was accepted: renewed"
     leadership._lost()
     assert not leadership.leads()
+
+
+async def test_a_heartbeat_or_join_the_coordinator_accepted_renews_and_nothing_else() -> None:
+    """What `_watch_heartbeats` counts, with when it was sent: a Heartbeat or SyncGroup
+    answered without error; not one answered "rebalancing", nor any other request."""
+
+    @dataclass
+    class Sent:
+        API_KEY: int
+
+    @dataclass
+    class Answer:
+        error_code: int
+
+    answers = {12: Answer(0), 14: Answer(0), 11: Answer(0), 13: Answer(27)}
+
+    async def send(request: Sent) -> Answer:
+        clock.advance(0.5)
+        return answers[request.API_KEY]
+
+    clock = FakeClock()
+    coordinator = SimpleNamespace(_send_req=send)
+    accepted: list[float] = []
+    _watch_heartbeats(SimpleNamespace(_coordinator=coordinator), accepted.append, clock.now)  # type: ignore[arg-type]
+    started = clock.now()
+    for kind in (11, 14, 12):
+        await coordinator._send_req(Sent(kind))
+    answers[12] = Answer(27)
+    await coordinator._send_req(Sent(12))
+    assert accepted == [started + 0.5, started + 1.0], "the SyncGroup's and the heartbeat's"

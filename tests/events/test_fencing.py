@@ -10,10 +10,15 @@ from events.fencing import Fence, role_of
 from events.projections.world import World
 from events.types import (
     CommandsClaimed,
+    DriftRepaired,
     FunctionDeployed,
     FunctionSpec,
+    NodeCapacity,
     NodeClaimed,
+    NodeHeartbeat,
+    NodeJoined,
     NodeLost,
+    ReplicaReady,
     ScaleClaimed,
     ScaleDecision,
     StartReplica,
@@ -131,3 +136,31 @@ def test_a_claim_of_another_role_or_family_fences_nothing_else() -> None:
     world.apply(new_envelope(NodeClaimed(node="n1", epoch=7), source=healer, at=AT), 0.0)
     started = world.apply(new_envelope(start("r1", "n1", 1), source="/shoal/scheduler/a", at=AT), 0)
     assert started is not None, "the scheduler's commands are fenced by its own role only"
+
+
+def test_a_replica_first_heard_of_from_a_drift_takes_its_function_from_its_own_node() -> None:
+    """A drift repair names no function; the replica's start (or its node's report) gives
+    it one, and another node's report does not."""
+    world = World()
+    drift = DriftRepaired(node="n1", kind="missing", replica_id="r1", reason="gone")
+    world.apply(new_envelope(drift, source="/shoal/healer/h", at=AT), 0.0)
+    ready = ReplicaReady(
+        function="other", revision=1, replica_id="r1", node="n9", endpoint="http://x:1"
+    )
+    world.apply(new_envelope(ready, source="/shoal/node/n9", at=AT), 0.0)
+    view = world.replicas.get("r1")
+    assert view is not None and view.function == "", "another node names nothing here"
+    world.apply(new_envelope(start("r1", "n1", 1), source="/shoal/scheduler/a", at=AT), 0.0)
+    assert view.function == "f" and not view.live
+
+
+def test_only_nodes_that_joined_are_claimed() -> None:
+    world = World()
+    capacity = NodeCapacity(cpus=1, memory_mb=512, max_replicas=4)
+    joined = NodeJoined(node="n1", address="127.0.0.1", runtime="docker", capacity=capacity)
+    world.apply(new_envelope(joined, source="/shoal/node/n1", at=AT), 0.0)
+    beat = NodeHeartbeat(
+        node="ghost", seq=1, capacity=capacity, used_cpus=0, used_memory_mb=0, replicas=0
+    )
+    world.apply(new_envelope(beat, source="/shoal/node/n1", at=AT), 0.0)
+    assert set(world.nodes.nodes) == {"n1", "ghost"} and world.nodes.joined() == {"n1"}
