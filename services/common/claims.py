@@ -10,6 +10,9 @@ from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import TypeGuard
 
+from aiokafka import TopicPartition
+from aiokafka.structs import RecordMetadata
+
 from events.bus import EventProducer
 from events.types import Claim, CommandsClaimed, NodeClaimed, ScaleClaimed
 
@@ -32,6 +35,10 @@ class Claims:
 
     epoch: int = 0
     made: dict[ClaimKind, set[str]] = field(default_factory=dict)
+    unread: dict[TopicPartition, int] = field(default_factory=dict)
+    """Where the claims made stand on the log: the leader decides only once it has read
+    that far, so that what its world refuses as a deposed leader's is what every reader
+    refuses (what stood before a claim, the node obeyed)."""
 
     def due(self, epoch: int, subjects: Subjects) -> list[Claim]:
         """The claims not made yet at this epoch: every subject's at a new epoch. Subjects
@@ -49,10 +56,13 @@ class Claims:
             due.extend(claim(kind, name, epoch) for name in sorted(new))
         return due
 
-    def note(self, claims: list[Claim]) -> None:
-        """The claims are on the log (acknowledged)."""
+    def note(self, claims: list[Claim], where: list[RecordMetadata]) -> None:
+        """The claims are on the log (acknowledged), where Kafka said."""
         for made in claims:
             self.made.setdefault(type(made), set()).add(made.key)
+        for at in where:
+            tp = TopicPartition(at.topic, at.partition)
+            self.unread[tp] = max(self.unread.get(tp, 0), at.offset + 1)
 
 
 def _err(answer: object) -> TypeGuard[BaseException]:
@@ -67,8 +77,9 @@ async def make_claims(
     due = claims.due(epoch, subjects)
     if due:
         acks = [await producer.send(producer.envelope(c)) for c in due]
-        failed = [a for a in await asyncio.gather(*acks, return_exceptions=True) if _err(a)]
+        answers = await asyncio.gather(*acks, return_exceptions=True)
+        failed = [a for a in answers if _err(a)]
         if failed:
             raise failed[0]
-        claims.note(due)
+        claims.note(due, answers)
     return len(due)

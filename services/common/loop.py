@@ -198,19 +198,30 @@ async def _round(
         ctx.log.warning("consumer stalled with records waiting; starting it again")
         await consumer.restart()
     if ctx.leadership is None or ctx.leadership.leads():
-        if ctx.leadership is not None:
-            made = await make_claims(ctx.producer, claims, ctx.leadership.epoch, subjects())
-            if made:
-                ctx.log.info("claimed", epoch=ctx.leadership.epoch, subjects=made)
-                if not ctx.leadership.leads():  # the lease lapsed while the log took them
-                    return
-        await service.after_poll(ctx)
+        if ctx.leadership is None or await _may_decide(ctx, consumer, claims, subjects()):
+            await service.after_poll(ctx)
     else:
         housekeep = getattr(service, "housekeep", None)
         if housekeep is not None:  # a standby keeps its memory bounded all the same
             await housekeep(ctx)
     ctx.liveness.beat(service.name, within_s=LOOP_STALL_S)
     await asyncio.sleep(0)
+
+
+async def _may_decide(
+    ctx: ServiceContext, consumer: LiveConsumer, claims: Claims, subjects: Subjects
+) -> bool:
+    """A leader's turn: its claims made and read back, and its lease still holding (the
+    claims may have taken a while); otherwise the next round decides."""
+    assert ctx.leadership is not None
+    made = await make_claims(ctx.producer, claims, ctx.leadership.epoch, subjects)
+    if made:
+        ctx.log.info("claimed", epoch=ctx.leadership.epoch, subjects=made)
+    if claims.unread:
+        if not await consumer.reached(claims.unread):
+            return False
+        claims.unread.clear()
+    return ctx.leadership.leads()
 
 
 async def _pause(ctx: ServiceContext, seconds: float) -> None:
