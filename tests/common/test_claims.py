@@ -3,11 +3,19 @@ longer there is forgotten and claimed again if it comes back."""
 
 from __future__ import annotations
 
+import asyncio
+
 from aiokafka import TopicPartition
 from aiokafka.structs import RecordMetadata
 
+from events.settings import BusSettings
 from events.types import CommandsClaimed, NodeClaimed, ScaleClaimed
 from services.common.claims import Claims
+from services.common.leadership import Leadership
+from services.common.logs import StructLog
+from services.common.loop import _may_decide
+from services.common.runtime import ServiceContext
+from tests.support.clock import FakeClock
 
 
 def keys(claims: list) -> list[tuple[str, str, int]]:  # type: ignore[type-arg]
@@ -48,3 +56,59 @@ def test_the_claims_stand_where_kafka_put_them_until_read_back() -> None:
     where.append(RecordMetadata("t", 3, TopicPartition("t", 3), 7, 0, None, -1))
     claims.note(due, where)
     assert claims.unread == {TopicPartition("t", 3): 42}
+
+
+class Producer:
+    """Acknowledges each claim at the next offset of partition 0, moving the clock."""
+
+    def __init__(self, clock: FakeClock, takes_s: float) -> None:
+        self.clock, self.takes_s, self.offset = clock, takes_s, 0
+
+    def envelope(self, payload: object) -> object:
+        return payload
+
+    async def send(self, envelope: object) -> asyncio.Future[RecordMetadata]:
+        self.clock.advance(self.takes_s)
+        self.offset += 1
+        done: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        done.set_result(RecordMetadata("t", 0, TopicPartition("t", 0), self.offset, 0, None, -1))
+        return done
+
+
+class Consumer:
+    def __init__(self) -> None:
+        self.position = 0
+
+    async def reached(self, target: dict[TopicPartition, int]) -> bool:
+        return all(self.position >= end for end in target.values())
+
+
+def leader(clock: FakeClock, producer: Producer) -> ServiceContext:
+    ctx = ServiceContext(settings=None, producer=producer, log=StructLog("t"))  # type: ignore[arg-type]
+    ctx.leadership = Leadership(
+        BusSettings(), role="scheduler", instance="a", log=StructLog("t"), clock=clock.now
+    )
+    ctx.leadership.accepted(clock.now())
+    ctx.leadership._won(generation=3)
+    return ctx
+
+
+async def test_a_leader_decides_once_its_claims_are_read_back_and_its_lease_holds() -> None:
+    clock = FakeClock()
+    ctx, consumer, claims = leader(clock, Producer(clock, 0.01)), Consumer(), Claims()
+    subjects = {CommandsClaimed: {"n1", "n2"}}
+    assert not await _may_decide(ctx, consumer, claims, subjects), "not read back yet"  # type: ignore[arg-type]
+    consumer.position = 2
+    assert not await _may_decide(ctx, consumer, claims, subjects), "one of two read"  # type: ignore[arg-type]
+    consumer.position = 3
+    assert await _may_decide(ctx, consumer, claims, subjects)  # type: ignore[arg-type]
+    assert claims.unread == {}
+
+
+async def test_a_lease_that_lapsed_while_the_claims_were_taken_decides_nothing() -> None:
+    clock = FakeClock()
+    ctx, consumer, claims = leader(clock, Producer(clock, 1.5)), Consumer(), Claims()
+    consumer.position = 10
+    subjects = {CommandsClaimed: {"n1", "n2"}}
+    assert not await _may_decide(ctx, consumer, claims, subjects)  # type: ignore[arg-type]
+    assert claims.made[CommandsClaimed] == {"n1", "n2"}, "the claims stand all the same"
