@@ -26,6 +26,9 @@ from services.common.runtime import ServiceContext
 Apply = Callable[[Envelope], object]
 LOOP_STALL_S = 120.0
 """A service loop that has not gone round for this long is stalled (`/healthz` fails)."""
+READ_BACK_POLLS = 50
+"""How many short polls (20 ms at most each) a leader's round waits for its claims to be
+read back before the next round tries again."""
 ELECTION_STALL_S = 60.0
 """An election that has not worked for this long (its group cannot be joined) is stalled."""
 
@@ -211,17 +214,19 @@ async def _round(
 async def _may_decide(
     ctx: ServiceContext, consumer: LiveConsumer, claims: Claims, subjects: Subjects
 ) -> bool:
-    """A leader's turn: its claims made and read back, and its lease still holding (the
-    claims may have taken a while); otherwise the next round decides."""
+    """A leader's turn: its claims made and read back (the consumer polled for them,
+    briefly), and its lease still holding (the claims may have taken a while); otherwise
+    the next round decides."""
     assert ctx.leadership is not None
     made = await make_claims(ctx.producer, claims, ctx.leadership.epoch, subjects)
     if made:
         ctx.log.info("claimed", epoch=ctx.leadership.epoch, subjects=made)
-    if claims.unread:
-        if not await consumer.reached(claims.unread):
-            return False
-        claims.unread.clear()
-    return ctx.leadership.leads()
+    for _ in range(READ_BACK_POLLS):
+        if not claims.unread or await consumer.reached(claims.unread):
+            claims.unread.clear()
+            return ctx.leadership.leads()
+        await consumer.poll_once(timeout_ms=20)
+    return False
 
 
 async def _pause(ctx: ServiceContext, seconds: float) -> None:

@@ -82,6 +82,9 @@ class Consumer:
     async def reached(self, target: dict[TopicPartition, int]) -> bool:
         return all(self.position >= end for end in target.values())
 
+    async def poll_once(self, timeout_ms: int) -> int:
+        return 0
+
 
 def leader(clock: FakeClock, producer: Producer) -> ServiceContext:
     ctx = ServiceContext(settings=None, producer=producer, log=StructLog("t"))  # type: ignore[arg-type]
@@ -112,3 +115,15 @@ async def test_a_lease_that_lapsed_while_the_claims_were_taken_decides_nothing()
     subjects = {CommandsClaimed: {"n1", "n2"}}
     assert not await _may_decide(ctx, consumer, claims, subjects)  # type: ignore[arg-type]
     assert claims.made[CommandsClaimed] == {"n1", "n2"}, "the claims stand all the same"
+
+
+async def test_a_leader_polls_for_its_claims_and_decides_in_the_same_round() -> None:
+    class Reading(Consumer):
+        async def poll_once(self, timeout_ms: int) -> int:
+            self.position += 1
+            return 1
+
+    clock = FakeClock()
+    ctx, consumer, claims = leader(clock, Producer(clock, 0.01)), Reading(), Claims()
+    assert await _may_decide(ctx, consumer, claims, {CommandsClaimed: {"n1", "n2"}})  # type: ignore[arg-type]
+    assert consumer.position == 3 and claims.unread == {}
