@@ -90,16 +90,15 @@ class NodeView:
 @dataclass
 class NodesProjection:
     nodes: dict[str, NodeView] = field(default_factory=dict)
+    joined: set[str] = field(default_factory=set)
+    """The nodes that joined (not those only heard of, from a heartbeat or a loss): what a
+    new leader claims (`services.common.claims`), kept as they join, not per round."""
 
     def _view(self, node: str) -> NodeView:
         found = self.nodes.get(node)
         if found is None:
             found = self.nodes[node] = NodeView(node=node)
         return found
-
-    def joined(self) -> set[str]:
-        """The nodes that joined (not those only heard of, from a heartbeat or a loss)."""
-        return {name for name, view in self.nodes.items() if view.joined}
 
     def generation(self, node: str) -> int:
         """The generation a replica placed on `node` now belongs to."""
@@ -130,6 +129,7 @@ class NodesProjection:
             view.address, view.runtime = event.address, event.runtime
             view.capacity, view.joined_heard_at = event.capacity, now
             view.joined = True
+            self.joined.add(event.node)
         elif isinstance(event, NodeLost):
             view.lost, view.lost_heard_at = True, now
             view.lost_through = max(view.lost_through, event.generation)

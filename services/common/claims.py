@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
-from typing import TypeGuard
 
 from aiokafka import TopicPartition
 from aiokafka.structs import RecordMetadata
@@ -65,10 +64,6 @@ class Claims:
             self.unread[tp] = max(self.unread.get(tp, 0), at.offset + 1)
 
 
-def _err(answer: object) -> TypeGuard[BaseException]:
-    return isinstance(answer, BaseException)
-
-
 async def make_claims(
     producer: EventProducer, claims: Claims, epoch: int, subjects: Subjects
 ) -> int:
@@ -78,7 +73,7 @@ async def make_claims(
     if due:
         acks = [await producer.send(producer.envelope(c)) for c in due]
         answers = await asyncio.gather(*acks, return_exceptions=True)
-        failed = [a for a in answers if _err(a)]
+        failed = [a for a in answers if isinstance(a, BaseException)]
         if failed:
             raise failed[0]
         claims.note(due, answers)

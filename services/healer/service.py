@@ -287,7 +287,7 @@ class Healer:
     def _subjects(self) -> Subjects:
         """The healer stops replicas on nodes, declares nodes lost, and rolls functions
         back."""
-        nodes = self.world.nodes.joined()
+        nodes = self.world.nodes.joined
         functions = self.world.functions.functions.keys()
         return {CommandsClaimed: nodes, NodeClaimed: nodes, ScaleClaimed: functions}
 

@@ -209,7 +209,7 @@ class Scheduler:
             ctx,
             self,
             elected=lambda: self.world.fence.newest("scheduler"),
-            subjects=lambda: {CommandsClaimed: self.world.nodes.joined()},
+            subjects=lambda: {CommandsClaimed: self.world.nodes.joined},
         )
 
 

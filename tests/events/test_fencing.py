@@ -163,4 +163,4 @@ def test_only_nodes_that_joined_are_claimed() -> None:
         node="ghost", seq=1, capacity=capacity, used_cpus=0, used_memory_mb=0, replicas=0
     )
     world.apply(new_envelope(beat, source="/shoal/node/n1", at=AT), 0.0)
-    assert set(world.nodes.nodes) == {"n1", "ghost"} and world.nodes.joined() == {"n1"}
+    assert set(world.nodes.nodes) == {"n1", "ghost"} and world.nodes.joined == {"n1"}
