@@ -13,6 +13,7 @@ from aiohttp import web
 
 from services.api.auth import Principal
 from services.api.call import Call
+from services.api.incoming import Incoming
 
 
 class NoReplica(Exception):
@@ -72,12 +73,12 @@ def over_budget(function: str) -> NoReplica:
 
 
 async def read_body(
-    request: web.Request, call: Call, budget: BodyBudget, clock: Callable[[], float]
+    request: Incoming, call: Call, budget: BodyBudget, clock: Callable[[], float]
 ) -> bytes | None:
     """The whole body (a slow client holds no replica's slot), its bytes taken from the
     budget (all at once when the length is declared) until the caller gives them back;
     413 over the function's limit, 408 past the call's timeout, 503 over the budget."""
-    if not request.body_exists:
+    if not request.has_body:
         return None
     limit, declared = call.spec.max_body_bytes, request.content_length
     if declared is not None and declared > limit:
@@ -87,7 +88,7 @@ async def read_body(
     held, body = declared or 0, bytearray()
     try:
         async with asyncio.timeout(max(0.0, call.deadline - clock())):
-            async for piece in request.content.iter_any():
+            async for piece in request.pieces():
                 if len(body) + len(piece) > limit:
                     raise NoReplica(too_large(call.name, limit))
                 if declared is None:

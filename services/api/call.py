@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aiohttp import web
-
 from events.spec import FunctionSpec
 from services.api.forwarding import request_headers, upstream_target
+from services.api.incoming import Incoming
 from services.api.traffic import LATEST, Target
 
 
@@ -31,7 +30,7 @@ class Call:
     @classmethod
     def of(
         cls,
-        request: web.Request,
+        request: Incoming,
         name: str,
         spec: FunctionSpec,
         *,
@@ -41,7 +40,7 @@ class Call:
     ) -> Call:
         """The call as the request asks; `relayed` is the caller's address and Host as
         told by the peer that relayed it."""
-        client, host = relayed or (request.remote or "", request.host)
+        client, host = relayed or (request.remote, request.host)
         headers = request_headers(
             list(request.headers.items()),
             peer=client,

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 from aiokafka.errors import KafkaError
+from multidict import MultiMapping
 
 from events.errors import ShoalEventError
 from events.projections.functions import FunctionView
@@ -98,19 +99,22 @@ class ControlPlane:
 
     def principal(self, request: web.Request) -> Principal | None:
         """Who the request's bearer token is (None: no token, or not a live one)."""
-        token = bearer(request.headers.get("Authorization", ""))
+        return self.principal_in(request.headers)
+
+    def principal_in(self, headers: MultiMapping[str]) -> Principal | None:
+        """Who the bearer token in `headers` is (None: no token, or not a live one)."""
+        token = bearer(headers.get("Authorization", ""))
         return None if token is None else self.principal_for(token)
 
     def principal_for(self, token: str) -> Principal | None:
         """Who a token is (None: not a live one)."""
         return principal_of(token, self.token, self.view.world.tokens)
 
-    def carries_token(self, request: web.Request) -> bool:
+    def carries_token(self, headers: MultiMapping[str]) -> bool:
         """Whether any `Authorization` of the request holds a Shoal token, however written
         (right or wrong): then none is passed to a function."""
         return any(
-            is_shoal_token(value, self.token)
-            for value in request.headers.getall("Authorization", [])
+            is_shoal_token(value, self.token) for value in headers.getall("Authorization", [])
         )
 
     def may_read_metrics(self, request: web.Request) -> bool:

@@ -132,6 +132,14 @@ def response_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     ]
 
 
+def function_segment(raw_path: str) -> str:
+    """The `{name}` of `/fn/{name}/...`, percent-decoded ('' for another path)."""
+    path = raw_path.partition("?")[0]
+    if not path.startswith(PREFIX):
+        return ""
+    return unquote(path[len(PREFIX) :].partition("/")[0])
+
+
 def upstream_target(raw_path: str) -> str:
     """The replica's request target: the raw path after `/fn/{name}` exactly as the client
     sent it (its percent-encoding kept), with its query. A dot segment, written plainly or

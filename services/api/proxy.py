@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 from aiohttp import web
+from multidict import MultiMapping
 
 from events.projections.functions import FunctionView
 from events.types import ColdStartDemand
@@ -24,7 +25,8 @@ from services.api.body import (
     read_body,
 )
 from services.api.call import Call
-from services.api.forwarding import BadRequest, response_headers
+from services.api.forwarding import BadRequest, function_segment, response_headers
+from services.api.incoming import AiohttpSink, Incoming, Sink, answer
 from services.api.proxy_metrics import (
     COLD_START_SECONDS,
     COLD_STARTS,
@@ -80,8 +82,8 @@ class FunctionProxy:
     source_instance: str
     queue_limit: int
     demand_repeat_s: float
-    principal: Callable[[web.Request], Principal | None]
-    carries_token: Callable[[web.Request], bool]
+    principal: Callable[[MultiMapping[str]], Principal | None]
+    carries_token: Callable[[MultiMapping[str]], bool]
     bodies: BodyBudget
     clock: Callable[[], float] = time.monotonic
     peer_proof: str = ""
@@ -109,18 +111,26 @@ class FunctionProxy:
         window.begin(now)
         return window
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        name, tag = split_name(request.match_info["name"])
+    async def handle_aiohttp(self, request: web.Request) -> web.StreamResponse:
+        """A call that came through aiohttp's server (a connection that began elsewhere)."""
+        sink = AiohttpSink(request)
+        await self.handle(Incoming.of(request), sink)
+        assert sink.response is not None
+        return sink.response
+
+    async def handle(self, request: Incoming, sink: Sink) -> None:
+        """Serve one call, its answer written to `sink`."""
+        name, tag = split_name(function_segment(request.raw_path))
         function = self.view.function(name)
         if function is None:
-            return error(404, f"no function named {name!r}", function=name)
+            return await answer(sink, error(404, f"no function named {name!r}", function=name))
         if function.spec.private:
-            refused = private_refusal(self.principal(request), name)
+            refused = private_refusal(self.principal(request.headers), name)
             if refused is not None:
-                return refused
+                return await answer(sink, refused)
         target = self._target(request, function, tag)
         if not isinstance(target, Target):
-            return target
+            return await answer(sink, target)
         relayed = relayed_by_peer(request.headers, self.peer_proof) if self.peer_proof else None
         started = self.clock()
         shared = function.spec.concurrency_limit > 0 and not relayed  # limited: shared by apis
@@ -135,24 +145,22 @@ class FunctionProxy:
                 name,
                 function.spec,
                 deadline=started + function.spec.request_timeout_s,
-                shoal_credential=self.carries_token(request),
+                shoal_credential=self.carries_token(request.headers),
                 relayed=relayed,
             )
             call.to = target
             call.body = await read_body(request, call, self.bodies, self.clock)
-            response = await self._relay(request, call, peer) if peer else None
-            by_peer = response is not None
-            if response is None:
+            status = await self._relay(request, call, peer, sink) if peer else 0
+            by_peer = status != 0
+            if not by_peer:
                 window = window or self._begin(key, self.clock())
-                response = await self._serve(request, call)
-            status = response.status
-            return response
+                status = await self._serve(request, call, sink)
         except BadRequest as bad:
             status = 400
-            return error(400, str(bad), function=name)
+            await answer(sink, error(400, str(bad), function=name))
         except NoReplica as refusal:
             status = refusal.response.status
-            return refusal.response
+            await answer(sink, refusal.response)
         except asyncio.CancelledError:
             status = CLIENT_CLOSED
             raise
@@ -168,9 +176,7 @@ class FunctionProxy:
                     )
                 self.metrics.answered(name, status, finished - started)
 
-    def _target(
-        self, request: web.Request, function: FunctionView, tag: str
-    ) -> Target | web.Response:
+    def _target(self, request: Incoming, function: FunctionView, tag: str) -> Target | web.Response:
         """The revision the call goes to: its tag's (from the path or the header), or by
         the function's split; a 404 for a tag the function does not have."""
         tag = tag or request.headers.get(TAG_HEADER, "")
@@ -181,22 +187,20 @@ class FunctionProxy:
             name = function.name
             return error(404, f"function {name!r} has no tag {tag!r}", tags=sorted(function.tags))
 
-    async def _relay(
-        self, request: web.Request, call: Call, peer: str
-    ) -> web.StreamResponse | None:
-        """The call served by the peer api that holds the replicas' slots (None: that
-        peer refused the connection, and the call is served here)."""
+    async def _relay(self, request: Incoming, call: Call, peer: str, sink: Sink) -> int:
+        """The call served by the peer api that holds the replicas' slots: its status (0:
+        that peer refused the connection, and the call is served here)."""
         headers = relay_headers(
             list(request.headers.items()),
             proof=self.peer_proof,
-            client=request.remote or "",
+            client=request.remote,
             host=request.host,
         )
         whole = msgspec.structs.replace(call.spec, response_start_timeout_s=0)  # queued there
         relayed = Call(call.name, whole, call.deadline, request.raw_path, headers, call.body)
         route = Route(replica_id=f"api {peer}", revision=0, node="", endpoint=peer, limit=0)
         try:
-            return await self._forward(request, relayed, route)
+            return await self._forward(request, relayed, route, sink)
         except NotSent as failure:
             self.log.warning(
                 "the peer api refused a relayed call: served here",
@@ -204,19 +208,19 @@ class FunctionProxy:
                 peer=peer,
                 cause=str(failure),
             )
-            return None
+            return 0
         except NoResponse:
             raise NoReplica(
                 error(502, "the peer api closed the connection without answering", peer=peer)
             ) from None
 
-    async def _serve(self, request: web.Request, call: Call) -> web.StreamResponse:
+    async def _serve(self, request: Incoming, call: Call, sink: Sink) -> int:
         """Forward to a replica with room; one that refuses the connection is ejected and
         the call moves on, or waits for a replica within its timeout."""
         while True:
             route = await self._acquire(call, frozenset(call.unanswered))
             try:
-                return await self._forward(request, call, route)
+                return await self._forward(request, call, route, sink)
             except NotSent as failure:
                 self._eject(call.name, route, str(failure))
             except NoResponse as failure:
@@ -332,7 +336,8 @@ class FunctionProxy:
         except Exception as exc:  # the request waits on; demand is said again shortly
             self.log.warning("could not publish cold-start demand", function=name, error=repr(exc))
 
-    async def _forward(self, request: web.Request, call: Call, route: Route) -> web.StreamResponse:
+    async def _forward(self, request: Incoming, call: Call, route: Route, sink: Sink) -> int:
+        """Send the call to `route` and pass its answer on: the replica's status."""
         try:
             async with asyncio.timeout(call.response_start_s(self.clock())):
                 upstream = await self.upstream.request(
@@ -366,10 +371,10 @@ class FunctionProxy:
         if route.revision:  # a replica's answer, not a peer's (which carries its own)
             returned = [h for h in returned if h[0].lower() != REVISION_HEADER.lower()]
             returned.append((REVISION_HEADER, str(route.revision)))
-        if upstream.body is not None:
-            whole = web.Response(status=upstream.status, reason=upstream.reason, body=upstream.body)
-            whole.headers.extend(returned)
-            if request.method == "HEAD" and upstream.content_length is not None:
-                whole.headers["Content-Length"] = str(upstream.content_length)
-            return whole
-        return await stream(request, call, upstream, returned, clock=self.clock, log=self.log)
+        if upstream.body is None:
+            await stream(sink, call, upstream, returned, clock=self.clock, log=self.log)
+        else:
+            head = request.method == "HEAD" and upstream.content_length is not None
+            length = upstream.content_length if head else None
+            await sink.whole(upstream.status, upstream.reason, returned, upstream.body, length)
+        return upstream.status

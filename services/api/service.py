@@ -17,6 +17,8 @@ from events.types import RequestStats
 from services.api.body import BodyBudget
 from services.api.control import ControlPlane
 from services.api.dashboard import Dashboard
+from services.api.front import Front
+from services.api.incoming import Incoming, Sink, answer
 from services.api.peers import ApiPeers
 from services.api.proxy import FunctionProxy
 from services.api.relay import peer_proof
@@ -82,7 +84,7 @@ class Api:
             source_instance=ctx.settings.instance,
             queue_limit=settings.queue_limit,
             demand_repeat_s=settings.demand_repeat_s,
-            principal=control.principal,
+            principal=control.principal_in,
             carries_token=control.carries_token,
             bodies=BodyBudget(settings.body_budget_bytes),
             clock=self.clock.now,
@@ -106,8 +108,11 @@ class Api:
         ctx.app.middlewares.append(until_ready(ctx))
         ctx.sites.append((self.dashboard.application(), settings.dashboard_port))
         ctx.app.add_subapp("/v1", control.application())
-        ctx.app.router.add_route("*", "/fn/{name}", self.proxy.handle)
-        ctx.app.router.add_route("*", "/fn/{name}/{path:.*}", self.proxy.handle)
+        ctx.app.router.add_route("*", "/fn/{name}", self.proxy.handle_aiohttp)
+        ctx.app.router.add_route("*", "/fn/{name}/{path:.*}", self.proxy.handle_aiohttp)
+        ctx.listener = Front(
+            partial(lean_call, ctx, self.proxy), keepalive_s=ctx.settings.keepalive_s, log=ctx.log
+        )
         ctx.app.on_cleanup.append(lambda _: _close(upstream))
 
     def apply(self, envelope: Envelope) -> None:
@@ -192,6 +197,15 @@ class Api:
 
 
 GATED = ("/fn/", "/v1/")
+
+
+async def lean_call(ctx: ServiceContext, proxy: FunctionProxy, call: Incoming, sink: Sink) -> None:
+    """A call the lean front took: the request path's, once the api is ready."""
+    if not ctx.ready:
+        return await answer(sink, starting())
+    await proxy.handle(call, sink)
+
+
 FIRST_SHARES_S = 15.0
 """How long a starting api waits to join its peers before it says it is ready anyway."""
 PEERS_STALL_S = 60.0
@@ -205,14 +219,19 @@ def until_ready(ctx: ServiceContext) -> Middleware:
     @web.middleware
     async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not ctx.ready and request.path.startswith(GATED):
-            return web.json_response(
-                {"error": "the api is starting: it is reading the log; try again shortly"},
-                status=503,
-                headers={"Retry-After": "1"},
-            )
+            return starting()
         return await handler(request)
 
     return gate
+
+
+def starting() -> web.Response:
+    """503 while the api reads the log back."""
+    return web.json_response(
+        {"error": "the api is starting: it is reading the log; try again shortly"},
+        status=503,
+        headers={"Retry-After": "1"},
+    )
 
 
 async def _close(upstream: Upstream) -> None:

@@ -5,43 +5,37 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from aiohttp import web
-
 from services.api.call import Call
+from services.api.incoming import Headers, Sink
 from services.api.upstream import UpstreamError, UpstreamResponse
 from services.common.logs import StructLog
 
 
 async def stream(
-    request: web.Request,
+    sink: Sink,
     call: Call,
     upstream: UpstreamResponse,
-    returned: list[tuple[str, str]],
+    returned: Headers,
     *,
     clock: Callable[[], float],
     log: StructLog,
-) -> web.StreamResponse:
+) -> None:
     """The response passed on within the call's idle and overall timeouts; past one, the
     caller's connection is cut (a cut body is never passed off as whole)."""
-    response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-    response.headers.extend(returned)
-    if upstream.content_length is not None:
-        response.content_length = upstream.content_length
     chunks = aiter(upstream.chunks())
     try:
-        await response.prepare(request)
+        await sink.start(upstream.status, upstream.reason, returned, upstream.content_length)
         while True:
             async with asyncio.timeout(call.idle_s(clock())):
                 chunk = await anext(chunks, None)
                 if chunk is None:
                     break
-                await response.write(chunk)
+                await sink.write(chunk)
     except BaseException as failure:
         upstream.release(False)
-        if isinstance(failure, TimeoutError | UpstreamError) and request.transport:
+        if isinstance(failure, TimeoutError | UpstreamError):
             log.warning("response cut", function=call.name, cause=repr(failure))
-            request.transport.abort()
-            return response
+            sink.cut()
+            return
         raise
-    await response.write_eof()
-    return response
+    await sink.end()

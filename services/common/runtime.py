@@ -7,7 +7,7 @@ import asyncio
 import signal
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import uvloop
 from aiohttp import web
@@ -23,6 +23,16 @@ from services.common.settings import CommonSettings
 MAX_LINE_BYTES = 8190
 """The longest request line or header line a service accepts (431 or 400 past it)."""
 MAX_HEADERS = 100
+
+
+class Listener(Protocol):
+    """A listener's own protocol in front of aiohttp's (the api's lean request path)."""
+
+    def protocol(
+        self, fallback: Callable[[], asyncio.Protocol]
+    ) -> Callable[[], asyncio.Protocol]: ...
+
+    async def shutdown(self) -> None: ...
 
 
 @dataclass
@@ -44,6 +54,8 @@ class ServiceContext:
     sites: list[tuple[web.Application, int]] = field(default_factory=list)
     """More listeners: an application on a port of its own (the api's dashboard, so that
     it is an origin apart from the functions' pages)."""
+    listener: Listener | None = None
+    """The main port's protocol, when aiohttp's is not the first to read a connection."""
 
     @property
     def epoch(self) -> int:
@@ -82,8 +94,14 @@ def _add_common_routes(ctx: ServiceContext) -> None:
     )
 
 
-async def _listen(app: web.Application, settings: CommonSettings, port: int) -> web.AppRunner:
-    """Serve `app` on the service's host at `port`, with the service's HTTP limits."""
+Closer = Callable[[], Coroutine[Any, Any, None]]
+
+
+async def _listen(
+    app: web.Application, settings: CommonSettings, port: int, listener: Listener | None = None
+) -> Closer:
+    """Serve `app` on the service's host at `port`, with the service's HTTP limits (behind
+    `listener` when there is one); what closes it."""
     runner = web.AppRunner(
         app,
         access_log=None,
@@ -95,14 +113,28 @@ async def _listen(app: web.Application, settings: CommonSettings, port: int) -> 
         max_headers=MAX_HEADERS,
     )
     await runner.setup()
-    await web.TCPSite(
-        runner,
+    reuse_port = settings.reuse_port or None
+    if listener is None:
+        site = web.TCPSite(
+            runner, settings.http_host, port, reuse_port=reuse_port, backlog=settings.backlog
+        )
+        await site.start()
+        return runner.cleanup
+    assert runner.server is not None
+    server = await asyncio.get_running_loop().create_server(
+        listener.protocol(runner.server),
         settings.http_host,
         port,
-        reuse_port=settings.reuse_port or None,
+        reuse_port=reuse_port,
         backlog=settings.backlog,
-    ).start()
-    return runner
+    )
+
+    async def close() -> None:
+        server.close()
+        await listener.shutdown()
+        await runner.cleanup()
+
+    return close
 
 
 async def serve(
@@ -120,14 +152,15 @@ async def serve(
     if settings.bus.role is None:  # a role's principal may not make topics: the operator's did
         await ensure_topics(settings.bus)
     await producer.start()
-    runners: list[web.AppRunner] = []
+    closers: list[Closer] = []
     try:
         _add_common_routes(ctx)
         if routes is not None:
             routes(ctx)
         body_task = asyncio.create_task(body(ctx), name=f"{settings.service}-body")
-        for app, port in [(ctx.app, settings.http_port), *ctx.sites]:
-            runners.append(await _listen(app, settings, port))
+        closers.append(await _listen(ctx.app, settings, settings.http_port, ctx.listener))
+        for app, port in ctx.sites:
+            closers.append(await _listen(app, settings, port))
         log.info("started", instance=settings.instance, http_port=settings.http_port)
         stop_task = asyncio.create_task(ctx.stop.wait())
         done, _ = await asyncio.wait({body_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -141,8 +174,8 @@ async def serve(
                 log.warning("body did not stop within 30 s; cancelled")
         stop_task.cancel()
     finally:
-        for runner in runners:
-            await runner.cleanup()
+        for close in closers:
+            await close()
         await producer.stop()
         log.info("stopped", instance=settings.instance)
 

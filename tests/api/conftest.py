@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,21 +32,29 @@ BODY_BUDGET = 64 << 20
 """Request body bytes the test api may hold at once (the least it can be set to)."""
 
 
-@pytest.fixture
-async def api(bus: BusSettings, tmp_path: Path) -> AsyncIterator[ServiceProcess]:
-    process = ServiceProcess(
+def api_process(bus: BusSettings, tmp_path: Path, **settings: str) -> ServiceProcess:
+    """The test api (not started), with its defaults and `settings` over them."""
+    defaults = {
+        "SHOAL_API_TOKEN": TOKEN,
+        "SHOAL_API_QUEUE_LIMIT": "3",
+        "SHOAL_API_STATS_INTERVAL_S": "0.5",
+        "SHOAL_API_MAX_BODY_BYTES": "65536",
+        "SHOAL_API_BODY_BUDGET_BYTES": str(BODY_BUDGET),
+        "SHOAL_SECRETS_KEY_FILE": str(sealing_key(tmp_path)),
+    }
+    return ServiceProcess(
         bus,
         module="api",
         port_variable="SHOAL_API_HTTP_PORT",
         log_dir=tmp_path,
         name="api",
-        SHOAL_API_TOKEN=TOKEN,
-        SHOAL_API_QUEUE_LIMIT="3",
-        SHOAL_API_STATS_INTERVAL_S="0.5",
-        SHOAL_API_MAX_BODY_BYTES="65536",
-        SHOAL_API_BODY_BUDGET_BYTES=str(BODY_BUDGET),
-        SHOAL_SECRETS_KEY_FILE=str(sealing_key(tmp_path)),
+        **(defaults | settings),
     )
+
+
+@pytest.fixture
+async def api(bus: BusSettings, tmp_path: Path) -> AsyncIterator[ServiceProcess]:
+    process = api_process(bus, tmp_path)
     await process.start()
     yield process
     await process.stop()
@@ -53,7 +62,9 @@ async def api(bus: BusSettings, tmp_path: Path) -> AsyncIterator[ServiceProcess]
 
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
+    """A connection per request: each call to /fn/ is taken by the api's lean front (a
+    connection that began with /v1/ stays with aiohttp's server: `test_front.py`)."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
         yield session
 
 
@@ -256,3 +267,32 @@ async def routed(
     await announce(agent_events, name, server, limit=limit)
     await wait_routed(http, api, name, 1)
     return server
+
+
+async def raw_call(port: int, request: bytes, timeout_s: float = 10.0) -> bytes:
+    """Send bytes as they are to 127.0.0.1:port; the response that came back (its head,
+    and its body by Content-Length)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        async with asyncio.timeout(timeout_s):
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"(?i)\r\ncontent-length: *([0-9]+)", head)
+            return head + await reader.readexactly(int(length.group(1)) if length else 0)
+    finally:
+        writer.close()
+
+
+def status_of(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1])
+
+
+def body_of(answer: bytes) -> dict[str, object]:
+    found: dict[str, object] = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    return found
+
+
+def get(path: str, *headers: bytes) -> bytes:
+    lines = [f"GET {path} HTTP/1.1".encode(), b"Host: 127.0.0.1", *headers, b"Connection: close"]
+    return b"\r\n".join(lines) + b"\r\n\r\n"

@@ -5,7 +5,6 @@ connections are ejected while the call moves on."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -19,41 +18,16 @@ from tests.api.conftest import (
     ReplicaFactory,
     announce,
     announce_at,
+    body_of,
     deploy,
+    get,
+    raw_call,
     routed,
+    status_of,
     wait_routed,
 )
 from tests.support.ports import free_port
 from tests.support.service_process import ServiceProcess
-
-
-async def raw_call(port: int, request: bytes, timeout_s: float = 10.0) -> bytes:
-    """Send bytes as they are to 127.0.0.1:port; the response that came back (its head,
-    and its body by Content-Length)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(request)
-        await writer.drain()
-        async with asyncio.timeout(timeout_s):
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = re.search(rb"(?i)\r\ncontent-length: *([0-9]+)", head)
-            return head + await reader.readexactly(int(length.group(1)) if length else 0)
-    finally:
-        writer.close()
-
-
-def status_of(answer: bytes) -> int:
-    return int(answer.split(b" ", 2)[1])
-
-
-def body_of(answer: bytes) -> dict[str, object]:
-    found: dict[str, object] = json.loads(answer.split(b"\r\n\r\n", 1)[1])
-    return found
-
-
-def get(path: str, *headers: bytes) -> bytes:
-    lines = [f"GET {path} HTTP/1.1".encode(), b"Host: 127.0.0.1", *headers, b"Connection: close"]
-    return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
 @pytest.fixture

@@ -1,0 +1,108 @@
+"""A call as the request path sees it, whichever server took it: the lean front
+(`services.api.front`) or aiohttp's, for a connection that began with a control-plane
+request. What it came with (`Incoming`) and where its answer goes (`Sink`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiohttp import web
+from multidict import MultiMapping
+
+Headers = list[tuple[str, str]]
+
+
+@dataclass(slots=True)
+class Incoming:
+    """One request: its head as the client sent it, and its body as it comes."""
+
+    method: str
+    raw_path: str
+    """The request target exactly as sent (percent-encoding kept), query included."""
+    headers: MultiMapping[str]
+    remote: str
+    host: str
+    scheme: str
+    content_length: int | None
+    has_body: bool
+    pieces: Callable[[], AsyncIterator[bytes]]
+    """The body's bytes as they arrive (de-chunked)."""
+
+    @classmethod
+    def of(cls, request: web.Request) -> Incoming:
+        """A request aiohttp's server took."""
+        return cls(
+            request.method,
+            request.raw_path,
+            request.headers,
+            request.remote or "",
+            request.host,
+            request.scheme,
+            request.content_length,
+            request.body_exists,
+            request.content.iter_any,
+        )
+
+
+class Sink(Protocol):
+    """Where a response goes: written whole, or started and streamed."""
+
+    async def whole(
+        self, status: int, reason: str, headers: Headers, body: bytes, length: int | None = None
+    ) -> None:
+        """The response at once; `length` is the Content-Length a HEAD answer states."""
+
+    async def start(self, status: int, reason: str, headers: Headers, length: int | None) -> None:
+        """The head of a response whose body follows (`length` None: not known)."""
+
+    async def write(self, chunk: bytes) -> None: ...
+
+    async def end(self) -> None: ...
+
+    def cut(self) -> None:
+        """Drop the connection: a body that cannot be finished is never passed off as whole."""
+
+
+async def answer(sink: Sink, response: web.Response) -> None:
+    """One of the request path's own answers (an error, a refusal) written to `sink`."""
+    body = response.body
+    assert isinstance(body, bytes)
+    await sink.whole(response.status, response.reason, list(response.headers.items()), body)
+
+
+class AiohttpSink:
+    """A `Sink` over aiohttp's response, for a call that came through aiohttp's server."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.response: web.StreamResponse | None = None
+
+    async def whole(
+        self, status: int, reason: str, headers: Headers, body: bytes, length: int | None = None
+    ) -> None:
+        response = web.Response(status=status, reason=reason or None, body=body)
+        response.headers.extend(headers)
+        if length is not None:
+            response.headers["Content-Length"] = str(length)
+        self.response = response
+
+    async def start(self, status: int, reason: str, headers: Headers, length: int | None) -> None:
+        response = self.response = web.StreamResponse(status=status, reason=reason or None)
+        response.headers.extend(headers)
+        if length is not None:
+            response.content_length = length
+        await response.prepare(self.request)
+
+    async def write(self, chunk: bytes) -> None:
+        assert self.response is not None
+        await self.response.write(chunk)
+
+    async def end(self) -> None:
+        assert self.response is not None
+        await self.response.write_eof()
+
+    def cut(self) -> None:
+        if self.request.transport is not None:
+            self.request.transport.abort()
