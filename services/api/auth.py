@@ -76,7 +76,10 @@ def is_shoal_token(value: str, api_token: str) -> bool:
 
 
 def principal_of(token: str, api_token: str, tokens: TokensProjection) -> Principal | None:
-    """Who the token is; None for a token that is unknown, wrong or revoked."""
+    """Who the token is; None for a token that is unknown, wrong or revoked (or not ASCII,
+    as no token is)."""
+    if not token.isascii():
+        return None
     if hmac.compare_digest(token.encode(), api_token.encode()):
         return Principal("admin")
     if not token.startswith(TOKEN_PREFIX):

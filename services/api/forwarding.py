@@ -142,9 +142,10 @@ def function_segment(raw_path: str) -> str:
 
 def upstream_target(raw_path: str) -> str:
     """The replica's request target: the raw path after `/fn/{name}` exactly as the client
-    sent it (its percent-encoding kept), with its query. A dot segment, written plainly or
-    percent-encoded, is refused: it would name something outside the function's path."""
-    path, mark, query = raw_path.partition("?")
+    sent it (its percent-encoding kept), with its query, without a fragment (never part of
+    a request). A dot segment, written plainly or percent-encoded, is refused: it would
+    name something outside the function's path."""
+    path, mark, query = raw_path.partition("#")[0].partition("?")
     if not path.startswith(PREFIX):
         raise BadRequest("a function's path starts with /fn/{name}")
     _, _, tail = path[len(PREFIX) :].partition("/")

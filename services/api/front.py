@@ -11,36 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-
-import httptools
-from multidict import CIMultiDict
+from collections.abc import Awaitable, Callable
 
 from services.api.forwarding import function_segment
 from services.api.front_reply import JSON, Reply, json_error
-from services.api.incoming import Headers, Incoming, Sink
+from services.api.front_request import Refused, Request
+from services.api.incoming import Incoming, Sink
 from services.common.logs import StructLog
-from services.common.runtime import MAX_HEADERS, MAX_LINE_BYTES
+from services.common.runtime import MAX_LINE_BYTES
 
 LEAN_TARGET = b"/fn/"
-BODY_HIGH_WATER = 256 * 1024
-"""Request body bytes held unread before reading from the client pauses."""
 AHEAD_LIMIT = 64 * 1024
 """Bytes of a next request held while this one is served."""
+LINGER_S = 2.0
+"""How long the rest of a body is read and dropped after an early answer (LINGER_BYTES)."""
 
 Serve = Callable[[Incoming, Sink], Awaitable[None]]
-
-
-class Refused(Exception):
-    """A request the front answers itself (status, message) and closes the connection on."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class _Pipelined(Exception):
-    """A next request in the same segment as the end of this one: not taken."""
 
 
 class Front:
@@ -88,6 +74,7 @@ class Connection(asyncio.Protocol):
         """Bytes received before a request's parser takes them (the next request's)."""
         self.request: Request | None = None
         self.task: asyncio.Task[None] | None = None
+        self.reply: Reply | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.drained: asyncio.Future[None] | None = None
         self.reading = True
@@ -161,7 +148,7 @@ class Connection(asyncio.Protocol):
         self.task = self.loop.create_task(self._serve(request, incoming))
 
     async def _serve(self, request: Request, incoming: Incoming) -> None:
-        reply = Reply(self, incoming.method, request.version, request.keep_alive)
+        reply = self.reply = Reply(self, incoming.method, request.version, request.keep_alive)
         try:
             await self.front.serve(incoming, reply)
         except asyncio.CancelledError:
@@ -178,13 +165,18 @@ class Connection(asyncio.Protocol):
             with contextlib.suppress(ConnectionError):
                 await reply.whole(500, "", JSON, json_error("the request path failed"))
         finally:
-            self.task = None
+            self.task = self.reply = None
         self._after(request, reply)
 
     def _after(self, request: Request, reply: Reply) -> None:
         """Ready for the next request, or closed when this one may not be followed."""
+        if not request.complete and not request.failed and not request.expects_continue:
+            request.drop_rest()  # answered early: closed once the body is in (or later)
+            self.timer = self.loop.call_later(LINGER_S, self.close)
+            self.resume()
+            return
         self.request = None
-        if not (reply.keep_alive and request.keep_alive and request.complete) or request.failed:
+        if not (reply.keep_alive and request.keep_alive) or request.failed:
             self.close()
             return
         self._idle()
@@ -208,10 +200,28 @@ class Connection(asyncio.Protocol):
             self.transport.write(data)
 
     async def drain(self) -> None:
+        """Wait until the client has taken what was written; one that takes nothing for
+        the keep-alive timeout is cut off (it holds no slot, but holds the buffer)."""
         if self.transport is None or self.transport.is_closing():
             raise ConnectionResetError("the client closed the connection")
         if self.drained is not None:
-            await self.drained
+            try:
+                async with asyncio.timeout(self.front.keepalive_s):
+                    await self.drained
+            except TimeoutError:
+                self.abort()
+                raise ConnectionResetError("the client read nothing for too long") from None
+
+    def ends(self) -> bool:
+        """Whether the answer being written is the connection's last: the request's body
+        has not all arrived (an early answer), or more came with it than may be taken."""
+        request = self.request
+        return request is None or not request.complete or not request.keep_alive
+
+    def no_keep_alive(self) -> None:
+        """The answer being written is the connection's last."""
+        if self.reply is not None:
+            self.reply.keep_alive = False
 
     def pause(self) -> None:
         if self.reading and self.transport is not None:
@@ -243,123 +253,3 @@ class Connection(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-
-
-class Request:
-    """One request being parsed: its head checked against the server's limits, its body
-    held for the request path to read."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.parser = httptools.HttpRequestParser(self)
-        self.url = bytearray()
-        self.headers: Headers = []
-        self.head_bytes = 0
-        self.messages = 0
-        self.started = False
-        self.complete = False
-        self.failed = False
-        self.version = "1.1"
-        self.keep_alive = False
-        self.expects_continue = False
-        self.body = bytearray()
-        self.waiter: asyncio.Future[None] | None = None
-
-    def feed(self, data: bytes) -> None:
-        if not self.started:
-            self.head_bytes += len(data)
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError as error:
-            if isinstance(error.__context__, _Pipelined):
-                self.keep_alive = False  # answered, then the connection ends
-                return
-            self._fail(error.__context__ if isinstance(error.__context__, Refused) else None)
-        except httptools.HttpParserUpgrade:
-            self._fail(Refused(501, "protocol upgrades (WebSocket) are not proxied"))
-        except httptools.HttpParserError as error:
-            self._fail(Refused(400, f"not a valid HTTP/1.x request: {error}"))
-
-    def _fail(self, refused: Refused | None) -> None:
-        self.failed = True
-        self.wake()
-        if refused is not None:
-            self.conn.refuse(refused)
-        elif self.conn.task is None:
-            self.conn.close()
-
-    def wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    def on_message_begin(self) -> None:
-        self.messages += 1
-        if self.messages > 1:
-            raise _Pipelined
-
-    def on_url(self, url: bytes) -> None:
-        self.url += url
-        if len(self.url) > MAX_LINE_BYTES:
-            raise Refused(414, f"the request target is over {MAX_LINE_BYTES} bytes")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if len(self.headers) >= MAX_HEADERS:
-            raise Refused(431, f"more than {MAX_HEADERS} request headers")
-        if len(name) + len(value) > MAX_LINE_BYTES:
-            raise Refused(431, f"a request header over {MAX_LINE_BYTES} bytes")
-        self.headers.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
-
-    def on_headers_complete(self) -> None:
-        self.started = True
-        parser = self.parser
-        if parser.should_upgrade():
-            raise Refused(501, "protocol upgrades (WebSocket) are not proxied")
-        self.version = parser.get_http_version()
-        self.keep_alive = parser.should_keep_alive()
-        headers = CIMultiDict(self.headers)
-        expect = headers.get("Expect", "").lower()
-        self.expects_continue = expect == "100-continue" and self.version == "1.1"
-        length = headers.get("Content-Length")
-        chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
-        declared = int(length) if length is not None and not chunked else None
-        transport = self.conn.transport
-        peer = transport.get_extra_info("peername") if transport is not None else None
-        incoming = Incoming(
-            method=parser.get_method().decode("ascii"),
-            raw_path=self.url.decode("latin-1"),
-            headers=headers,
-            remote=str(peer[0]) if peer else "",
-            host=headers.get("Host", ""),
-            scheme="http",
-            content_length=declared,
-            has_body=chunked or bool(declared),
-            pieces=self.pieces,
-        )
-        self.conn.start(self, incoming)
-
-    def on_body(self, body: bytes) -> None:
-        self.body += body
-        if len(self.body) > BODY_HIGH_WATER:
-            self.conn.pause()
-        self.wake()
-
-    def on_message_complete(self) -> None:
-        self.complete = True
-        self.wake()
-
-    async def pieces(self) -> AsyncIterator[bytes]:
-        """The body as it arrives; ConnectionResetError when the client goes before its end."""
-        if self.expects_continue and not self.body and not self.complete:
-            self.conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        while True:
-            if self.body:
-                piece, self.body = bytes(self.body), bytearray()
-                self.conn.resume()
-                yield piece
-            elif self.complete:
-                return
-            elif self.failed or self.conn.transport is None or self.conn.transport.is_closing():
-                raise ConnectionResetError("the client's body ended early")
-            else:
-                self.waiter = self.conn.loop.create_future()
-                await self.waiter

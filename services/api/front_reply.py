@@ -21,6 +21,8 @@ class Wire(Protocol):
 
     def abort(self) -> None: ...
 
+    def ends(self) -> bool: ...
+
 
 class Reply:
     """A response written to the client (`services.api.incoming.Sink`)."""
@@ -45,8 +47,12 @@ class Reply:
             lines.append("Transfer-Encoding: chunked\r\n")
         else:
             self.keep_alive = False  # a body of HTTP/1.0 ends when the connection does
+        if self.keep_alive and self.conn.ends():
+            self.keep_alive = False
         if not self.keep_alive:
             lines.append("Connection: close\r\n")
+        elif self.version == "1.0":
+            lines.append("Connection: keep-alive\r\n")
         lines.append("\r\n")
         return "".join(lines).encode("latin-1")
 

@@ -46,6 +46,23 @@ class Incoming:
         )
 
 
+@dataclass(slots=True)
+class Whole:
+    """A replica's answer read whole: written to the caller once the call has given back
+    the replica's slot and its body bytes (a caller that reads slowly holds neither)."""
+
+    status: int
+    reason: str
+    headers: Headers
+    body: bytes
+    length: int | None
+    """The Content-Length a HEAD answer states."""
+
+
+Outcome = int | Whole
+"""A call's end: the status of an answer already passed on (streamed), or one to write."""
+
+
 class Sink(Protocol):
     """Where a response goes: written whole, or started and streamed."""
 

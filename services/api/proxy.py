@@ -26,7 +26,7 @@ from services.api.body import (
 )
 from services.api.call import Call
 from services.api.forwarding import BadRequest, function_segment, response_headers
-from services.api.incoming import AiohttpSink, Incoming, Sink, answer
+from services.api.incoming import AiohttpSink, Incoming, Outcome, Sink, Whole, answer
 from services.api.proxy_metrics import (
     COLD_START_SECONDS,
     COLD_STARTS,
@@ -139,6 +139,7 @@ class FunctionProxy:
         window = None if peer else self._begin(key, started)
         status, by_peer = 500, False
         call: Call | None = None
+        outcome: Outcome | web.Response = 500
         try:
             call = Call.of(
                 request,
@@ -150,17 +151,19 @@ class FunctionProxy:
             )
             call.to = target
             call.body = await read_body(request, call, self.bodies, self.clock)
-            status = await self._relay(request, call, peer, sink) if peer else 0
-            by_peer = status != 0
-            if not by_peer:
+            found = await self._relay(request, call, peer, sink) if peer else None
+            by_peer = found is not None
+            if found is None:
                 window = window or self._begin(key, self.clock())
-                status = await self._serve(request, call, sink)
+                found = await self._serve(request, call, sink)
+            outcome = found
+            status = found if isinstance(found, int) else found.status
         except BadRequest as bad:
+            outcome = error(400, str(bad), function=name)
             status = 400
-            await answer(sink, error(400, str(bad), function=name))
         except NoReplica as refusal:
-            status = refusal.response.status
-            await answer(sink, refusal.response)
+            outcome = refusal.response
+            status = outcome.status
         except asyncio.CancelledError:
             status = CLIENT_CLOSED
             raise
@@ -175,6 +178,12 @@ class FunctionProxy:
                         finished, latency_ms=(finished - started) * 1000, error=status >= 500
                     )
                 self.metrics.answered(name, status, finished - started)
+        if isinstance(outcome, web.Response):
+            await answer(sink, outcome)
+        elif isinstance(outcome, Whole):
+            await sink.whole(
+                outcome.status, outcome.reason, outcome.headers, outcome.body, outcome.length
+            )
 
     def _target(self, request: Incoming, function: FunctionView, tag: str) -> Target | web.Response:
         """The revision the call goes to: its tag's (from the path or the header), or by
@@ -187,9 +196,9 @@ class FunctionProxy:
             name = function.name
             return error(404, f"function {name!r} has no tag {tag!r}", tags=sorted(function.tags))
 
-    async def _relay(self, request: Incoming, call: Call, peer: str, sink: Sink) -> int:
-        """The call served by the peer api that holds the replicas' slots: its status (0:
-        that peer refused the connection, and the call is served here)."""
+    async def _relay(self, request: Incoming, call: Call, peer: str, sink: Sink) -> Outcome | None:
+        """The call served by the peer api that holds the replicas' slots (None: that
+        peer refused the connection, and the call is served here)."""
         headers = relay_headers(
             list(request.headers.items()),
             proof=self.peer_proof,
@@ -208,13 +217,13 @@ class FunctionProxy:
                 peer=peer,
                 cause=str(failure),
             )
-            return 0
+            return None
         except NoResponse:
             raise NoReplica(
                 error(502, "the peer api closed the connection without answering", peer=peer)
             ) from None
 
-    async def _serve(self, request: Incoming, call: Call, sink: Sink) -> int:
+    async def _serve(self, request: Incoming, call: Call, sink: Sink) -> Outcome:
         """Forward to a replica with room; one that refuses the connection is ejected and
         the call moves on, or waits for a replica within its timeout."""
         while True:
@@ -336,8 +345,8 @@ class FunctionProxy:
         except Exception as exc:  # the request waits on; demand is said again shortly
             self.log.warning("could not publish cold-start demand", function=name, error=repr(exc))
 
-    async def _forward(self, request: Incoming, call: Call, route: Route, sink: Sink) -> int:
-        """Send the call to `route` and pass its answer on: the replica's status."""
+    async def _forward(self, request: Incoming, call: Call, route: Route, sink: Sink) -> Outcome:
+        """Send the call to `route`: its answer whole, or streamed on (holding the slot)."""
         try:
             async with asyncio.timeout(call.response_start_s(self.clock())):
                 upstream = await self.upstream.request(
@@ -373,8 +382,7 @@ class FunctionProxy:
             returned.append((REVISION_HEADER, str(route.revision)))
         if upstream.body is None:
             await stream(sink, call, upstream, returned, clock=self.clock, log=self.log)
-        else:
-            head = request.method == "HEAD" and upstream.content_length is not None
-            length = upstream.content_length if head else None
-            await sink.whole(upstream.status, upstream.reason, returned, upstream.body, length)
-        return upstream.status
+            return upstream.status
+        head = request.method == "HEAD" and upstream.content_length is not None
+        length = upstream.content_length if head else None
+        return Whole(upstream.status, upstream.reason, returned, upstream.body, length)

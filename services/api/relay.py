@@ -42,7 +42,7 @@ def peer_proof(token: str) -> str:
 def relayed_by_peer(headers: Mapping[str, str], proof: str) -> tuple[str, str] | None:
     """The caller's address and Host when a peer relayed this call (None: no peer did)."""
     shown = headers.get(PEER_HEADER, "")
-    if not shown or not hmac.compare_digest(shown.encode(), proof.encode()):
+    if not shown or not shown.isascii() or not hmac.compare_digest(shown.encode(), proof.encode()):
         return None
     return headers.get(CLIENT_HEADER, "")[:64] or "unknown", headers.get(HOST_HEADER, "")[:256]
 

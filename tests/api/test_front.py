@@ -5,8 +5,10 @@ upgrades, Expect, HTTP/1.0 framing, the keep-alive idle timeout)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -87,6 +89,18 @@ async def test_one_connection_carries_calls_and_control_plane_requests_in_either
         (request("/fn/x/" + "a" * 9000), 414, "target"),
         (request("/fn/x/", b"Connection: Upgrade", b"Upgrade: websocket"), 501, "upgrade"),
         (b"GET /fn/x/ HTTP/1.1\r\nHost: a\r\nno colon here\r\n\r\n", 400, "HTTP/1.x"),
+        (b"GET /fn/x/\r\n\r\n", 505, "HTTP/1.0 or HTTP/1.1"),
+        (
+            request(
+                "/fn/x/",
+                b"Transfer-Encoding: identity",
+                b"Transfer-Encoding: chunked",
+                method="POST",
+            )
+            + b"5\r\nhello\r\n0\r\n\r\n",
+            400,
+            "Transfer-Encoding",
+        ),
     ],
 )
 async def test_heads_past_the_limits_get_clear_errors_and_the_connection_closes(
@@ -180,3 +194,115 @@ async def test_idle_connections_and_slow_heads_are_closed_at_the_keepalive_timeo
                 assert await reader.read(-1) == b""
         finally:
             writer.close()
+
+
+async def closed_or_reset(reader: asyncio.StreamReader) -> bool:
+    """Whether the api ends the connection (reading to its end, or a reset) within 10 s."""
+    try:
+        async with asyncio.timeout(10):
+            while await reader.read(65536):
+                pass
+    except ConnectionError:
+        pass
+    return True
+
+
+async def test_a_head_or_trailers_past_64_kib_are_refused_as_they_arrive(
+    api: ServiceProcess,
+    http: aiohttp.ClientSession,
+    agent_events: EventProducer,
+    replica: ReplicaFactory,
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", api.http_port)
+    try:
+        writer.write(b"GET /fn/x/ HTTP/1.1\r\nHost: a\r\nX-A: ")
+        for _ in range(20):  # 160 KiB of one header value, in pieces: refused past 64 KiB
+            writer.write(b"a" * 8192)
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        async with asyncio.timeout(10):
+            head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 431"), head
+    except ConnectionError:
+        pass  # the refusal raced the flood; what matters is what follows
+    finally:
+        writer.close()
+    server = await routed(http, api, agent_events, replica, "trailers")
+    reader, writer = await asyncio.open_connection("127.0.0.1", api.http_port)
+    try:
+        writer.write(request("/fn/trailers/", b"Transfer-Encoding: chunked", method="POST"))
+        writer.write(b"5\r\nhello\r\n0\r\nX-T: ")
+        with contextlib.suppress(ConnectionError):
+            for _ in range(20):
+                writer.write(b"t" * 8192)
+                await writer.drain()
+                await asyncio.sleep(0.01)
+        assert await closed_or_reset(reader)
+    finally:
+        writer.close()
+    assert server.seen == []
+    async with http.get(f"{api.url}/healthz") as reply:
+        assert reply.status == 200
+
+
+async def test_a_caller_that_reads_no_answer_holds_no_slot(
+    api: ServiceProcess,
+    http: aiohttp.ClientSession,
+    agent_events: EventProducer,
+    replica: ReplicaFactory,
+) -> None:
+    await routed(http, api, agent_events, replica, "unread", limit=1, request_timeout_s=4)
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    stuck.connect(("127.0.0.1", api.http_port))
+    try:
+        for _ in range(8):  # answers of 200 KB each, never read
+            stuck.sendall(request("/fn/unread/big?bytes=200000"))
+            await asyncio.sleep(0.1)
+        for _ in range(3):
+            started = asyncio.get_running_loop().time()
+            async with http.get(f"{api.url}/fn/unread/") as reply:
+                assert reply.status == 200, await reply.text()
+            assert asyncio.get_running_loop().time() - started < 2
+    finally:
+        stuck.close()
+
+
+async def test_an_early_answer_reaches_a_caller_still_sending_its_body(
+    api: ServiceProcess,
+    http: aiohttp.ClientSession,
+    agent_events: EventProducer,
+    replica: ReplicaFactory,
+) -> None:
+    server = await routed(http, api, agent_events, replica, "early", max_body_bytes=1000)
+    reader, writer = await asyncio.open_connection("127.0.0.1", api.http_port)
+    try:
+        writer.write(request("/fn/early/", b"Content-Length: 4194304", method="POST"))
+        for _ in range(64):
+            writer.write(b"b" * 65536)
+            await writer.drain()
+        status, head, body = await answer_on(reader)
+        assert status == 413 and b"Connection: close" in head, head
+        assert json.loads(body)["limit"] == 1000
+    finally:
+        writer.close()
+    assert server.seen == []
+
+
+async def test_headers_that_are_not_utf_8_get_4xx_not_500(
+    api: ServiceProcess,
+    http: aiohttp.ClientSession,
+    agent_events: EventProducer,
+    replica: ReplicaFactory,
+) -> None:
+    await routed(http, api, agent_events, replica, "secretive", private=True)
+    answer = await raw_call(
+        api.http_port,
+        request("/fn/secretive/", b"Authorization: Bearer \xff\xfe", b"Connection: close"),
+    )
+    assert status_of(answer) == 401, answer[:300]
+    await routed(http, api, agent_events, replica, "open")
+    answer = await raw_call(
+        api.http_port, request("/fn/open/", b"X-Shoal-Peer: \xff", b"Connection: close")
+    )
+    assert status_of(answer) == 200, answer[:300]

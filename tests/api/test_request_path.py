@@ -224,7 +224,8 @@ async def test_least_outstanding_spreads_load_and_respects_concurrency_limits(
     assert [r.status for r in replies] == [200] * 6
     for reply in replies:
         reply.release()
-    assert [len(s.seen) for s in servers] == [3, 3]
+    served = [len(s.seen) for s in servers]
+    assert sum(served) == 6 and min(served) >= 2, served  # the 2 that waited: to either
     assert [s.peak for s in servers] == [2, 2], "never over the replica's limit"
 
 
