@@ -4,7 +4,7 @@ request. What it came with (`Incoming`) and where its answer goes (`Sink`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -123,3 +123,18 @@ class AiohttpSink:
     def cut(self) -> None:
         if self.request.transport is not None:
             self.request.transport.abort()
+
+
+def aiohttp_route(
+    serve: Callable[[Incoming, Sink], Awaitable[None]],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """`serve` as an aiohttp handler: for a call to /fn/ on a connection that began with
+    another request (and so stays with aiohttp's server)."""
+
+    async def route(request: web.Request) -> web.StreamResponse:
+        sink = AiohttpSink(request)
+        await serve(Incoming.of(request), sink)
+        assert sink.response is not None
+        return sink.response
+
+    return route

@@ -26,7 +26,7 @@ from services.api.body import (
 )
 from services.api.call import Call
 from services.api.forwarding import BadRequest, function_segment, response_headers
-from services.api.incoming import AiohttpSink, Incoming, Outcome, Sink, Whole, answer
+from services.api.incoming import Incoming, Outcome, Sink, Whole, answer
 from services.api.proxy_metrics import (
     COLD_START_SECONDS,
     COLD_STARTS,
@@ -111,26 +111,37 @@ class FunctionProxy:
         window.begin(now)
         return window
 
-    async def handle_aiohttp(self, request: web.Request) -> web.StreamResponse:
-        """A call that came through aiohttp's server (a connection that began elsewhere)."""
-        sink = AiohttpSink(request)
-        await self.handle(Incoming.of(request), sink)
-        assert sink.response is not None
-        return sink.response
-
     async def handle(self, request: Incoming, sink: Sink) -> None:
         """Serve one call, its answer written to `sink`."""
+        admitted = self._admit(request)
+        if isinstance(admitted, web.Response):
+            return await answer(sink, admitted)
+        outcome = await self._call(request, *admitted, sink)
+        if isinstance(outcome, web.Response):
+            await answer(sink, outcome)
+        elif isinstance(outcome, Whole):
+            await sink.whole(
+                outcome.status, outcome.reason, outcome.headers, outcome.body, outcome.length
+            )
+
+    def _admit(self, request: Incoming) -> tuple[FunctionView, Target] | web.Response:
+        """The function and revision a call goes to, or why it may not go."""
         name, tag = split_name(function_segment(request.raw_path))
         function = self.view.function(name)
         if function is None:
-            return await answer(sink, error(404, f"no function named {name!r}", function=name))
+            return error(404, f"no function named {name!r}", function=name)
         if function.spec.private:
             refused = private_refusal(self.principal(request.headers), name)
             if refused is not None:
-                return await answer(sink, refused)
+                return refused
         target = self._target(request, function, tag)
-        if not isinstance(target, Target):
-            return await answer(sink, target)
+        return target if isinstance(target, web.Response) else (function, target)
+
+    async def _call(
+        self, request: Incoming, function: FunctionView, target: Target, sink: Sink
+    ) -> Outcome | web.Response:
+        """The call carried out and counted (relayed to a peer, or served here)."""
+        name = function.name
         relayed = relayed_by_peer(request.headers, self.peer_proof) if self.peer_proof else None
         started = self.clock()
         shared = function.spec.concurrency_limit > 0 and not relayed  # limited: shared by apis
@@ -139,7 +150,6 @@ class FunctionProxy:
         window = None if peer else self._begin(key, started)
         status, by_peer = 500, False
         call: Call | None = None
-        outcome: Outcome | web.Response = 500
         try:
             call = Call.of(
                 request,
@@ -156,34 +166,33 @@ class FunctionProxy:
             if found is None:
                 window = window or self._begin(key, self.clock())
                 found = await self._serve(request, call, sink)
-            outcome = found
             status = found if isinstance(found, int) else found.status
+            return found
         except BadRequest as bad:
-            outcome = error(400, str(bad), function=name)
             status = 400
+            return error(400, str(bad), function=name)
         except NoReplica as refusal:
-            outcome = refusal.response
-            status = outcome.status
+            status = refusal.response.status
+            return refusal.response
         except asyncio.CancelledError:
             status = CLIENT_CLOSED
             raise
         finally:
             self.bodies.give(len(call.body or b"") if call is not None else 0)
-            finished = self.clock()
-            if by_peer:  # a call a peer answered is counted there
-                RELAYED.labels(name).inc()
-            else:
-                if window is not None:
-                    window.end(
-                        finished, latency_ms=(finished - started) * 1000, error=status >= 500
-                    )
-                self.metrics.answered(name, status, finished - started)
-        if isinstance(outcome, web.Response):
-            await answer(sink, outcome)
-        elif isinstance(outcome, Whole):
-            await sink.whole(
-                outcome.status, outcome.reason, outcome.headers, outcome.body, outcome.length
-            )
+            self._account(name, None if by_peer else window, by_peer, status, started)
+
+    def _account(
+        self, name: str, window: RequestWindow | None, by_peer: bool, status: int, started: float
+    ) -> None:
+        """The call in the request statistics and metrics (one a peer answered is counted
+        there)."""
+        if by_peer:
+            RELAYED.labels(name).inc()
+            return
+        finished = self.clock()
+        if window is not None:
+            window.end(finished, latency_ms=(finished - started) * 1000, error=status >= 500)
+        self.metrics.answered(name, status, finished - started)
 
     def _target(self, request: Incoming, function: FunctionView, tag: str) -> Target | web.Response:
         """The revision the call goes to: its tag's (from the path or the header), or by

@@ -18,7 +18,7 @@ from services.api.body import BodyBudget
 from services.api.control import ControlPlane
 from services.api.dashboard import Dashboard
 from services.api.front import Front
-from services.api.incoming import Incoming, Sink, answer
+from services.api.incoming import Incoming, Sink, aiohttp_route, answer
 from services.api.peers import ApiPeers
 from services.api.proxy import FunctionProxy
 from services.api.relay import peer_proof
@@ -108,8 +108,8 @@ class Api:
         ctx.app.middlewares.append(until_ready(ctx))
         ctx.sites.append((self.dashboard.application(), settings.dashboard_port))
         ctx.app.add_subapp("/v1", control.application())
-        ctx.app.router.add_route("*", "/fn/{name}", self.proxy.handle_aiohttp)
-        ctx.app.router.add_route("*", "/fn/{name}/{path:.*}", self.proxy.handle_aiohttp)
+        for path in ("/fn/{name}", "/fn/{name}/{path:.*}"):
+            ctx.app.router.add_route("*", path, aiohttp_route(self.proxy.handle))
         ctx.listener = Front(
             partial(lean_call, ctx, self.proxy), keepalive_s=ctx.settings.keepalive_s, log=ctx.log
         )
