@@ -2,8 +2,8 @@
 served by the request path directly; any other request hands its connection, from that
 request's first byte on, to aiohttp's server (the control plane, /metrics, the probes).
 
-aiohttp's server costs about 120 us of CPU per proxied call on this machine (a third of
-what the request path may cost, README "Request path"); the lean front keeps every check
+aiohttp's server cost about 120 us of CPU per proxied call on this machine (README,
+"Choices beyond the given stack"); the lean front keeps every check
 of the request path and the server's limits: line, header and body sizes, the keep-alive
 idle timeout (which also bounds a slow request head), and a hang-up cancelling the call."""
 
@@ -23,8 +23,9 @@ from services.common.runtime import MAX_LINE_BYTES
 LEAN_TARGET = b"/fn/"
 AHEAD_LIMIT = 64 * 1024
 """Bytes of a next request held while this one is served."""
-LINGER_S = 2.0
-"""How long the rest of a body is read and dropped after an early answer (LINGER_BYTES)."""
+LINGER_S = 10.0
+"""How long the rest of a body is read and dropped after an early answer (LINGER_BYTES;
+aiohttp lingers as long)."""
 
 Serve = Callable[[Incoming, Sink], Awaitable[None]]
 
