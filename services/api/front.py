@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from services.api.forwarding import function_segment
 from services.api.front_reply import JSON, Reply, json_error
 from services.api.front_request import Refused, Request
-from services.api.incoming import Incoming, Sink
+from services.api.incoming import Incoming, Sink, Whole
 from services.common.logs import StructLog
 from services.common.runtime import MAX_LINE_BYTES
 
@@ -39,12 +39,12 @@ class Front:
         *,
         keepalive_s: float,
         log: StructLog,
-        fallback: Callable[[], asyncio.Protocol] | None = None,
     ) -> None:
         self.serve = serve
         self.keepalive_s = keepalive_s
         self.log = log
-        self.fallback = fallback
+        self.fallback: Callable[[], asyncio.Protocol] | None = None
+        """Makes aiohttp's protocol, for a connection whose request is not for /fn/."""
         self.connections: set[Connection] = set()
 
     def protocol(self, fallback: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
@@ -75,13 +75,16 @@ class Connection(asyncio.Protocol):
         """Bytes received before a request's parser takes them (the next request's)."""
         self.request: Request | None = None
         self.task: asyncio.Task[None] | None = None
-        self.reply: Reply | None = None
+        self.peer = ""
+        """The client's address, as the request path tells the replica."""
         self.timer: asyncio.TimerHandle | None = None
         self.drained: asyncio.Future[None] | None = None
         self.reading = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if peer else ""
         self.front.connections.add(self)
         self._idle()
 
@@ -149,7 +152,7 @@ class Connection(asyncio.Protocol):
         self.task = self.loop.create_task(self._serve(request, incoming))
 
     async def _serve(self, request: Request, incoming: Incoming) -> None:
-        reply = self.reply = Reply(self, incoming.method, request.version, request.keep_alive)
+        reply = Reply(self, incoming.method, request.version, request.keep_alive)
         try:
             await self.front.serve(incoming, reply)
         except asyncio.CancelledError:
@@ -164,9 +167,9 @@ class Connection(asyncio.Protocol):
                 self.abort()
                 return
             with contextlib.suppress(ConnectionError):
-                await reply.whole(500, "", JSON, json_error("the request path failed"))
+                await reply.whole(Whole(500, "", JSON, json_error("the request path failed")))
         finally:
-            self.task = self.reply = None
+            self.task = None
         self._after(request, reply)
 
     def _after(self, request: Request, reply: Reply) -> None:
@@ -218,11 +221,6 @@ class Connection(asyncio.Protocol):
         has not all arrived (an early answer), or more came with it than may be taken."""
         request = self.request
         return request is None or not request.complete or not request.keep_alive
-
-    def no_keep_alive(self) -> None:
-        """The answer being written is the connection's last."""
-        if self.reply is not None:
-            self.reply.keep_alive = False
 
     def pause(self) -> None:
         if self.reading and self.transport is not None:

@@ -7,7 +7,7 @@ import json
 from http import HTTPStatus
 from typing import Protocol
 
-from services.api.incoming import Headers
+from services.api.incoming import Headers, Whole
 
 NO_BODY = frozenset({204, 304})
 
@@ -56,11 +56,11 @@ class Reply:
         lines.append("\r\n")
         return "".join(lines).encode("latin-1")
 
-    async def whole(
-        self, status: int, reason: str, headers: Headers, body: bytes, length: int | None = None
-    ) -> None:
+    async def whole(self, answer: Whole) -> None:
         self.started = True
-        head = self.head(status, reason, headers, len(body) if length is None else length)
+        status, body = answer.status, answer.body
+        length = len(body) if answer.length is None else answer.length
+        head = self.head(status, answer.reason, answer.headers, length)
         sent = head if self.method == "HEAD" or status in NO_BODY else head + body
         self.conn.write(sent)
         await self.conn.drain()

@@ -75,7 +75,6 @@ class Request:
         except httptools.HttpParserCallbackError as error:
             if isinstance(error.__context__, _Pipelined):
                 self.keep_alive = False  # answered, then the connection ends
-                self.conn.no_keep_alive()
                 return
             self._fail(error.__context__ if isinstance(error.__context__, Refused) else None)
         except httptools.HttpParserUpgrade:
@@ -135,13 +134,11 @@ class Request:
         if chunked and coding != "chunked":
             raise Refused(400, "a request's Transfer-Encoding may only be 'chunked'")
         declared = int(length) if length is not None and not chunked else None
-        transport = self.conn.transport
-        peer = transport.get_extra_info("peername") if transport is not None else None
         incoming = Incoming(
             method=parser.get_method().decode("ascii"),
             raw_path=self.url.decode("latin-1"),
             headers=headers,
-            remote=str(peer[0]) if peer else "",
+            remote=self.conn.peer,
             host=headers.get("Host", ""),
             scheme="http",
             content_length=declared,

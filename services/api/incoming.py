@@ -55,8 +55,14 @@ class Whole:
     reason: str
     headers: Headers
     body: bytes
-    length: int | None
+    length: int | None = None
     """The Content-Length a HEAD answer states."""
+
+    @classmethod
+    def of(cls, response: web.Response) -> Whole:
+        """One of the request path's own answers (an error, a refusal)."""
+        assert isinstance(response.body, bytes)
+        return cls(response.status, response.reason, list(response.headers.items()), response.body)
 
 
 Outcome = int | Whole
@@ -66,10 +72,8 @@ Outcome = int | Whole
 class Sink(Protocol):
     """Where a response goes: written whole, or started and streamed."""
 
-    async def whole(
-        self, status: int, reason: str, headers: Headers, body: bytes, length: int | None = None
-    ) -> None:
-        """The response at once; `length` is the Content-Length a HEAD answer states."""
+    async def whole(self, answer: Whole) -> None:
+        """The response at once."""
 
     async def start(self, status: int, reason: str, headers: Headers, length: int | None) -> None:
         """The head of a response whose body follows (`length` None: not known)."""
@@ -82,13 +86,6 @@ class Sink(Protocol):
         """Drop the connection: a body that cannot be finished is never passed off as whole."""
 
 
-async def answer(sink: Sink, response: web.Response) -> None:
-    """One of the request path's own answers (an error, a refusal) written to `sink`."""
-    body = response.body
-    assert isinstance(body, bytes)
-    await sink.whole(response.status, response.reason, list(response.headers.items()), body)
-
-
 class AiohttpSink:
     """A `Sink` over aiohttp's response, for a call that came through aiohttp's server."""
 
@@ -96,13 +93,13 @@ class AiohttpSink:
         self.request = request
         self.response: web.StreamResponse | None = None
 
-    async def whole(
-        self, status: int, reason: str, headers: Headers, body: bytes, length: int | None = None
-    ) -> None:
-        response = web.Response(status=status, reason=reason or None, body=body)
-        response.headers.extend(headers)
-        if length is not None:
-            response.headers["Content-Length"] = str(length)
+    async def whole(self, answer: Whole) -> None:
+        response = web.Response(
+            status=answer.status, reason=answer.reason or None, body=answer.body
+        )
+        response.headers.extend(answer.headers)
+        if answer.length is not None:
+            response.headers["Content-Length"] = str(answer.length)
         self.response = response
 
     async def start(self, status: int, reason: str, headers: Headers, length: int | None) -> None:

@@ -26,7 +26,7 @@ from services.api.body import (
 )
 from services.api.call import Call
 from services.api.forwarding import BadRequest, function_segment, response_headers
-from services.api.incoming import Incoming, Outcome, Sink, Whole, answer
+from services.api.incoming import Incoming, Outcome, Sink, Whole
 from services.api.proxy_metrics import (
     COLD_START_SECONDS,
     COLD_STARTS,
@@ -114,15 +114,15 @@ class FunctionProxy:
     async def handle(self, request: Incoming, sink: Sink) -> None:
         """Serve one call, its answer written to `sink`."""
         admitted = self._admit(request)
-        if isinstance(admitted, web.Response):
-            return await answer(sink, admitted)
-        outcome = await self._call(request, *admitted, sink)
+        outcome: Outcome | web.Response = (
+            admitted
+            if isinstance(admitted, web.Response)
+            else await self._call(request, *admitted, sink)
+        )
         if isinstance(outcome, web.Response):
-            await answer(sink, outcome)
+            await sink.whole(Whole.of(outcome))
         elif isinstance(outcome, Whole):
-            await sink.whole(
-                outcome.status, outcome.reason, outcome.headers, outcome.body, outcome.length
-            )
+            await sink.whole(outcome)
 
     def _admit(self, request: Incoming) -> tuple[FunctionView, Target] | web.Response:
         """The function and revision a call goes to, or why it may not go."""

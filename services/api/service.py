@@ -18,7 +18,7 @@ from services.api.body import BodyBudget
 from services.api.control import ControlPlane
 from services.api.dashboard import Dashboard
 from services.api.front import Front
-from services.api.incoming import Incoming, Sink, aiohttp_route, answer
+from services.api.incoming import Incoming, Sink, Whole, aiohttp_route
 from services.api.peers import ApiPeers
 from services.api.proxy import FunctionProxy
 from services.api.relay import peer_proof
@@ -199,13 +199,6 @@ class Api:
 GATED = ("/fn/", "/v1/")
 
 
-async def lean_call(ctx: ServiceContext, proxy: FunctionProxy, call: Incoming, sink: Sink) -> None:
-    """A call the lean front took: the request path's, once the api is ready."""
-    if not ctx.ready:
-        return await answer(sink, starting())
-    await proxy.handle(call, sink)
-
-
 FIRST_SHARES_S = 15.0
 """How long a starting api waits to join its peers before it says it is ready anyway."""
 PEERS_STALL_S = 60.0
@@ -223,6 +216,14 @@ def until_ready(ctx: ServiceContext) -> Middleware:
         return await handler(request)
 
     return gate
+
+
+async def lean_call(ctx: ServiceContext, proxy: FunctionProxy, call: Incoming, sink: Sink) -> None:
+    """A call the lean front took: the request path's, once the api is ready (the gate
+    `until_ready` keeps on aiohttp's server)."""
+    if not ctx.ready:
+        return await sink.whole(Whole.of(starting()))
+    await proxy.handle(call, sink)
 
 
 def starting() -> web.Response:
